@@ -1,0 +1,304 @@
+"""Hits -> evidence sentences -> constrained generation -> verified citations -> ``Answer``.
+
+How a quote stays exact: the model never writes one. It sees the best few stored
+sentences numbered 1..n and, under a llama.cpp grammar, may only answer with a JSON
+object ``{"evidence": [ids], "answer": "..."}`` whose ids are drawn from 1..n. The program
+then copies each chosen sentence from the index, re-reads its source file and checks
+``page_text[start:end] == quote`` (and the file's sha256) before the citation is shown.
+
+No evidence: when the best chunk is not similar enough to the question, the model is not
+even asked; when the model picks no sentence, or none of its picks survives the checks,
+the answer is ``no_evidence``.
+
+This module does not retrieve (``retrieval``) and does not print (``cli``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+from .embedders import Embedder
+from .generators import Generator
+from .loaders import page_text_from_file
+from .types import Answer, Citation, Hit, Span
+
+
+@dataclass(frozen=True)
+class AnswerParams:
+    n_evidence: int = 8  # sentences shown to the model
+    max_citations: int = 3  # sentences it may pick
+    min_similarity: float = 0.30  # best chunk's cosine below this: no evidence, model not asked
+    min_evidence_similarity: float = 0.20  # a picked sentence below this is dropped
+    min_words: int = 4  # shorter spans (headings, table cells) are not offered as evidence
+    max_answer_chars: int = 400
+    max_tokens: int = 200  # generation budget
+
+
+NO_EVIDENCE_TEXT = "The indexed documents do not contain an answer to this question."
+
+SYSTEM_PROMPT = (
+    "You answer questions about the user's documents using only the numbered sentences "
+    "you are given. Reply with JSON only."
+)
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """One sentence offered to the model, with where it comes from."""
+
+    span: Span
+    source: str
+    sha256: str
+    paged: bool
+    encoding: str
+    similarity: float  # cosine with the question
+
+
+def select_evidence(question_vec, hits: Sequence[Hit], embedder: Embedder, params: AnswerParams) -> list[Evidence]:
+    """The ``n_evidence`` spans of the hits most similar to the question, best first."""
+    import numpy as np
+
+    cands: list[tuple[Span, Hit]] = []
+    seen: set[tuple[str, int, int, int]] = set()
+    for h in hits:
+        for s in h.chunk.spans:
+            key = (h.chunk.source, s.page, s.start, s.end)
+            if key in seen or len(s.text.split()) < params.min_words:
+                continue
+            seen.add(key)
+            cands.append((s, h))
+    if not cands:
+        return []
+    vecs = embedder.embed([" ".join(s.text.split()) for s, _ in cands])
+    sims = vecs @ np.asarray(question_vec, dtype=np.float32)
+    order = np.argsort(-sims, kind="stable")[: params.n_evidence]
+    return [
+        Evidence(cands[i][0], cands[i][1].chunk.source, cands[i][1].chunk.sha256, cands[i][1].paged,
+                 cands[i][1].encoding, float(sims[i]))
+        for i in order
+    ]
+
+
+def build_messages(question: str, evidence: Sequence[Evidence]) -> list[dict]:
+    lines = [f"[{i}] {' '.join(ev.span.text.split())}" for i, ev in enumerate(evidence, start=1)]
+    user = (
+        "Sentences:\n" + "\n".join(lines) + f"\n\nQuestion: {question}\n\n"
+        "Answer the question in one short sentence using only the sentences above, then give the "
+        "numbers of the sentences that support your answer. If the sentences do not answer the "
+        'question, reply {"answer": "", "evidence": []}.'
+    )
+    return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
+
+
+def grammar(n: int, max_citations: int, max_chars: int) -> str:
+    """GBNF for ``{"answer": "...", "evidence": [ids]}``, ids drawn from 1..n.
+
+    The answer comes first (so it can be streamed) and the model must then back it with
+    1..max_citations sentence numbers, or give the explicit empty reply for "no answer".
+
+    >>> print(grammar(2, 2, 10).splitlines()[3])
+    id ::= "1" | "2"
+    """
+    ids = " | ".join(f'"{i}"' for i in range(1, n + 1))
+    more = ' (", " id)?' * (max_citations - 1)
+    return "\n".join([
+        r'root ::= answered | "{\"answer\": \"\", \"evidence\": []}"',
+        r'answered ::= "{\"answer\": \"" char text "\", \"evidence\": [" id' + more + ' "]}"',
+        "text ::= " + f"char{{0,{max_chars}}}",
+        f"id ::= {ids}",
+        r'char ::= [^"\\\x00-\x1f] | "\\" ["\\/bfnrt]',
+    ])
+
+
+_MARKER = re.compile(r"\s*(\[\s*\d+(\s*[,;-]\s*\d+)*\s*\]|【\d+】|\(\s*\d+\s*\))")
+
+
+def clean_answer_text(text: str) -> str:
+    """Drop citation-like markers the model typed itself: only the program adds markers.
+
+    >>> clean_answer_text("It is 4 bits [2]. Yes [1, 3].")
+    'It is 4 bits. Yes.'
+    """
+    return " ".join(_MARKER.sub("", text).split())
+
+
+def parse_reply(text: str, n: int) -> tuple[list[int], str]:
+    """Evidence ids (1-based, deduplicated, in range) and answer text from the model's JSON."""
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError:
+        m = re.search(r"\{.*\}", text, re.S)
+        try:
+            obj = json.loads(m.group(0)) if m else {}
+        except json.JSONDecodeError:
+            obj = {}
+    ids: list[int] = []
+    for x in obj.get("evidence", []) if isinstance(obj, dict) else []:
+        try:
+            i = int(x)
+        except (TypeError, ValueError):
+            continue
+        if 1 <= i <= n and i not in ids:
+            ids.append(i)
+    answer = obj.get("answer", "") if isinstance(obj, dict) else ""
+    return ids, answer if isinstance(answer, str) else ""
+
+
+class SourceCache:
+    """Re-reads each cited file once: its sha256 and the text its offsets index."""
+
+    def __init__(self) -> None:
+        self._sha: dict[str, str | None] = {}
+        self._text: dict[tuple[str, int | None, str], str | None] = {}
+
+    def sha256(self, source: str) -> str | None:
+        if source not in self._sha:
+            try:
+                self._sha[source] = hashlib.sha256(Path(source).read_bytes()).hexdigest()
+            except OSError:
+                self._sha[source] = None
+        return self._sha[source]
+
+    def text(self, source: str, page: int | None, encoding: str) -> str | None:
+        key = (source, page, encoding)
+        if key not in self._text:
+            try:
+                self._text[key] = page_text_from_file(source, page, encoding)
+            except Exception:  # unreadable now: the citation cannot be verified
+                self._text[key] = None
+        return self._text[key]
+
+
+def verify(c: Citation, cache: SourceCache) -> str | None:
+    """None when the quote is byte-for-byte in the source, else the reason it is not."""
+    if cache.sha256(c.source) is None:
+        return f"{c.source} can no longer be read"
+    if cache.sha256(c.source) != c.sha256:
+        return f"{c.source} changed since it was ingested (run `rag ingest` again)"
+    text = cache.text(c.source, c.page, c.encoding)
+    if text is None or text[c.start : c.end] != c.quote:
+        return f"{c.source} [{c.start}:{c.end}] does not hold the stored quote"
+    return None
+
+
+def to_citation(i: int, ev: Evidence) -> Citation:
+    s = ev.span
+    return Citation(i, ev.source, ev.sha256, s.page if ev.paged else None, s.line_start, s.line_end,
+                    s.start, s.end, s.text, ev.encoding or "utf-8")
+
+
+def no_evidence(question: str, model: str, embedder: str, timings: dict, reason: str) -> Answer:
+    return Answer(question, NO_EVIDENCE_TEXT, "no_evidence", (), model, embedder, timings, reason)
+
+
+class AnswerStream:
+    """Feeds the answer text to ``on_text`` while the model's JSON is still being generated."""
+
+    _PREFIX = re.compile(r'"answer":\s*"')
+
+    def __init__(self, on_text: Callable[[str], None] | None) -> None:
+        self.on_text = on_text
+        self.buf = ""
+        self.sent = 0
+        self.started = -1
+
+    def feed(self, piece: str) -> None:
+        if not self.on_text:
+            return
+        self.buf += piece
+        if self.started < 0:
+            m = self._PREFIX.search(self.buf)
+            if not m:
+                return
+            self.started = self.sent = m.end()
+        end = len(self.buf)
+        while end > self.sent and self.buf[end - 1] == "\\":  # wait for the escaped char
+            end -= 1
+        q = self.buf.find('"', self.sent)
+        while q > 0 and self.buf[q - 1] == "\\":
+            q = self.buf.find('"', q + 1)
+        if q >= 0:
+            end = min(end, q)
+        if end > self.sent:
+            chunk = self.buf[self.sent : end]
+            try:
+                chunk = json.loads(f'"{chunk}"')
+            except json.JSONDecodeError:
+                pass
+            self.on_text(_MARKER.sub("", chunk))
+            self.sent = end
+
+
+def answer_question(
+    question: str,
+    hits: Sequence[Hit],
+    question_vec,
+    embedder: Embedder,
+    generator: Generator | Callable[[], Generator],
+    params: AnswerParams = AnswerParams(),
+    timings: dict | None = None,
+    on_text: Callable[[str], None] | None = None,
+    model_name: str = "",
+) -> Answer:
+    """The whole of ``rag ask`` after retrieval.
+
+    ``generator`` may be a factory: the model is then loaded only when there is evidence
+    to show it (an off-topic question costs no model load).
+    """
+    timings = dict(timings or {})
+    model = model_name or getattr(generator, "name", "")
+    emb = embedder.name
+    if not hits or max(h.similarity for h in hits) < params.min_similarity:
+        best = max((h.similarity for h in hits), default=0.0)
+        return no_evidence(question, model, emb, timings,
+                           f"no passage is close to the question (best similarity {best:.2f} < {params.min_similarity})")
+    t0 = time.perf_counter()
+    evidence = select_evidence(question_vec, hits, embedder, params)
+    timings["select_s"] = time.perf_counter() - t0
+    if not evidence:
+        return no_evidence(question, model, emb, timings, "the retrieved passages hold no citable sentence")
+    stream = AnswerStream(on_text)
+    if not hasattr(generator, "generate"):
+        generator = generator()  # type: ignore[operator]
+    gen = generator.generate(  # type: ignore[union-attr]
+        build_messages(question, evidence),
+        grammar=grammar(len(evidence), params.max_citations, params.max_answer_chars),
+        max_tokens=params.max_tokens,
+        on_text=stream.feed,
+    )
+    timings.update(llm_load_s=gen.load_s, first_token_s=gen.prompt_s, generate_s=gen.gen_s,
+                   prompt_tokens=float(gen.prompt_tokens), completion_tokens=float(gen.completion_tokens))
+    ids, text = parse_reply(gen.text, len(evidence))
+    picked = [evidence[i - 1] for i in ids if evidence[i - 1].similarity >= params.min_evidence_similarity]
+    if not picked:
+        why = "the model found no sentence that answers the question" if not ids else \
+            "the sentences the model picked are not related to the question"
+        return no_evidence(question, model, emb, timings, why)
+    t0 = time.perf_counter()
+    cache = SourceCache()
+    citations: list[Citation] = []
+    problems: list[str] = []
+    for ev in picked:
+        c = to_citation(len(citations) + 1, ev)
+        err = verify(c, cache)
+        if err:
+            problems.append(err)
+        else:
+            citations.append(c)
+    timings["verify_s"] = time.perf_counter() - t0
+    if not citations:
+        return no_evidence(question, model, emb, timings, "; ".join(problems))
+    text = clean_answer_text(text) or " ".join(" ".join(c.quote.split()) for c in citations)
+    markers = "".join(f"[{c.id}]" for c in citations)
+    if text.endswith((".", "!", "?")):
+        text = f"{text[:-1]} {markers}{text[-1]}"
+    else:
+        text = f"{text} {markers}"
+    return Answer(question, text, "answered", tuple(citations), model, emb, timings,
+                  "; ".join(problems))

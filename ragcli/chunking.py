@@ -1,0 +1,297 @@
+"""Page text -> sentence spans -> chunks, every one with exact offsets.
+
+What it does: finds sentence-like spans in a page (paragraph and markdown-line aware,
+abbreviation aware), splits any span too long for the embedder at word boundaries, and
+packs consecutive spans into chunks that fit the embedder's window *including* the
+context header that is embedded with them, so that every stored character is embedded.
+
+What it does not do: read files (``loaders``) or embed (``embedders``). Token counts come
+from a ``count`` callable, normally the embedder's own tokenizer.
+
+Invariant (property-tested): for every span and chunk, ``page.text[start:end] == text``.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import re
+from dataclasses import dataclass, replace
+from typing import Callable, Sequence
+
+from .types import Chunk, Document, Page, Span
+
+TokenCounter = Callable[[Sequence[str]], list[int]]  # texts -> wordpieces each, no special tokens
+
+
+@dataclass(frozen=True)
+class ChunkParams:
+    chunk_tokens: int = 200  # target wordpieces of chunk text per chunk
+    max_tokens: int = 254  # hard limit for header + chunk text (model window minus [CLS]/[SEP])
+    header_tokens: int = 40  # the context header is cut to this many wordpieces
+    version: int = 1  # bump when segmentation changes: old indexes must be rebuilt
+
+    def as_dict(self) -> dict:
+        return {
+            "chunk_tokens": self.chunk_tokens,
+            "max_tokens": self.max_tokens,
+            "header_tokens": self.header_tokens,
+            "version": self.version,
+        }
+
+
+# A block boundary: blank line(s), or a line that starts a markdown structure element.
+_BLOCK_LINE = re.compile(r"^[ \t]*(#{1,6}\s|[-*+]\s|\d{1,3}[.)]\s|>|\||```|~~~|={3,}|-{3,})", re.M)
+_BLANK = re.compile(r"\n[ \t\r\f\v]*\n")
+_SENT_END = re.compile(r"""[.!?…]+["'”’)\]]*(?=\s+["'“‘(\[]?[A-Z0-9À-ÖØ-Þ])""")
+_ABBREV = frozenset(
+    "e.g i.e etc vs cf al fig figs eq eqs no nos dr mr mrs ms prof st jr sr inc ltd co approx "
+    "ca resp dept est vol pp ed eds sec ch ref refs tab u.s u.k a.m p.m".split()
+)
+_LEAD_MARKUP = re.compile(r"^(#{1,6}\s+|[-*+]\s+|\d{1,3}[.)]\s+|>\s*|\|\s*)+")
+_TRAIL_MARKUP = re.compile(r"(\s*\|)+$")
+_WORD = re.compile(r"\w", re.U)
+
+
+def _blocks(text: str) -> list[tuple[int, int]]:
+    """Paragraph-like blocks as (start, end); markdown lines (headings, items, rows) alone."""
+    out: list[tuple[int, int]] = []
+    pos = 0
+    for m in _BLANK.finditer(text):
+        out.extend(_split_md_lines(text, pos, m.start()))
+        pos = m.end()
+    out.extend(_split_md_lines(text, pos, len(text)))
+    return out
+
+
+def _split_md_lines(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    block_start = start
+    line_start = start
+    while line_start < end:
+        nl = text.find("\n", line_start, end)
+        line_end = end if nl == -1 else nl + 1
+        if line_start > block_start and _BLOCK_LINE.match(text, line_start, line_end):
+            out.append((block_start, line_start))
+            block_start = line_start
+        if _BLOCK_LINE.match(text, line_start, line_end) and text[line_start:line_end].lstrip()[:1] in "#|":
+            # headings and table rows are single-line blocks
+            out.append((block_start, line_end))
+            block_start = line_end
+        line_start = line_end
+    if block_start < end:
+        out.append((block_start, end))
+    return out
+
+
+def _is_abbreviation(text: str, dot: int) -> bool:
+    """True when the '.' at ``dot`` ends an abbreviation or an initial ("Dr.", "e.g.", "J.")."""
+    if text[dot] != ".":
+        return False
+    i = dot
+    while i > 0 and (text[i - 1].isalnum() or text[i - 1] == "."):
+        i -= 1
+    word = text[i:dot].lower()
+    return word in _ABBREV or (len(word) == 1 and word.isalpha())
+
+
+def sentence_ranges(text: str) -> list[tuple[int, int]]:
+    """Sentence-like ranges of ``text``, trimmed of whitespace and leading markdown markers.
+
+    >>> t = "# Title\\nDr. Smith works at e.g. home. It is 3.5 km away! Yes."
+    >>> [t[a:b] for a, b in sentence_ranges(t)]
+    ['Title', 'Dr. Smith works at e.g. home.', 'It is 3.5 km away!', 'Yes.']
+    """
+    out: list[tuple[int, int]] = []
+    for b_start, b_end in _blocks(text):
+        pos = b_start
+        block = text[b_start:b_end]
+        for m in _SENT_END.finditer(block):
+            end = b_start + m.end()
+            if _is_abbreviation(text, b_start + m.start()) and m.end() - m.start() == 1:
+                continue
+            out.extend(_trim(text, pos, end))
+            pos = end
+        out.extend(_trim(text, pos, b_end))
+    return out
+
+
+def _trim(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    seg = text[start:end]
+    lead = len(seg) - len(seg.lstrip())
+    seg = seg.strip()
+    if not seg:
+        return []
+    m = _LEAD_MARKUP.match(seg)
+    if m:
+        lead += m.end()
+        seg = seg[m.end() :]
+    t = _TRAIL_MARKUP.search(seg)
+    if t:
+        seg = seg[: t.start()]
+    seg = seg.rstrip()
+    if not _WORD.search(seg):  # rules, separators, lone punctuation: not citable
+        return []
+    s = start + lead
+    return [(s, s + len(seg))]
+
+
+class LineIndex:
+    """Maps offsets to 1-based line numbers (a line ends with '\\n'; CRLF counts once)."""
+
+    def __init__(self, text: str) -> None:
+        self._nl = [i for i, ch in enumerate(text) if ch == "\n"]
+
+    def line(self, offset: int) -> int:
+        return bisect.bisect_left(self._nl, offset) + 1
+
+
+def _split_long(text: str, start: int, end: int, count: TokenCounter, limit: int) -> list[tuple[int, int]]:
+    """Cut [start, end) at whitespace into pieces of at most ``limit`` wordpieces.
+
+    BERT wordpiece counts are additive over whitespace-separated words, so words are
+    counted once and packed greedily; a single word longer than the limit is cut by
+    characters as a last resort.
+    """
+    words = [(m.start() + start, m.end() + start) for m in re.finditer(r"\S+", text[start:end])]
+    counts = count([text[a:b] for a, b in words])
+    pieces: list[tuple[int, int]] = []
+    cur_start, cur_end, cur_n = -1, -1, 0
+    for (a, b), n in zip(words, counts):
+        if n > limit:  # pathological token (a base64 blob, a 5 kB URL): hard character cut
+            if cur_start >= 0:
+                pieces.append((cur_start, cur_end))
+                cur_start, cur_n = -1, 0
+            step = max(1, (b - a) * limit // (n + 1))
+            for s in range(a, b, step):
+                pieces.append((s, min(b, s + step)))
+            continue
+        if cur_start >= 0 and cur_n + n > limit:
+            pieces.append((cur_start, cur_end))
+            cur_start, cur_n = -1, 0
+        if cur_start < 0:
+            cur_start = a
+        cur_end, cur_n = b, cur_n + n
+    if cur_start >= 0:
+        pieces.append((cur_start, cur_end))
+    return pieces
+
+
+def page_spans(page: Page, count: TokenCounter, limit: int) -> list[tuple[Span, int]]:
+    """Spans of one page with their wordpiece counts; none longer than ``limit``."""
+    view = page.visible
+    ranges = sentence_ranges(view)
+    counts = count([view[a:b] for a, b in ranges]) if ranges else []
+    final: list[tuple[int, int, int]] = []
+    for (a, b), n in zip(ranges, counts):
+        if n <= limit:
+            final.append((a, b, n))
+        else:
+            pieces = _split_long(view, a, b, count, limit)
+            for (pa, pb), pn in zip(pieces, count([view[pa:pb] for pa, pb in pieces])):
+                final.append((pa, pb, pn))
+    lines = LineIndex(page.text)
+    return [
+        (Span(page.number, a, b, lines.line(a), lines.line(b - 1), page.text[a:b]), n)
+        for a, b, n in final
+    ]
+
+
+def chunk_key(sha256: str, page: int, start: int, end: int) -> str:
+    return hashlib.sha1(f"{sha256}:{page}:{start}:{end}".encode()).hexdigest()[:16]
+
+
+def chunk_document(doc: Document, count: TokenCounter, params: ChunkParams) -> list[Chunk]:
+    """Pack each page's spans greedily into chunks of about ``params.chunk_tokens``.
+
+    A chunk never crosses a page. The budget leaves room for the header (title and section)
+    that ``embed_text`` puts in front, so header + chunk always fits ``params.max_tokens``.
+    """
+    budget = min(params.chunk_tokens, params.max_tokens - params.header_tokens)
+    title = _title(doc)
+    chunks: list[Chunk] = []
+    for page in doc.pages:
+        spans = page_spans(page, count, budget)
+        heading = title
+        group: list[Span] = []
+        group_n = 0
+        group_heading = heading
+
+        def flush() -> None:
+            if not group:
+                return
+            a, b = group[0].start, group[-1].end
+            lines_a, lines_b = group[0].line_start, group[-1].line_end
+            text = page.text[a:b]
+            body = " ".join(" ".join(page.visible[s.start : s.end].split()) for s in group)
+            header = _cut_header(group_heading, count, params.header_tokens)
+            if header and body.startswith(header):  # a chunk that opens with its own heading
+                header = ""
+            chunks.append(
+                Chunk(
+                    key=chunk_key(doc.sha256, page.number, a, b),
+                    source=doc.path,
+                    sha256=doc.sha256,
+                    page=page.number,
+                    start=a,
+                    end=b,
+                    line_start=lines_a,
+                    line_end=lines_b,
+                    text=text,
+                    spans=tuple(group),
+                    heading=group_heading,
+                    embed=f"{header}: {body}" if header else body,
+                )
+            )
+
+        for span, n in spans:
+            is_heading = _is_heading(page.visible, span)
+            if group and (group_n + n > budget or is_heading):
+                flush()
+                group, group_n = [], 0
+            if is_heading:
+                heading = _join_heading(title, span.text)
+            if not group:
+                group_heading = heading
+            group.append(span)
+            group_n += n
+        flush()
+    # exact wordpiece counts of what is embedded (the header may merge with the body)
+    ns = count([c.embed for c in chunks]) if chunks else []
+    return [replace(c, n_tokens=n) for c, n in zip(chunks, ns)]
+
+
+def _is_heading(view: str, span: Span) -> bool:
+    line_start = view.rfind("\n", 0, span.start) + 1
+    return view[line_start : span.start].lstrip().startswith("#")
+
+
+def _join_heading(title: str, heading: str) -> str:
+    heading = heading.strip()
+    if not title or heading.lower() == title.lower():
+        return heading
+    return f"{title} — {heading}"
+
+
+def _title(doc: Document) -> str:
+    """The first markdown H1, else the file name without suffix."""
+    first = doc.pages[0].visible[:2000] if doc.pages else ""
+    m = re.search(r"^#\s+(.+?)\s*$", first, re.M)
+    if m:
+        return m.group(1)
+    name = doc.path.rsplit("/", 1)[-1]
+    return name.rsplit(".", 1)[0].replace("_", " ").replace("-", " ")
+
+
+def _cut_header(header: str, count: TokenCounter, limit: int) -> str:
+    """Keep the leading words of ``header`` that fit in ``limit`` wordpieces (1 kept for ':')."""
+    words = header.split()
+    if not words:
+        return ""
+    total, keep = 0, 0
+    for n in count(words):
+        if total + n + 1 > limit:
+            break
+        total += n
+        keep += 1
+    return " ".join(words[:keep])

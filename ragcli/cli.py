@@ -1,0 +1,345 @@
+"""The ``rag`` command: argument parsing, printing and exit codes, nothing else.
+
+Exit codes:
+  0  success
+  1  error (the message on stderr says what to do)
+  2  usage error (bad flags, empty question)
+  3  ingest finished but some files failed
+  4  no evidence: the documents do not answer the question
+130  interrupted (Ctrl-C); the index is left as it was
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Callable, List, Optional
+
+import typer
+
+from . import __version__
+from .config import Settings, resolve_settings
+from .errors import RagError, UsageError
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_PARTIAL, EXIT_NO_EVIDENCE = 0, 1, 2, 3, 4
+
+EPILOG = (
+    "Exit codes: 0 success, 1 error, 2 usage error, 3 ingest finished but some files failed, "
+    "4 no evidence for an answer, 130 interrupted."
+)
+
+app = typer.Typer(
+    name="rag",
+    help="Answer questions about your own documents, offline, with exact verified quotes.",
+    epilog=EPILOG,
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+IndexOpt = typer.Option(None, "--index", help="Index directory (env RAG_INDEX; default $XDG_DATA_HOME/ragcli).")
+ModelsOpt = typer.Option(None, "--models", help="Extra models.toml whose entries add to / override the built-in ones.")
+JsonOpt = typer.Option(False, "--json", help="Machine-readable output on stdout.")
+DebugOpt = typer.Option(False, "--debug", help="Show a Python traceback on errors.")
+
+
+def _err(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _run(debug: bool, fn: Callable[[], int]) -> None:
+    """Run one command body; map errors to messages and exit codes in one place."""
+    try:
+        code = fn()
+    except RagError as e:
+        if debug:
+            traceback.print_exc()
+        _err(f"rag: error: {e}")
+        code = e.exit_code
+    except KeyboardInterrupt:
+        _err("rag: interrupted; the index is unchanged (the previous complete version is kept)")
+        code = 130
+    except BrokenPipeError:
+        code = 0
+        try:
+            sys.stdout = open(os.devnull, "w")
+        except OSError:
+            pass
+    except Exception as e:  # a bug: say so briefly, the traceback only on request
+        if debug:
+            traceback.print_exc()
+        _err(f"rag: internal error: {type(e).__name__}: {e} (run again with --debug for details)")
+        code = EXIT_ERROR
+    raise typer.Exit(code)
+
+
+def _settings(index: Optional[Path], models: Optional[Path], debug: bool, **kw: object) -> Settings:
+    return resolve_settings(index=index, models=models, debug=debug, **kw)
+
+
+def _display_path(p: str) -> str:
+    try:
+        rel = os.path.relpath(p)
+    except ValueError:
+        return p
+    return p if rel.startswith("..") else rel
+
+
+class _Progress:
+    """A one-line progress bar on stderr, only when stderr is a terminal."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.last = 0.0
+        self.phase = ""
+
+    def __call__(self, phase: str, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if phase == self.phase and done < total and now - self.last < 0.1:
+            return
+        self.last, self.phase = now, phase
+        width = 30
+        filled = int(width * done / total) if total else width
+        sys.stderr.write(f"\r{phase:<10} [{'#' * filled}{'.' * (width - filled)}] {done}/{total} ")
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.enabled and self.phase:
+            sys.stderr.write("\r" + " " * 70 + "\r")
+            sys.stderr.flush()
+
+
+@app.command()
+def ingest(
+    paths: List[Path] = typer.Argument(None, help="Files and directories (recursive)."),
+    index: Optional[Path] = IndexOpt,
+    models: Optional[Path] = ModelsOpt,
+    exclude: List[str] = typer.Option([], "--exclude", help="Skip files/directories matching this glob (repeatable)."),
+    hidden: bool = typer.Option(False, "--hidden", help="Also ingest hidden files and directories (.git, .venv, ...)."),
+    rebuild: bool = typer.Option(False, "--rebuild", help="Re-ingest everything from scratch (no PATH: the recorded ones)."),
+    embedder: Optional[str] = typer.Option(None, "--embedder", help="Embedder for a new or rebuilt index (env RAG_EMBEDDER)."),
+    max_file_size: float = typer.Option(50.0, "--max-file-size", help="Skip files larger than this many MB."),
+    no_wait: bool = typer.Option(False, "--no-wait", help="Fail at once if another ingest is writing the index."),
+    as_json: bool = JsonOpt,
+    debug: bool = DebugOpt,
+) -> None:
+    """Add files to the index; changed files are re-read, deleted ones removed."""
+
+    def body() -> int:
+        from .pipeline import ingest as do_ingest
+
+        if not paths and not rebuild:
+            raise UsageError("give at least one file or directory to ingest")
+        settings = _settings(index, models, debug, embedder=embedder)
+        bar = _Progress(sys.stderr.isatty())
+        try:
+            report = do_ingest(
+                [str(p) for p in paths or []], settings, excludes=exclude, include_hidden=hidden,
+                rebuild=rebuild, max_file_size=int(max_file_size * 1e6), wait=not no_wait,
+                progress=bar, on_message=_err,
+            )
+        finally:
+            bar.close()
+        if as_json:
+            print(json.dumps(report.to_json(), ensure_ascii=False))
+        else:
+            for path, reason in report.failed:
+                _err(f"failed: {_display_path(path)}: {reason}")
+            print(
+                f"{len(report.added)} added, {len(report.updated)} updated, {len(report.unchanged)} unchanged, "
+                f"{len(report.removed)} removed, {len(report.failed)} failed "
+                f"({report.chunks} chunks embedded in {report.seconds:.1f}s) -> {report.index}"
+            )
+        return report.exit_code
+
+    _run(debug, body)
+
+
+@app.command()
+def search(
+    query: str = typer.Argument(..., help="What to look for ('-' reads standard input)."),
+    k: int = typer.Option(5, "-k", "--top", min=1, max=1000, help="Number of passages."),
+    mode: str = typer.Option("hybrid", "--mode", help="dense | lexical | hybrid"),
+    index: Optional[Path] = IndexOpt,
+    models: Optional[Path] = ModelsOpt,
+    as_json: bool = JsonOpt,
+    debug: bool = DebugOpt,
+) -> None:
+    """Show the passages that best match QUERY (no language model)."""
+
+    def body() -> int:
+        from .pipeline import search as do_search
+
+        q = _read_question(query)
+        res = do_search(q, _settings(index, models, debug), k=k, mode=mode)
+        for h in res.hits:
+            c = h.chunk
+            row = {
+                "rank": h.rank, "score": round(h.score, 6), "similarity": round(h.similarity, 6),
+                "source": c.source, "sha256": c.sha256, "page": c.page if h.paged else None,
+                "line_start": c.line_start, "line_end": c.line_end, "start": c.start, "end": c.end,
+                "encoding": h.encoding, "text": c.text,
+            }
+            if as_json:
+                print(json.dumps(row, ensure_ascii=False))
+            else:
+                where = _where(c.source, c.page if h.paged else None, c.line_start, c.line_end)
+                print(f"{h.rank}. {where}  (score {h.score:.3f})")
+                print("   " + " ".join(c.text.split())[:400])
+        if not res.hits and not as_json:
+            _err("no matching passages")
+        return EXIT_OK
+
+    _run(debug, body)
+
+
+def _where(source: str, page: Optional[int], a: int, b: int) -> str:
+    lines = f"l.{a}" if a == b else f"l.{a}-{b}"
+    return f"{_display_path(source)} p.{page} {lines}" if page else f"{_display_path(source)} {lines}"
+
+
+def _read_question(arg: Optional[str]) -> str:
+    if arg is None or arg == "-":
+        if arg is None and sys.stdin.isatty():
+            raise UsageError("give a question as an argument, or '-' to read it from standard input")
+        data = sys.stdin.buffer.read(1_000_000)
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise UsageError("the question on standard input is not UTF-8 text") from None
+    return arg
+
+
+@app.command()
+def ask(
+    question: Optional[str] = typer.Argument(None, help="The question ('-' or none with a pipe: standard input)."),
+    k: int = typer.Option(5, "-k", "--top", min=1, max=100, help="Passages retrieved."),
+    model: Optional[str] = typer.Option(None, "--model", help="LLM from the registry (env RAG_MODEL)."),
+    mode: str = typer.Option("hybrid", "--mode", help="Retrieval: dense | lexical | hybrid"),
+    index: Optional[Path] = IndexOpt,
+    models: Optional[Path] = ModelsOpt,
+    as_json: bool = JsonOpt,
+    debug: bool = DebugOpt,
+) -> None:
+    """Answer QUESTION from the index, citing verified quotes."""
+
+    def body() -> int:
+        from .pipeline import ask as do_ask
+
+        q = _read_question(question)
+        settings = _settings(index, models, debug, model=model)
+        streaming = sys.stdout.isatty() and not as_json
+        streamed: list[str] = []
+
+        def on_text(piece: str) -> None:
+            streamed.append(piece)
+            sys.stdout.write(piece)
+            sys.stdout.flush()
+
+        ans = do_ask(q, settings, k=k, mode=mode, on_text=on_text if streaming else None)
+        if as_json:
+            print(json.dumps(ans.to_json(), ensure_ascii=False))
+        else:
+            if streamed:
+                sys.stdout.write("\r\033[K")  # replace the streamed draft with the final text
+            print(ans.answer)
+            if ans.citations:
+                print("\nSources:")
+                for c in ans.citations:
+                    print(f"[{c.id}] {_where(c.source, c.page, c.line_start, c.line_end)}")
+                    print(f'    "{" ".join(c.quote.split())}"')
+        if ans.status == "no_evidence":
+            if ans.reason and not as_json:
+                _err(f"rag: no evidence: {ans.reason}")
+            return EXIT_NO_EVIDENCE
+        if ans.reason:
+            _err(f"rag: warning: {ans.reason}")
+        return EXIT_OK
+
+    _run(debug, body)
+
+
+@app.command()
+def status(
+    index: Optional[Path] = IndexOpt,
+    models: Optional[Path] = ModelsOpt,
+    as_json: bool = JsonOpt,
+    debug: bool = DebugOpt,
+) -> None:
+    """Where the index is and what it holds."""
+
+    def body() -> int:
+        from .pipeline import status as do_status
+
+        st = do_status(_settings(index, models, debug))
+        if as_json:
+            print(json.dumps(st, ensure_ascii=False))
+            return EXIT_OK
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(st["last_ingest"])) if st["last_ingest"] else "never"
+        print(f"index:       {st['index']}")
+        print(f"documents:   {st['documents']} ({st['pages']} pages)")
+        print(f"chunks:      {st['chunks']} ({st['spans']} sentences)")
+        print(f"embedder:    {st['embedder']} (dim {st['dim']})")
+        print(f"size:        {st['size_bytes'] / 1e6:.1f} MB")
+        print(f"last ingest: {when}")
+        for r in st["roots"]:
+            print(f"source:      {r}")
+        return EXIT_OK
+
+    _run(debug, body)
+
+
+@app.command("models")
+def models_cmd(
+    fetch: bool = typer.Option(False, "--fetch", help="Assemble/download and verify the default models (or --model)."),
+    model: Optional[str] = typer.Option(None, "--model", help="With --fetch: this LLM instead of the default."),
+    models: Optional[Path] = ModelsOpt,
+    as_json: bool = JsonOpt,
+    debug: bool = DebugOpt,
+) -> None:
+    """List the models in the registry; --fetch prepares them for offline use."""
+
+    def body() -> int:
+        from .pipeline import fetch_models, list_models
+
+        settings = _settings(None, models, debug, model=model)
+        if fetch:
+            for name, path in fetch_models(settings):
+                _err(f"ready: {name} -> {path}")
+        rows = list_models(settings)
+        if as_json:
+            for r in rows:
+                print(json.dumps(r, ensure_ascii=False))
+            return EXIT_OK
+        for r in rows:
+            flag = "*" if r["default"] else " "
+            avail = "available" if r["available"] else "not installed"
+            print(f"{flag} {r['kind']:<8} {r['name']:<24} {avail:<14} {r['description']}")
+        print("(* = default)")
+        return EXIT_OK
+
+    _run(debug, body)
+
+
+def version_callback(value: bool) -> None:
+    if value:
+        print(f"ragcli {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: bool = typer.Option(False, "--version", callback=version_callback, is_eager=True, help="Show the version."),
+) -> None:
+    """Answer questions about your own documents, offline, with exact verified quotes."""
+
+
+def run() -> None:
+    app(prog_name="rag")

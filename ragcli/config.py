@@ -1,0 +1,81 @@
+"""Settings and where things live on disk; the one place precedence is resolved.
+
+Precedence, lowest first: built-in defaults < models.toml < environment (``RAG_INDEX``,
+``RAG_MODEL``, ``RAG_EMBEDDER``, ``RAG_MODELS``) < command-line flags. This module does not
+read models.toml itself (see ``registry``); it only decides which files are read.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Mapping
+
+
+def xdg_dir(var: str, fallback: str, env: Mapping[str, str] | None = None) -> Path:
+    """``$var`` if set and absolute (as the XDG spec asks), else ``~/<fallback>``."""
+    env = os.environ if env is None else env
+    value = env.get(var, "")
+    if value and os.path.isabs(value):
+        return Path(value)
+    return Path.home() / fallback
+
+
+def default_index_dir(env: Mapping[str, str] | None = None) -> Path:
+    return xdg_dir("XDG_DATA_HOME", ".local/share", env) / "ragcli"
+
+
+def default_cache_dir(env: Mapping[str, str] | None = None) -> Path:
+    return xdg_dir("XDG_CACHE_HOME", ".cache", env) / "ragcli"
+
+
+def user_models_file(env: Mapping[str, str] | None = None) -> Path:
+    return xdg_dir("XDG_CONFIG_HOME", ".config", env) / "ragcli" / "models.toml"
+
+
+@dataclass(frozen=True)
+class Settings:
+    index_dir: Path  # where the FAISS + SQLite index lives
+    cache_dir: Path  # assembled / downloaded model files
+    models_files: tuple[Path, ...]  # extra registry files, later ones override earlier ones
+    model: str | None = None  # LLM name; None = the registry's default
+    embedder: str | None = None  # embedder name for a new index; None = the registry's default
+    k: int = 5  # passages retrieved for search / ask
+    mode: str = "hybrid"  # retrieval: "dense" | "lexical" | "hybrid"
+    n_threads: int | None = None  # llama.cpp / torch threads; None = all cores
+    debug: bool = False  # show tracebacks
+
+
+def resolve_settings(
+    *,
+    index: str | Path | None = None,
+    models: str | Path | None = None,
+    model: str | None = None,
+    embedder: str | None = None,
+    env: Mapping[str, str] | None = None,
+    **overrides: object,
+) -> Settings:
+    """Flags win over the environment, which wins over defaults.
+
+    >>> resolve_settings(index="/tmp/i", env={"RAG_INDEX": "/x"}).index_dir
+    PosixPath('/tmp/i')
+    """
+    env = os.environ if env is None else env
+    index_dir = Path(index or env.get("RAG_INDEX") or default_index_dir(env)).expanduser()
+    files: list[Path] = []
+    user_file = user_models_file(env)
+    if user_file.is_file():
+        files.append(user_file)
+    extra = models or env.get("RAG_MODELS")
+    if extra:
+        files.append(Path(extra).expanduser())
+    settings = Settings(
+        index_dir=index_dir.absolute(),
+        cache_dir=Path(env.get("RAG_CACHE") or default_cache_dir(env)).expanduser(),
+        models_files=tuple(files),
+        model=model or env.get("RAG_MODEL") or None,
+        embedder=embedder or env.get("RAG_EMBEDDER") or None,
+    )
+    clean = {k: v for k, v in overrides.items() if v is not None}
+    return replace(settings, **clean) if clean else settings  # type: ignore[arg-type]

@@ -1,0 +1,71 @@
+"""Every error ragcli raises on purpose, and the exit code each one maps to.
+
+The tree::
+
+    RagError                      exit 1  base: message says what to do next
+    ├── UsageError                exit 2  bad flag values, empty/huge/binary question
+    ├── ConfigError               exit 1  models.toml unreadable or invalid
+    │   └── UnknownModelError     exit 1  a model name not in the registry (lists the known ones)
+    ├── ModelUnavailableError     exit 1  model file missing, not downloadable offline, bad sha256
+    ├── IndexNotFoundError        exit 1  no index at that location yet
+    ├── IndexBusyError            exit 1  another ingest holds the index lock (with --no-wait)
+    ├── StaleIndexError           exit 1  index built with another embedder/chunking/format
+    ├── DamagedIndexError         exit 1  index files unreadable or inconsistent
+    ├── StorageError              exit 1  disk full / permission problems while writing
+    └── SourceError               (not fatal) one input file could not be ingested
+
+This module knows nothing of the CLI; ``cli.py`` maps ``exit_code`` to the process exit status.
+"""
+
+from __future__ import annotations
+
+
+class RagError(Exception):
+    """Base class: ``str(err)`` is a complete, user-facing message."""
+
+    exit_code = 1
+
+
+class UsageError(RagError):
+    exit_code = 2
+
+
+class ConfigError(RagError):
+    pass
+
+
+class UnknownModelError(ConfigError):
+    pass
+
+
+class ModelUnavailableError(RagError):
+    pass
+
+
+class IndexNotFoundError(RagError):
+    pass
+
+
+class IndexBusyError(RagError):
+    pass
+
+
+class StaleIndexError(RagError):
+    pass
+
+
+class DamagedIndexError(RagError):
+    pass
+
+
+class StorageError(RagError):
+    pass
+
+
+class SourceError(RagError):
+    """One input file could not be read; ingest records it and goes on (exit 3 at the end)."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason

@@ -1,0 +1,67 @@
+"""Query -> ranked ``Hit``s, in three modes over one ``Store``.
+
+- ``dense``: cosine similarity of embeddings (FAISS inner product over unit vectors);
+- ``lexical``: BM25 over chunk text (SQLite FTS5, porter stemming);
+- ``hybrid``: reciprocal-rank fusion of both lists (score = sum of 1 / (60 + rank)).
+
+Every hit also carries ``similarity``, the dense cosine with the query, whatever the
+mode: ``answer`` uses it to decide whether the index holds evidence at all.
+This module does not embed documents nor talk to the LLM.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .embedders import Embedder
+from .errors import UsageError
+from .store import Store
+from .types import Hit
+
+if TYPE_CHECKING:
+    import numpy as np
+
+MODES = ("dense", "lexical", "hybrid")
+RRF_K = 60  # the usual constant of reciprocal-rank fusion (Cormack et al., 2009)
+
+
+def search(store: Store, embedder: Embedder, query: str, k: int = 5, mode: str = "hybrid",
+           query_vector: "np.ndarray | None" = None) -> list[Hit]:
+    """The ``k`` best chunks for ``query``, best first."""
+    import numpy as np
+
+    if mode not in MODES:
+        raise UsageError(f"unknown retrieval mode '{mode}'; use one of: {', '.join(MODES)}")
+    if k <= 0:
+        return []
+    q = embedder.embed([query])[0] if query_vector is None else query_vector
+    index = store.vector_index()
+    pool = max(k, 50) if mode == "hybrid" else k
+    dense: list[tuple[int, float]] = []
+    if mode in ("dense", "hybrid") and index.ntotal:
+        scores, ids = index.search(q.reshape(1, -1).astype(np.float32), min(pool, index.ntotal))
+        dense = [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+    lexical = store.lexical(query, pool) if mode in ("lexical", "hybrid") else []
+    if mode == "dense":
+        ranked = dense
+    elif mode == "lexical":
+        ranked = lexical
+    else:
+        fused: dict[int, float] = {}
+        for lst in (dense, lexical):
+            for rank, (cid, _) in enumerate(lst, start=1):
+                fused[cid] = fused.get(cid, 0.0) + 1.0 / (RRF_K + rank)
+        ranked = sorted(fused.items(), key=lambda kv: -kv[1])
+    ranked = ranked[:k]
+    cos = dict(dense)
+    missing = [cid for cid, _ in ranked if cid not in cos]
+    for cid in missing:  # lexical-only hits: cosine from the stored vector
+        cos[cid] = float(np.dot(index.reconstruct(cid), q))
+    rows = store.chunks([cid for cid, _ in ranked])
+    hits = []
+    for rank, (cid, score) in enumerate(ranked, start=1):
+        if cid not in rows:
+            raise store.damaged(f"chunk {cid} is in the vector index but not in the database")
+        chunk, doc = rows[cid]
+        hits.append(Hit(chunk, score, rank, cos[cid], paged=doc.kind == "pdf", encoding=doc.encoding))
+    return hits

