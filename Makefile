@@ -1,0 +1,39 @@
+# Two commands do all set-up on a fresh machine (see README):
+#   make demo   - install, prepare the default models offline, ingest sample_corpus/, ask a question
+#   make test   - install, run the whole test suite (real embedder and real GGUF included)
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+DEMO_INDEX ?= .rag-demo
+DEMO_QUESTION ?= What does the K in Q4_K_M stand for?
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-16)
+export HF_HUB_OFFLINE := 1
+
+.PHONY: setup demo test lint clean
+
+setup: $(STAMP)
+
+# torch first, and pinned: the CPU build on this machine's disk, never a multi-GB CUDA build.
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e ".[models,test]"
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+demo: setup
+	$(BIN)/rag models --fetch
+	$(BIN)/rag ingest sample_corpus --index $(DEMO_INDEX)
+	$(BIN)/rag ask "$(DEMO_QUESTION)" --index $(DEMO_INDEX)
+	@echo
+	@echo "Try more: $(BIN)/rag ask \"How long is the context window of Llama 2?\" --index $(DEMO_INDEX)"
+
+test: setup
+	RAG_TEST_CACHE=$(CURDIR)/.cache/test-models $(BIN)/python -m pytest
+
+lint: setup
+	$(BIN)/ruff check ragcli tests bench
+
+clean:
+	rm -rf $(DEMO_INDEX) .cache .pytest_cache
