@@ -19,12 +19,13 @@ import hashlib
 import json
 import re
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
 
 from .embedders import Embedder
 from .generators import Generator
+from .grounding import support, unsupported_claims
 from .loaders import page_text_from_file
 from .types import Answer, Citation, Hit, Span
 
@@ -193,6 +194,40 @@ def to_citation(i: int, ev: Evidence) -> Citation:
                     s.start, s.end, s.text, ev.encoding or "utf-8")
 
 
+def repair_picks(answer: str, picked: list[Evidence], evidence: Sequence[Evidence], limit: int) -> list[Evidence]:
+    """Put first the offered sentence that contains the answer, when the model picked worse.
+
+    Small models often give the right answer but the wrong sentence numbers. A sentence
+    that holds at least 3/4 of the answer's words and numbers, more than any sentence the
+    model picked, is cited first. An answer no sentence supports is left alone here
+    (``grounding`` replaces its text later). Only picks are reordered: an empty pick
+    list (the model's "no answer") stays empty.
+    """
+    if not picked or not answer:
+        return picked
+    scored = [(support(answer, ev.span.text), -i, ev) for i, ev in enumerate(evidence)]
+    best_score, _, best = max(scored, key=lambda t: t[:2])
+    picked_best = max(support(answer, ev.span.text) for ev in picked)
+    if best_score >= 0.75 and best_score > picked_best:
+        return ([best] + [ev for ev in picked if ev is not best])[:limit]
+    return picked
+
+
+def with_markers(text: str, citations: Sequence[Citation]) -> str:
+    """The answer with its citation markers; no text: the quotes themselves, each marked.
+
+    >>> c = Citation(1, "f", "h", None, 1, 1, 0, 3, "Yes.")
+    >>> with_markers("It is.", [c]), with_markers("", [c])
+    ('It is [1].', 'Yes. [1]')
+    """
+    if not text:
+        return " ".join(f"{' '.join(c.quote.split())} [{c.id}]" for c in citations)
+    markers = "".join(f"[{c.id}]" for c in citations)
+    if text.endswith((".", "!", "?")):
+        return f"{text[:-1]} {markers}{text[-1]}"
+    return f"{text} {markers}"
+
+
 def no_evidence(question: str, model: str, embedder: str, timings: dict, reason: str) -> Answer:
     return Answer(question, NO_EVIDENCE_TEXT, "no_evidence", (), model, embedder, timings, reason)
 
@@ -276,6 +311,7 @@ def answer_question(
                    prompt_tokens=float(gen.prompt_tokens), completion_tokens=float(gen.completion_tokens))
     ids, text = parse_reply(gen.text, len(evidence))
     picked = [evidence[i - 1] for i in ids if evidence[i - 1].similarity >= params.min_evidence_similarity]
+    picked = repair_picks(clean_answer_text(text), picked, evidence, params.max_citations)
     if not picked:
         why = "the model found no sentence that answers the question" if not ids else \
             "the sentences the model picked are not related to the question"
@@ -294,11 +330,11 @@ def answer_question(
     timings["verify_s"] = time.perf_counter() - t0
     if not citations:
         return no_evidence(question, model, emb, timings, "; ".join(problems))
-    text = clean_answer_text(text) or " ".join(" ".join(c.quote.split()) for c in citations)
-    markers = "".join(f"[{c.id}]" for c in citations)
-    if text.endswith((".", "!", "?")):
-        text = f"{text[:-1]} {markers}{text[-1]}"
-    else:
-        text = f"{text} {markers}"
+    text = clean_answer_text(text)
+    unsupported = unsupported_claims(text, (c.quote for c in citations), question)
+    if unsupported:  # the model's own words say what its quotes do not: show the quotes instead
+        problems.append("answer text replaced by its quotes (not in them: " + ", ".join(unsupported) + ")")
+        text = ""
+    text = with_markers(text, citations)
     return Answer(question, text, "answered", tuple(citations), model, emb, timings,
                   "; ".join(problems))

@@ -1,0 +1,113 @@
+"""The answer text must not claim what its quotes do not say, and the quote that holds the
+answer is cited first even when a small model picks the wrong sentence numbers.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ragcli import pipeline
+from ragcli.answer import AnswerParams, Evidence, repair_picks
+from ragcli.config import resolve_settings
+from ragcli.embedders import HashEmbedder
+from ragcli.generators import ScriptedGenerator
+from ragcli.grounding import support, unsupported_claims
+from ragcli.types import Span
+
+QUOTES = ["Every head has its own keys, so one token takes 524,288 bytes, exactly 0.5 MiB per token."]
+
+
+@pytest.mark.parametrize(
+    ("answer", "bad"),
+    [
+        ("0.5 MiB per token", []),
+        ("524288 bytes", []),  # thousands separators do not matter
+        ("128 KiB", ["128", "no word of the answer is in its quotes"]),
+        ("It takes 2 GiB", ["2"]),
+        ("Bananas grow on trees", ["no word of the answer is in its quotes"]),
+        ("Yes", []),  # nothing to check
+    ],
+)
+def test_unsupported_claims(answer: str, bad: list[str]) -> None:
+    assert unsupported_claims(answer, QUOTES) == bad
+
+
+def test_numbers_from_the_question_are_not_claims() -> None:
+    assert unsupported_claims("Llama 2 7B uses 0.5 MiB", QUOTES, "How much does Llama 2 7B use?") == []
+
+
+def test_support_share() -> None:
+    assert support("k-quant family", "K stands for the k-quant family of formats.") == 1.0
+    assert support("k-quant family of formats", "the 4-bit k-quant type") == 0.5
+    assert support("", "anything") == 0.0
+
+
+def _ev(text: str) -> Evidence:
+    return Evidence(Span(1, 0, len(text), 1, 1, text), "/x.md", "0" * 64, False, "utf-8", 0.5)
+
+
+def test_repair_puts_the_supporting_sentence_first() -> None:
+    ev = [_ev("Q4 means 4-bit integers."), _ev("K stands for the k-quant family of formats."),
+          _ev("Q4_K_M uses the 4-bit k-quant type.")]
+    picked = repair_picks("the k-quant family of formats", [ev[0], ev[2]], ev, limit=2)
+    assert picked == [ev[1], ev[0]]
+    # the model's own picks stay when they already hold the answer, or nothing holds it
+    assert repair_picks("4-bit integers", [ev[0]], ev, limit=3) == [ev[0]]
+    assert repair_picks("purple elephants", [ev[2]], ev, limit=3) == [ev[2]]
+    assert repair_picks("k-quant family", [], ev, limit=3) == []  # "no answer" stays no answer
+
+
+@pytest.fixture
+def kv_index(tmp_path: Path):
+    doc = tmp_path / "kv.txt"
+    doc.write_text(
+        "The KV cache of Llama 2 7B.\n"
+        "Every head has its own keys and values, so one token takes 524,288 bytes, exactly 0.5 MiB per token.\n"
+        "With grouped-query attention one token of Llama 3 8B takes 128 KiB instead.\n",
+        encoding="utf-8",
+    )
+    settings = resolve_settings(index=tmp_path / "index")
+    emb = HashEmbedder()
+    pipeline.ingest([str(doc)], settings, embedder=emb)
+    return settings, emb
+
+
+LOOSE = AnswerParams(min_similarity=0.0, min_evidence_similarity=0.0)
+
+
+def _ids(messages, text: str) -> int:
+    """The number the prompt gives the sentence that contains ``text``."""
+    for line in messages[-1]["content"].splitlines():
+        if text in line:
+            return int(line[1 : line.index("]")])
+    raise AssertionError(f"{text!r} not offered")
+
+
+def test_an_answer_its_quotes_contradict_is_replaced_by_the_quotes(kv_index) -> None:
+    settings, emb = kv_index
+
+    def reply(messages, grammar):  # right sentence, wrong number typed
+        return json.dumps({"answer": "It takes 64 KiB", "evidence": [_ids(messages, "0.5 MiB")]})
+
+    ans = pipeline.ask("How much memory does one token of Llama 2 7B take?", settings, embedder=emb,
+                       generator=ScriptedGenerator(reply), params=LOOSE)
+    assert ans.status == "answered"
+    assert "64" not in ans.answer
+    assert ans.answer == f"{' '.join(ans.citations[0].quote.split())} [1]"
+    assert "0.5 MiB" in ans.citations[0].quote
+    assert "replaced" in ans.reason
+
+
+def test_a_grounded_answer_is_kept_with_the_sentence_that_holds_it(kv_index) -> None:
+    settings, emb = kv_index
+
+    def reply(messages, grammar):  # right answer, wrong sentence number
+        return json.dumps({"answer": "0.5 MiB per token", "evidence": [_ids(messages, "128 KiB")]})
+
+    ans = pipeline.ask("How much memory does one token of Llama 2 7B take?", settings, embedder=emb,
+                       generator=ScriptedGenerator(reply), params=LOOSE)
+    assert ans.answer.startswith("0.5 MiB per token [1]")
+    assert "0.5 MiB" in ans.citations[0].quote
