@@ -70,7 +70,7 @@ def select_evidence(question_vec, hits: Sequence[Hit], embedder: Embedder, param
     for h in hits:
         for s in h.chunk.spans:
             key = (h.chunk.source, s.page, s.start, s.end)
-            if key in seen or len(s.text.split()) < params.min_words:
+            if key in seen or len(s.text.split()) < params.min_words or _is_heading(s, h):
                 continue
             seen.add(key)
             cands.append((s, h))
@@ -84,6 +84,12 @@ def select_evidence(question_vec, hits: Sequence[Hit], embedder: Embedder, param
                  cands[i][1].encoding, float(sims[i]))
         for i in order
     ]
+
+
+def _is_heading(span: Span, hit: Hit) -> bool:
+    """A markdown heading opens its chunk and is recorded as the chunk's heading: not evidence."""
+    c = hit.chunk
+    return bool(c.spans) and span == c.spans[0] and bool(c.heading) and c.heading.endswith(span.text.strip())
 
 
 def build_messages(question: str, evidence: Sequence[Evidence]) -> list[dict]:

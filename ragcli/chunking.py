@@ -16,8 +16,8 @@ from __future__ import annotations
 import bisect
 import hashlib
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Callable, Sequence
 
 from .types import Chunk, Document, Page, Span
 
@@ -157,7 +157,7 @@ def _split_long(text: str, start: int, end: int, count: TokenCounter, limit: int
     counts = count([text[a:b] for a, b in words])
     pieces: list[tuple[int, int]] = []
     cur_start, cur_end, cur_n = -1, -1, 0
-    for (a, b), n in zip(words, counts):
+    for (a, b), n in zip(words, counts, strict=True):
         if n > limit:  # pathological token (a base64 blob, a 5 kB URL): hard character cut
             if cur_start >= 0:
                 pieces.append((cur_start, cur_end))
@@ -183,12 +183,12 @@ def page_spans(page: Page, count: TokenCounter, limit: int) -> list[tuple[Span, 
     ranges = sentence_ranges(view)
     counts = count([view[a:b] for a, b in ranges]) if ranges else []
     final: list[tuple[int, int, int]] = []
-    for (a, b), n in zip(ranges, counts):
+    for (a, b), n in zip(ranges, counts, strict=True):
         if n <= limit:
             final.append((a, b, n))
         else:
             pieces = _split_long(view, a, b, count, limit)
-            for (pa, pb), pn in zip(pieces, count([view[pa:pb] for pa, pb in pieces])):
+            for (pa, pb), pn in zip(pieces, count([view[pa:pb] for pa, pb in pieces]), strict=True):
                 final.append((pa, pb, pn))
     lines = LineIndex(page.text)
     return [
@@ -217,37 +217,10 @@ def chunk_document(doc: Document, count: TokenCounter, params: ChunkParams) -> l
         group_n = 0
         group_heading = heading
 
-        def flush() -> None:
-            if not group:
-                return
-            a, b = group[0].start, group[-1].end
-            lines_a, lines_b = group[0].line_start, group[-1].line_end
-            text = page.text[a:b]
-            body = " ".join(" ".join(page.visible[s.start : s.end].split()) for s in group)
-            header = _cut_header(group_heading, count, params.header_tokens)
-            if header and body.startswith(header):  # a chunk that opens with its own heading
-                header = ""
-            chunks.append(
-                Chunk(
-                    key=chunk_key(doc.sha256, page.number, a, b),
-                    source=doc.path,
-                    sha256=doc.sha256,
-                    page=page.number,
-                    start=a,
-                    end=b,
-                    line_start=lines_a,
-                    line_end=lines_b,
-                    text=text,
-                    spans=tuple(group),
-                    heading=group_heading,
-                    embed=f"{header}: {body}" if header else body,
-                )
-            )
-
         for span, n in spans:
             is_heading = _is_heading(page.visible, span)
             if group and (group_n + n > budget or is_heading):
-                flush()
+                chunks.append(_make_chunk(doc, page, group, group_heading, count, params))
                 group, group_n = [], 0
             if is_heading:
                 heading = _join_heading(title, span.text)
@@ -255,10 +228,35 @@ def chunk_document(doc: Document, count: TokenCounter, params: ChunkParams) -> l
                 group_heading = heading
             group.append(span)
             group_n += n
-        flush()
+        if group:
+            chunks.append(_make_chunk(doc, page, group, group_heading, count, params))
     # exact wordpiece counts of what is embedded (the header may merge with the body)
     ns = count([c.embed for c in chunks]) if chunks else []
-    return [replace(c, n_tokens=n) for c, n in zip(chunks, ns)]
+    return [replace(c, n_tokens=n) for c, n in zip(chunks, ns, strict=True)]
+
+
+def _make_chunk(doc: Document, page: Page, group: list[Span], heading: str, count: TokenCounter,
+                params: ChunkParams) -> Chunk:
+    """One chunk from consecutive spans of a page; ``embed`` is what the embedder reads."""
+    a, b = group[0].start, group[-1].end
+    body = " ".join(" ".join(page.visible[s.start : s.end].split()) for s in group)
+    header = _cut_header(heading, count, params.header_tokens)
+    if header and body.startswith(header):  # a chunk that opens with its own heading
+        header = ""
+    return Chunk(
+        key=chunk_key(doc.sha256, page.number, a, b),
+        source=doc.path,
+        sha256=doc.sha256,
+        page=page.number,
+        start=a,
+        end=b,
+        line_start=group[0].line_start,
+        line_end=group[-1].line_end,
+        text=page.text[a:b],
+        spans=tuple(group),
+        heading=heading,
+        embed=f"{header}: {body}" if header else body,
+    )
 
 
 def _is_heading(view: str, span: Span) -> bool:

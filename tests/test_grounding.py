@@ -111,3 +111,17 @@ def test_a_grounded_answer_is_kept_with_the_sentence_that_holds_it(kv_index) -> 
                        generator=ScriptedGenerator(reply), params=LOOSE)
     assert ans.answer.startswith("0.5 MiB per token [1]")
     assert "0.5 MiB" in ans.citations[0].quote
+
+
+def test_headings_are_not_offered_as_evidence(tmp_path: Path) -> None:
+    doc = tmp_path / "q.md"
+    doc.write_text("# Quantization formats\n\n## K-quants and the meaning of Q4_K_M\n\n"
+                   "The K stands for the k-quant family of formats.\nThe M stands for medium.\n")
+    settings = resolve_settings(index=tmp_path / "index")
+    emb = HashEmbedder()
+    pipeline.ingest([str(doc)], settings, embedder=emb)
+    gen = ScriptedGenerator('{"answer": "", "evidence": []}')
+    pipeline.ask("What does the K in Q4_K_M mean?", settings, embedder=emb, generator=gen, params=LOOSE)
+    prompt = gen.calls[0][0][-1]["content"]
+    assert "k-quant family" in prompt
+    assert "meaning of Q4_K_M" not in prompt
