@@ -83,11 +83,14 @@ def _settings(index: Optional[Path], models: Optional[Path], debug: bool, **kw: 
 
 
 def _display_path(p: str) -> str:
+    """Relative when under the current directory; control characters (a newline in a file
+    name) escaped, so one failure stays one line."""
     try:
         rel = os.path.relpath(p)
     except ValueError:
-        return p
-    return p if rel.startswith("..") else rel
+        rel = ".."
+    shown = p if rel.startswith("..") else rel
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in shown)
 
 
 class _Progress:
@@ -185,7 +188,7 @@ def search(
                 "rank": h.rank, "score": round(h.score, 6), "similarity": round(h.similarity, 6),
                 "source": c.source, "sha256": c.sha256, "page": c.page if h.paged else None,
                 "line_start": c.line_start, "line_end": c.line_end, "start": c.start, "end": c.end,
-                "encoding": h.encoding, "text": c.text,
+                "encoding": h.encoding or "utf-8", "text": c.text,
             }
             if as_json:
                 print(json.dumps(row, ensure_ascii=False))

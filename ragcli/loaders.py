@@ -3,7 +3,8 @@
 What it does: finds the files to ingest (recursively, skipping hidden directories and
 ``--exclude`` patterns), hashes them, decodes text files with a documented fallback
 (UTF-8, UTF-8 with BOM, UTF-16 with BOM, then cp1252 for legacy files; the codec is
-recorded so citations stay exact), extracts PDF text per page with pypdf, and turns
+recorded so citations stay exact; UTF-8 with a few damaged bytes fails with the offset of the
+first one rather than becoming cp1252 mojibake), extracts PDF text per page with pypdf, and turns
 HTML into visible text by blanking tags *in place* so character offsets still index the
 original file.
 
@@ -196,7 +197,13 @@ def decode_text(path: Path, data: bytes) -> tuple[str, str]:
         raise SourceError(str(path), "looks like a binary file (contains NUL bytes), not text")
     try:
         text, codec = data.decode("utf-8"), "utf-8"
-    except UnicodeDecodeError:
+    except UnicodeDecodeError as e:
+        if _mostly_utf8(data):  # cp1252 would turn its accents into mojibake ("cafÃ©")
+            raise SourceError(
+                str(path),
+                f"not valid UTF-8: byte 0x{data[e.start]:02x} at offset {e.start} in otherwise UTF-8 text "
+                "(damaged or mixed encodings); fix or re-save the file as UTF-8",
+            ) from None
         try:
             text, codec = data.decode("cp1252"), "cp1252"
         except UnicodeDecodeError:
@@ -206,6 +213,22 @@ def decode_text(path: Path, data: bytes) -> tuple[str, str]:
     if controls > max(8, len(sample) // 50):
         raise SourceError(str(path), "looks like a binary file (many control characters), not text")
     return text, codec
+
+
+_UTF8_SEQ = re.compile(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}")
+
+
+def _mostly_utf8(data: bytes) -> bool:
+    """True when most non-ASCII bytes form valid UTF-8 sequences: UTF-8 with a few bad bytes.
+
+    Real cp1252 text almost never does ("Ã©" is two UTF-8 bytes of "é").
+
+    >>> _mostly_utf8("café crème".encode() + b"\\xff"), _mostly_utf8("café".encode("cp1252"))
+    (True, False)
+    """
+    high = sum(1 for b in data if b >= 0x80)
+    in_seqs = sum(len(m) for m in _UTF8_SEQ.findall(data))
+    return high > 0 and in_seqs >= high / 2
 
 
 _TAG = re.compile(r"<!--.*?-->|<(script|style)\b.*?</\1\s*>|<[^>]*>", re.S | re.I)

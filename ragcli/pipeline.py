@@ -263,11 +263,15 @@ def _set_aside_if_damaged(index_dir: Path, on_message: Callable[[str], None] | N
         return
     try:
         con = sqlite3.connect(str(db))
-        con.execute("SELECT value FROM meta WHERE key = 'format_version'").fetchone()
-        con.execute("SELECT COUNT(*) FROM documents").fetchone()
-        con.close()
-        return
-    except sqlite3.DatabaseError:
+        try:
+            if con.execute("SELECT 1 FROM sqlite_master WHERE name = 'meta'").fetchone():
+                store._read_info(con)  # unreadable metadata is damage too
+            con.execute("SELECT COUNT(*) FROM documents").fetchone()
+            if con.execute("PRAGMA quick_check").fetchone()[0] == "ok":  # damaged pages anywhere
+                return
+        finally:
+            con.close()
+    except (sqlite3.DatabaseError, KeyError, ValueError):
         pass
     aside = db.with_name(f"{db.name}.damaged-{int(time.time())}")
     for suffix in ("", "-wal", "-shm"):

@@ -23,8 +23,10 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import functools
 import json
 import os
+import re
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -136,6 +138,19 @@ def _shell_quote(s: str) -> str:
     return shlex.quote(s)
 
 
+def _checked(method):
+    """Turn SQLite errors met while reading (a page damaged after open) into ``DamagedIndexError``."""
+
+    @functools.wraps(method)
+    def wrapper(self: Store, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.DatabaseError as e:
+            raise self.damaged(f"cannot read {DB_NAME} ({e})") from None
+
+    return wrapper
+
+
 class Store:
     """A read-only view of one complete generation of the index (a WAL snapshot)."""
 
@@ -161,6 +176,12 @@ class Store:
             raise DamagedIndexError(
                 f"the index database {db} is damaged ({e}). Rebuild it: {rebuild_hint(index_dir)}"
             ) from None
+        if info.generation == 0:  # created, but the first ingest never committed
+            con.close()
+            raise IndexNotFoundError(
+                f"the index at {index_dir} has not been built yet (the first ingest did not finish). "
+                f"Run: rag ingest PATH --index {_shell_quote(str(index_dir))}"
+            )
         return cls(index_dir, con, info)
 
     def close(self) -> None:
@@ -212,6 +233,7 @@ class Store:
             )
         return index
 
+    @_checked
     def all_vectors(self) -> tuple["np.ndarray", "np.ndarray"]:
         """(ids (n,) int64, vectors (n, dim) float32) straight from the database."""
         import numpy as np
@@ -222,11 +244,13 @@ class Store:
         return ids, vecs
 
     # -- reading rows --------------------------------------------------------------------
+    @_checked
     def documents(self) -> list[DocRow]:
         return [DocRow(*r) for r in self.con.execute(
             "SELECT id, path, root, sha256, kind, encoding, size, mtime, n_pages, ingested_at "
             "FROM documents ORDER BY path")]
 
+    @_checked
     def counts(self) -> dict[str, int]:
         q = lambda sql: self.con.execute(sql).fetchone()[0]  # noqa: E731
         return {
@@ -243,6 +267,7 @@ class Store:
                 total += p.stat().st_size
         return total
 
+    @_checked
     def chunks(self, ids: Sequence[int]) -> dict[int, tuple[Chunk, DocRow]]:
         """Chunk rows (with their spans) and their documents, by chunk id."""
         if not ids:
@@ -284,8 +309,12 @@ class Store:
                 "ORDER BY s DESC LIMIT ?",
                 (match, k),
             ).fetchall()
-        except sqlite3.OperationalError:
-            return []
+        except sqlite3.OperationalError as e:
+            if _is_damage(e):
+                raise self.damaged(f"cannot read {DB_NAME} ({e})") from None
+            return []  # a query FTS5 cannot parse: no lexical hits
+        except sqlite3.DatabaseError as e:
+            raise self.damaged(f"cannot read {DB_NAME} ({e})") from None
         return [(int(r[0]), float(r[1])) for r in rows]
 
 
@@ -301,8 +330,6 @@ def fts_terms(query: str) -> list[str]:
     >>> fts_terms('What is "GGUF" used for?')
     ['gguf', 'used']
     """
-    import re
-
     words = re.findall(r"\w+", query.lower())
     seen: dict[str, None] = {}
     for w in words:
@@ -355,21 +382,51 @@ def _storage_error(e: OSError, index_dir: Path) -> StorageError:
     return StorageError(f"cannot write the index at {index_dir}: {e.strerror or e}; the previous index is intact")
 
 
+def _write_failed(what: str, index_dir: Path) -> StorageError:
+    """A write that failed below us (SQLite, FAISS), where the errno is not at hand."""
+    return StorageError(
+        f"cannot write the index at {index_dir} ({what}): the disk may be full, or a file size limit "
+        "reached; the previous index is intact. Free some space and run the ingest again"
+    )
+
+
+def _is_damage(e: sqlite3.DatabaseError) -> bool:
+    msg = str(e).lower()
+    return "malformed" in msg or "not a database" in msg or "no such table" in msg
+
+
+def _is_io_failure(e: sqlite3.DatabaseError) -> bool:
+    msg = str(e).lower()
+    return "disk i/o" in msg or "full" in msg or "unable to open" in msg or "readonly" in msg
+
+
 def open_for_write(index_dir: Path, info: IndexInfo) -> tuple[sqlite3.Connection, IndexInfo]:
     """Open (creating if needed) the database; the caller must hold ``writer_lock``."""
     db = index_dir / DB_NAME
-    fresh = not db.exists()
     try:
         con = _connect(db)
         con.execute("PRAGMA journal_mode = WAL")
         con.execute("PRAGMA synchronous = FULL")
-        if fresh:
-            con.executescript(_SCHEMA)
+        # New, or created by an ingest killed before it wrote meta: create it in one
+        # transaction, so a kill now leaves either nothing or a complete empty index.
+        if not con.execute("SELECT 1 FROM sqlite_master WHERE name = 'meta'").fetchone() or \
+                not con.execute("SELECT 1 FROM meta WHERE key = 'format_version'").fetchone():
+            con.execute("BEGIN IMMEDIATE")
+            for stmt in _SCHEMA.split(";"):
+                if stmt.strip():
+                    con.execute(stmt)
             _write_info(con, info)
+            con.execute("COMMIT")
         return con, _read_info(con)
     except sqlite3.DatabaseError as e:
+        if isinstance(e, sqlite3.OperationalError) and _is_io_failure(e):
+            raise _write_failed(str(e), index_dir) from None
         raise DamagedIndexError(
             f"the index database {db} is damaged ({e}). Rebuild it: {rebuild_hint(index_dir)}"
+        ) from None
+    except (KeyError, ValueError) as e:
+        raise DamagedIndexError(
+            f"the index database {db} is damaged (bad metadata: {e}). Rebuild it: {rebuild_hint(index_dir)}"
         ) from None
     except OSError as e:
         raise _storage_error(e, index_dir) from None
@@ -457,8 +514,11 @@ def commit(
             tmp.unlink()
         if isinstance(e, OSError):
             raise _storage_error(e, index_dir) from None
-        if isinstance(e, sqlite3.OperationalError) and "full" in str(e).lower():
-            raise StorageError(f"disk full while writing the index at {index_dir}; the previous index is intact. Free some space and run the ingest again") from None
+        if isinstance(e, sqlite3.OperationalError) and _is_io_failure(e):
+            raise _write_failed(str(e), index_dir) from None
+        if isinstance(e, RuntimeError) and "write" in str(e).lower():  # faiss.write_index
+            reason = re.search(r"\(([^()]+)\)\s*$", str(e))  # "... 99918 != 139264 (File too large)"
+            raise _write_failed(reason.group(1) if reason else "FAISS write error", index_dir) from None
         raise
     _cleanup(index_dir, new_gen)
     return new_info
