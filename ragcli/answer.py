@@ -124,15 +124,17 @@ def grammar(n: int, max_citations: int, max_chars: int) -> str:
 
 
 _MARKER = re.compile(r"\s*(\[\s*\d+(\s*[,;-]\s*\d+)*\s*\]|【\d+】|\(\s*\d+\s*\))")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # terminal escapes, bells, ...; not tab/newline
 
 
 def clean_answer_text(text: str) -> str:
-    """Drop citation-like markers the model typed itself: only the program adds markers.
+    """Drop citation-like markers (the model's, or a document's shown as an answer) and control
+    characters: only the program adds markers, and nothing may drive the user's terminal.
 
-    >>> clean_answer_text("It is 4 bits [2]. Yes [1, 3].")
-    'It is 4 bits. Yes.'
+    >>> clean_answer_text("It is 4 bits [2]. Yes [1, 3].\x1b[2J")
+    'It is 4 bits. Yes.[2J'
     """
-    return " ".join(_MARKER.sub("", text).split())
+    return " ".join(_MARKER.sub("", _CONTROL.sub("", text)).split())
 
 
 def parse_reply(text: str, n: int) -> tuple[list[int], str]:
@@ -145,14 +147,13 @@ def parse_reply(text: str, n: int) -> tuple[list[int], str]:
             obj = json.loads(m.group(0)) if m else {}
         except json.JSONDecodeError:
             obj = {}
+    evidence = obj.get("evidence") if isinstance(obj, dict) else None
     ids: list[int] = []
-    for x in obj.get("evidence", []) if isinstance(obj, dict) else []:
-        try:
-            i = int(x)
-        except (TypeError, ValueError):
-            continue
-        if 1 <= i <= n and i not in ids:
-            ids.append(i)
+    for x in evidence if isinstance(evidence, list) else []:  # only a list of whole numbers counts
+        if isinstance(x, str) and x.strip().isdigit():
+            x = int(x)
+        if isinstance(x, int) and not isinstance(x, bool) and 1 <= x <= n and x not in ids:
+            ids.append(x)
     answer = obj.get("answer", "") if isinstance(obj, dict) else ""
     return ids, answer if isinstance(answer, str) else ""
 
@@ -226,8 +227,8 @@ def with_markers(text: str, citations: Sequence[Citation]) -> str:
     >>> with_markers("It is.", [c]), with_markers("", [c])
     ('It is [1].', 'Yes. [1]')
     """
-    if not text:
-        return " ".join(f"{' '.join(c.quote.split())} [{c.id}]" for c in citations)
+    if not text:  # a document's own "[7]" must not pass for a citation marker
+        return " ".join(f"{clean_answer_text(c.quote)} [{c.id}]" for c in citations)
     markers = "".join(f"[{c.id}]" for c in citations)
     if text.endswith((".", "!", "?")):
         return f"{text[:-1]} {markers}{text[-1]}"
