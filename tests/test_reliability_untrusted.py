@@ -195,6 +195,17 @@ def offline_rag(offline: dict, *args: str) -> subprocess.CompletedProcess:
                           capture_output=True, stdin=subprocess.DEVNULL, timeout=600)
 
 
+def test_the_network_guard_catches_connections(offline: dict, tmp_path: Path) -> None:
+    """The guard the slow tests rely on does see (and stop) a lookup and a connection."""
+    log = tmp_path / "net.log"
+    code = ("import socket\nfor f in (lambda: socket.getaddrinfo('example.org', 443),"
+            " lambda: socket.socket().connect(('127.0.0.1', 9))):\n"
+            "    try:\n        f()\n    except OSError:\n        pass\n")
+    env = {**os.environ, "PYTHONPATH": str(offline["base"] / "guard"), "RAG_NET_LOG": str(log)}
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=60)
+    assert log.read_text().splitlines() == ["getaddrinfo 'example.org'", "connect ('127.0.0.1', 9)"]
+
+
 @pytest.mark.slow
 def test_ingest_and_ask_with_the_default_models_make_no_network_connection(offline: dict) -> None:
     r = offline_rag(offline, "ingest", str(offline["docs"]), "--json")
