@@ -62,7 +62,7 @@ def _run(debug: bool, fn: Callable[[], int]) -> None:
         _err(f"rag: error: {e}")
         code = e.exit_code
     except KeyboardInterrupt:
-        _err("rag: interrupted; the index is unchanged (the previous complete version is kept)")
+        _err("rag: interrupted; the index is intact and holds the last completed ingest")
         code = 130
     except BrokenPipeError:
         code = 0
