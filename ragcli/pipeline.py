@@ -11,9 +11,9 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
 
 from . import loaders, store
 from .answer import AnswerParams, answer_question
@@ -22,7 +22,8 @@ from .config import Settings
 from .embedders import Embedder, HashEmbedder, SentenceTransformerEmbedder, embed_batched
 from .errors import RagError, SourceError, StaleIndexError, UsageError
 from .generators import Generator, LlamaGenerator
-from .registry import Registry, is_available, load_registry, resolve_model_path
+from .modelfiles import is_available, resolve_model_path
+from .registry import Registry, load_registry
 from .retrieval import search as retrieve
 from .types import Answer, Hit
 

@@ -9,7 +9,8 @@ import pytest
 
 from ragcli.errors import ModelUnavailableError
 from ragcli.generators import Generation, Generator, LlamaGenerator, ScriptedGenerator
-from ragcli.registry import is_available, load_registry, resolve_model_path
+from ragcli.modelfiles import is_available, resolve_model_path
+from ragcli.registry import load_registry
 
 USER = [{"role": "user", "content": "Is water wet? Answer yes or no."}]
 

@@ -15,16 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from ragcli import registry
+from ragcli import modelfiles
 from ragcli.errors import ConfigError, ModelUnavailableError, UnknownModelError
-from ragcli.registry import (
-    BUILTIN_FILE,
-    ModelSpec,
-    is_available,
-    load_registry,
-    marker_path,
-    resolve_model_path,
-)
+from ragcli.modelfiles import is_available, marker_path, resolve_model_path
+from ragcli.registry import BUILTIN_FILE, ModelSpec, load_registry
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -70,13 +64,13 @@ def parts_spec(packages: list[str], files: list[str], **kw: object) -> ModelSpec
 def hash_calls(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     """Records every file the registry hashes (a spy; hashing still happens)."""
     calls: list[Path] = []
-    real = registry._sha256_file
+    real = modelfiles._sha256_file
 
     def spy(path: Path) -> str:
         calls.append(Path(path))
         return real(path)
 
-    monkeypatch.setattr(registry, "_sha256_file", spy)
+    monkeypatch.setattr(modelfiles, "_sha256_file", spy)
     return calls
 
 
@@ -458,7 +452,8 @@ def test_real_embedder_package_resolves_to_a_folder(tmp_path: Path) -> None:
 HF_SCRIPT = """
 import sys
 from pathlib import Path
-from ragcli.registry import ModelSpec, is_available, resolve_model_path
+from ragcli.modelfiles import is_available, resolve_model_path
+from ragcli.registry import ModelSpec
 from ragcli.errors import ModelUnavailableError
 spec = ModelSpec(kind="llm", name="hub", source="hf", repo="Qwen/Qwen2.5-0.5B-Instruct-GGUF",
                  file="qwen2.5-0.5b-instruct-q4_k_m.gguf")
