@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import loaders, store
+from . import loaders, store, writer
 from .answer import AnswerParams, answer_question
 from .chunking import ChunkParams, chunk_document
 from .config import Settings
@@ -134,14 +134,14 @@ def ingest(
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
     index_dir = settings.index_dir
-    with store.writer_lock(index_dir, wait=wait, on_wait=on_message):
+    with writer.writer_lock(index_dir, wait=wait, on_wait=on_message):
         if rebuild:
             _set_aside_if_damaged(index_dir, on_message)
         embedder = embedder or _embedder_for_ingest(settings, index_dir, rebuild)
         wanted = _index_info(embedder, params)
-        con, info = store.open_for_write(index_dir, wanted)
+        con, info = writer.open_for_write(index_dir, wanted)
         try:
-            existing = store.doc_rows(con)
+            existing = writer.doc_rows(con)
             if not paths:
                 if not rebuild:
                     raise UsageError("give at least one file or directory to ingest")
@@ -223,7 +223,7 @@ def ingest(
                 new_docs.append(store.NewDocument(doc, root, tuple(cs), vectors[pos : pos + len(cs)]))
                 pos += len(cs)
             if new_docs or remove_ids or rebuild or info.generation == 0:
-                store.commit(index_dir, con, info, remove_ids, new_docs, before_commit=before_commit, fresh=rebuild)
+                writer.commit(index_dir, con, info, remove_ids, new_docs, before_commit=before_commit, fresh=rebuild)
             timings["commit_s"] = time.perf_counter() - t0
         finally:
             con.close()

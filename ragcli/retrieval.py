@@ -26,7 +26,7 @@ RRF_K = 60  # the usual constant of reciprocal-rank fusion (Cormack et al., 2009
 
 
 def search(store: Store, embedder: Embedder, query: str, k: int = 5, mode: str = "hybrid",
-           query_vector: "np.ndarray | None" = None) -> list[Hit]:
+           query_vector: np.ndarray | None = None) -> list[Hit]:
     """The ``k`` best chunks for ``query``, best first."""
     import numpy as np
 
@@ -40,7 +40,7 @@ def search(store: Store, embedder: Embedder, query: str, k: int = 5, mode: str =
     dense: list[tuple[int, float]] = []
     if mode in ("dense", "hybrid") and index.ntotal:
         scores, ids = index.search(q.reshape(1, -1).astype(np.float32), min(pool, index.ntotal))
-        dense = [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+        dense = [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
     lexical = store.lexical(query, pool) if mode in ("lexical", "hybrid") else []
     if mode == "dense":
         ranked = dense

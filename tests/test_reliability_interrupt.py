@@ -32,6 +32,7 @@ from ragcli.config import resolve_settings
 from ragcli.embedders import HashEmbedder
 from ragcli.errors import IndexNotFoundError
 from ragcli.generators import ScriptedGenerator
+from ragcli.writer import open_for_write
 
 from .conftest import HASH_MODELS, rag
 
@@ -221,7 +222,7 @@ def test_database_created_without_metadata_is_completed_by_the_next_ingest(world
 def test_generation_zero_index_says_it_was_never_built(tmp_path: Path) -> None:
     settings = resolve_settings(index=tmp_path / "idx")
     settings.index_dir.mkdir()
-    con, _ = store.open_for_write(settings.index_dir, pipeline._index_info(EMB, pipeline.ChunkParams()))
+    con, _ = open_for_write(settings.index_dir, pipeline._index_info(EMB, pipeline.ChunkParams()))
     con.close()
     with pytest.raises(IndexNotFoundError, match="not been built yet"):
         pipeline.status(settings)
