@@ -29,7 +29,7 @@ class ChunkParams:
     chunk_tokens: int = 200  # target wordpieces of chunk text per chunk
     max_tokens: int = 254  # hard limit for header + chunk text (model window minus [CLS]/[SEP])
     header_tokens: int = 40  # the context header is cut to this many wordpieces
-    version: int = 1  # bump when segmentation changes: old indexes must be rebuilt
+    version: int = 2  # bump when segmentation or embedded text changes: old indexes must be rebuilt
 
     def as_dict(self) -> dict:
         return {
@@ -272,11 +272,18 @@ def _join_heading(title: str, heading: str) -> str:
 
 
 def _title(doc: Document) -> str:
-    """The first markdown H1, else the file name without suffix."""
+    """The first markdown H1, else a short first line (a paper's title), else the file name.
+
+    A first line counts as a title when it is at most 120 characters, has a letter and does
+    not end like a sentence or a list item (``.``, ``:``, ``;``, ``,``).
+    """
     first = doc.pages[0].visible[:2000] if doc.pages else ""
     m = re.search(r"^#\s+(.+?)\s*$", first, re.M)
     if m:
         return m.group(1)
+    line = next((ln.strip() for ln in first.splitlines() if ln.strip()), "")
+    if 3 <= len(line) <= 120 and re.search(r"[^\W\d_]", line) and not line.endswith((".", ":", ";", ",")):
+        return line
     name = doc.path.rsplit("/", 1)[-1]
     return name.rsplit(".", 1)[0].replace("_", " ").replace("-", " ")
 

@@ -151,3 +151,16 @@ def test_pdf_spans_index_pypdf_page_text(tokenizer) -> None:
 def test_chunk_keys_depend_on_content() -> None:
     assert chunking.chunk_key("a" * 64, 1, 0, 10) != chunking.chunk_key("b" * 64, 1, 0, 10)
     assert chunking.chunk_key("a" * 64, 1, 0, 10) == chunking.chunk_key("a" * 64, 1, 0, 10)
+
+
+@pytest.mark.parametrize(
+    ("text", "path", "title"),
+    [
+        ("# Guide\n\nBody text here.", "/d/x.md", "Guide"),
+        ("Functional Variants in DC-SIGNR\n\nhttps://example.org\n\nAbstract: text.", "/d/630.txt", "Functional Variants in DC-SIGNR"),
+        ("This file starts with a sentence.\nMore.", "/d/my_notes.txt", "my notes"),  # not a title line
+        ("1234\n\nBody.", "/d/report-2024.txt", "report 2024"),  # no letter: not a title
+    ],
+)
+def test_document_title_for_chunk_headers(text: str, path: str, title: str) -> None:
+    assert chunking._title(_doc(text, path)) == title
