@@ -269,6 +269,58 @@ def ask(
     _run(debug, body)
 
 
+@app.command(name="eval")
+def eval_(
+    file: Path = typer.Argument(..., help='JSONL: {"question": ..., "answer": ... (optional), "source": ... (optional)}'),
+    k: int = typer.Option(5, "-k", "--top", min=1, max=100, help="Passages retrieved."),
+    model: Optional[str] = typer.Option(None, "--model", help="LLM from the registry (env RAG_MODEL)."),
+    mode: str = typer.Option("hybrid", "--mode", help="Retrieval: dense | lexical | hybrid"),
+    index: Optional[Path] = IndexOpt,
+    models: Optional[Path] = ModelsOpt,
+    as_json: bool = JsonOpt,
+    debug: bool = DebugOpt,
+) -> None:
+    """Check answers and citations on your own questions: accuracy, citation hits, latency."""
+
+    def body() -> int:
+        from .evaluate import read_eval_file
+        from .pipeline import evaluate, registry_for
+
+        golds = read_eval_file(file)
+        settings = _settings(index, models, debug, model=model)
+        show = sys.stderr.isatty() and not as_json
+
+        def on_result(r) -> None:
+            if show:
+                mark = {True: "ok  ", False: "MISS", None: "    "}[r.correct if r.correct is not None else r.source_hit]
+                _err(f"{mark} {r.status:<11} {r.latency_s:5.1f}s  {r.question[:70]}")
+
+        rows, summary = evaluate(golds, settings, k=k, mode=mode, on_result=on_result)
+        if as_json:
+            model_name = settings.model or registry_for(settings).default_llm
+            print(json.dumps({"file": str(file), "model": model_name, "summary": summary,
+                              "questions": [r.__dict__ for r in rows]}, ensure_ascii=False, default=str))
+            return EXIT_OK
+        pct = lambda v: "-" if v is None else f"{100 * v:.0f}%"  # noqa: E731
+        print(f"questions:          {summary['questions']} ({summary['answerable']} answerable, "
+              f"{summary['unanswerable']} unanswerable)")
+        print(f"answer accuracy:    {pct(summary['accuracy'])}   token F1 {pct(summary['f1'])}")
+        print(f"cites the source:   {pct(summary['source_hit'])}")
+        print(f"quotes verified:    {pct(summary['quote_verified'])} of {summary['citations']} citations")
+        print(f"answered:           {pct(summary['answered'])}   (no evidence: {pct(summary['wrong_no_evidence'])})")
+        if summary["unanswerable"]:
+            print(f"abstained right:    {pct(summary['abstention'])}")
+        print(f"latency:            p50 {summary['latency_p50_s']:.1f}s  p95 {summary['latency_p95_s']:.1f}s")
+        misses = [r for r in rows if r.correct is False or r.source_hit is False or r.abstained_right is False]
+        if misses:
+            print("\nmissed:")
+            for r in misses:
+                print(f"  - {r.question}  ({r.status})")
+        return EXIT_OK
+
+    _run(debug, body)
+
+
 @app.command()
 def status(
     index: Optional[Path] = IndexOpt,

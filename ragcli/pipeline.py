@@ -21,6 +21,7 @@ from .chunking import ChunkParams, chunk_document
 from .config import Settings
 from .embedders import Embedder, HashEmbedder, SentenceTransformerEmbedder, embed_batched
 from .errors import RagError, SourceError, StaleIndexError, UsageError
+from .evaluate import Gold, Scored, score, summarize
 from .generators import Generator, LlamaGenerator
 from .modelfiles import is_available, resolve_model_path
 from .registry import Registry, load_registry
@@ -371,6 +372,26 @@ def ask(question: str, settings: Settings, *, k: int | None = None, mode: str | 
     answer = answer_question(question, res.hits, qv, emb, gen, params, res.timings, on_text, model_name)
     answer.timings["total_s"] = time.perf_counter() - t_all
     return answer
+
+
+def evaluate(golds: Sequence[Gold], settings: Settings, *, k: int | None = None, mode: str | None = None,
+             embedder: Embedder | None = None, generator: Generator | None = None,
+             on_result: Callable[[Scored], None] | None = None) -> tuple[list[Scored], dict]:
+    """Ask every question of ``golds`` against the index (models loaded once) and score it."""
+    with open_index(settings) as st:
+        emb = embedder_for_index(st, settings, embedder)
+    gen = generator or load_generator(settings)
+    scored = []
+    for g in golds:
+        t0 = time.perf_counter()
+        try:
+            out = ask(g.question, settings, k=k, mode=mode, embedder=emb, generator=gen).to_json()
+        except UsageError as e:  # one bad question does not end the run
+            out = {"status": "error", "answer": str(e), "citations": []}
+        scored.append(score(g, out, time.perf_counter() - t0))
+        if on_result:
+            on_result(scored[-1])
+    return scored, summarize(scored)
 
 
 def status(settings: Settings) -> dict:

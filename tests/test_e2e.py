@@ -112,3 +112,21 @@ def test_off_topic_questions_exit_4(corpus, item) -> None:
     assert r.returncode == 4, (r.stdout, r.stderr)
     out = json.loads(r.stdout)
     assert out["status"] == "no_evidence" and out["citations"] == []
+
+
+def test_rag_eval_on_the_sample_corpus(corpus, tmp_path) -> None:
+    _, index = corpus
+    qs = tmp_path / "qs.jsonl"
+    items = [{"question": q["question"], "answer": q["answer_contains"], "source": q["source"]} for q in ANSWERABLE[:3]]
+    items.append({"question": OFF_TOPIC[0]["question"], "answerable": False})
+    qs.write_text("".join(json.dumps(i) + "\n" for i in items), encoding="utf-8")
+    r = rag("eval", str(qs), "--json", "--index", str(index))
+    assert r.returncode == 0, r.stderr.decode()
+    out = json.loads(r.stdout)
+    s = out["summary"]
+    assert s["questions"] == 4 and s["answerable"] == 3 and s["unanswerable"] == 1
+    assert s["quote_verified"] == 1.0
+    assert s["source_hit"] >= 2 / 3
+    assert s["abstention"] == 1.0
+    human = rag("eval", str(qs), "--index", str(index))
+    assert human.returncode == 0 and "quotes verified:    100%" in human.stdout.decode()

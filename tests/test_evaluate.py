@@ -1,0 +1,165 @@
+"""The metrics `rag eval` and bench/ share, checked on hand-made cases, and `rag eval`'s input."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from ragcli import pipeline
+from ragcli.config import resolve_settings
+from ragcli.embedders import HashEmbedder
+from ragcli.evaluate import (
+    Gold,
+    contains,
+    ndcg_at_k,
+    normalize,
+    percentile,
+    quote_is_exact,
+    read_eval_file,
+    recall_at_k,
+    same_source,
+    score,
+    summarize,
+    token_f1,
+)
+from ragcli.generators import ScriptedGenerator
+
+from .conftest import rag
+
+
+def test_normalize_and_contains() -> None:
+    assert normalize("The  Answer, is: [2] 42!") == "answer is 42"
+    assert contains("It is the k-quant family [1].", "K-quant family")
+    assert not contains("It is the k-quant family.", "medium")
+    assert not contains("anything", "")  # an empty gold answer never counts
+
+
+def test_token_f1() -> None:
+    assert token_f1("0.5 MiB per token", "0.5 MiB per token") == 1.0
+    assert token_f1("nothing alike", "0.5 MiB") == 0.0
+    assert token_f1("0.5 MiB", "exactly 0.5 MiB per token") == pytest.approx(2 * 1 * 0.4 / 1.4)  # P 1, R 2/5
+
+
+def test_ndcg_and_recall() -> None:
+    rel = {"a": 1.0, "b": 1.0}
+    assert ndcg_at_k(["a", "b", "c"], rel) == pytest.approx(1.0)
+    assert ndcg_at_k(["c", "a"], {"a": 1.0}) == pytest.approx(1 / math.log2(3))
+    assert ndcg_at_k(["c"], rel) == 0.0
+    assert ndcg_at_k(["x"] * 10 + ["a"], {"a": 1.0}, 10) == 0.0  # rank 11 is outside @10
+    assert recall_at_k(["a", "c"], rel, 10) == 0.5
+    assert recall_at_k(["c", "a"], rel, 1) == 0.0
+
+
+def test_percentile_nearest_rank() -> None:
+    assert percentile([], 50) == 0.0
+    assert percentile([3.0, 1.0, 2.0], 50) == 2.0
+    assert percentile(list(range(1, 101)), 95) == 95
+
+
+def test_same_source() -> None:
+    assert same_source("/docs/guide.pdf", "guide.pdf")
+    assert same_source("/docs/a/guide.pdf", "a/guide.pdf")
+    assert not same_source("/docs/myguide.pdf", "guide.pdf")
+    assert same_source("/docs/guide.pdf", "/docs/guide.pdf")
+    assert not same_source("/other/guide.pdf", "/docs/guide.pdf")
+
+
+def _cit(path: Path, start: int, end: int, quote: str | None = None) -> dict:
+    text = path.read_text(encoding="utf-8")
+    return {"id": 1, "source": str(path), "page": None, "start": start, "end": end,
+            "quote": text[start:end] if quote is None else quote, "encoding": "utf-8"}
+
+
+def test_score_citation_hit_precision_and_verification(tmp_path: Path) -> None:
+    doc = tmp_path / "paper.txt"
+    doc.write_text("Intro sentence. The incubation period is 5.2 days. Other text here.", encoding="utf-8")
+    gold_start = doc.read_text().index("5.2 days")
+    gold = Gold("How long is the incubation period?", ("5.2 days",), str(doc), ((gold_start, gold_start + 8),))
+    good = _cit(doc, 16, 50)
+    off = _cit(doc, 0, 15)
+    forged = _cit(doc, 0, 15, quote="The incubation period is 9 days.")
+    out = {"status": "answered", "answer": "5.2 days [1]", "citations": [good, off, forged],
+           "timings": {"completion_tokens": 10, "generate_s": 0.5}}
+    s = score(gold, out, 1.0)
+    assert s.correct and s.f1 == 1.0
+    assert s.source_hit and s.citation_hit
+    assert s.citation_precision == pytest.approx(1 / 3)
+    assert s.verified == 2  # the forged quote is caught by re-reading the file
+    summary = summarize([s])
+    assert summary["quote_verified"] == pytest.approx(2 / 3)
+    assert summary["gen_tokens_per_s"] == pytest.approx(20.0)
+
+
+def test_score_no_evidence_and_unanswerable() -> None:
+    none = {"status": "no_evidence", "answer": "The indexed documents do not contain ...", "citations": []}
+    s = score(Gold("q", ("x",), "a.txt"), none, 0.1)
+    assert s.correct is False and s.f1 == 0.0 and s.source_hit is False
+    u = score(Gold("q2", answerable=False), none, 0.2)
+    assert u.abstained_right is True and u.correct is None
+    wrong = score(Gold("q3", answerable=False), {"status": "answered", "answer": "y", "citations": []}, 0.3)
+    summary = summarize([s, u, wrong])
+    assert summary["abstention"] == 0.5
+    assert summary["wrong_no_evidence"] == 1.0
+    assert summary["accuracy"] == 0.0
+    assert summary["citation_hit"] is None  # no gold spans: the metric is not claimed
+
+
+def test_quote_is_exact_handles_pdfs_and_bad_input(tmp_path: Path) -> None:
+    from .conftest import SAMPLE
+
+    pdf = SAMPLE / "context_windows_and_kv_cache.pdf"
+    from pypdf import PdfReader
+
+    text = PdfReader(pdf).pages[1].extract_text()
+    assert quote_is_exact({"source": str(pdf), "page": 2, "start": 0, "end": 20, "quote": text[:20]})
+    assert not quote_is_exact({"source": str(pdf), "page": 99, "start": 0, "end": 20, "quote": text[:20]})
+    assert not quote_is_exact({"source": str(tmp_path / "gone.txt"), "page": None, "start": 0, "end": 1, "quote": "x"})
+
+
+def test_read_eval_file(tmp_path: Path) -> None:
+    f = tmp_path / "qs.jsonl"
+    f.write_text('{"question": "What is Q4?", "answer": "4-bit", "source": "quant.md"}\n\n'
+                 '{"question": "Who?", "answer": ["a", "b"]}\n'
+                 '{"question": "Weather on Mars?", "answerable": false}\n', encoding="utf-8")
+    golds = read_eval_file(f)
+    assert [g.question for g in golds] == ["What is Q4?", "Who?", "Weather on Mars?"]
+    assert golds[0].answers == ("4-bit",) and golds[0].source == "quant.md"
+    assert golds[1].answers == ("a", "b") and golds[2].answerable is False
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('{"question": "ok"}\nnot json\n', ":2: not JSON"),
+        ('{"answer": "x"}\n', ':1: each line needs "question"'),
+        ('{"question": "q", "answer": 42}\n', ':1: "answer" must be'),
+        ('{"question": "q", "source": ""}\n', ':1: "source" must be'),
+        ("\n\n", "holds no questions"),
+    ],
+)
+def test_bad_eval_files_name_the_line_and_exit_2(tmp_path: Path, hash_models: Path, content: str,
+                                                 message: str) -> None:
+    f = tmp_path / "qs.jsonl"
+    f.write_text(content, encoding="utf-8")
+    r = rag("eval", str(f), "--models", str(hash_models), "--index", str(tmp_path / "i"))
+    assert r.returncode == 2, r.stderr
+    assert message in r.stderr.decode() and "Traceback" not in r.stderr.decode()
+
+
+def test_evaluate_runs_every_question_with_one_model_load(tmp_path: Path) -> None:
+    doc = tmp_path / "kv.txt"
+    doc.write_text("The KV cache.\nOne token of Llama 2 7B takes 0.5 MiB of KV cache.\n", encoding="utf-8")
+    settings = resolve_settings(index=tmp_path / "index")
+    emb = HashEmbedder()
+    pipeline.ingest([str(doc)], settings, embedder=emb)
+    gen = ScriptedGenerator('{"answer": "0.5 MiB", "evidence": [1]}')
+    golds = [Gold("How much KV cache does one token of Llama 2 7B take?", ("0.5 MiB",), "kv.txt"),
+             Gold("", ("x",))]  # an empty question: scored as an error, the run goes on
+    rows, summary = pipeline.evaluate(golds, settings, embedder=emb, generator=gen)
+    assert [r.status for r in rows] == ["answered", "error"]
+    assert rows[0].correct and rows[0].source_hit and rows[0].verified == 1
+    assert summary["accuracy"] == 0.5 and summary["quote_verified"] == 1.0
+    json.dumps(summary)  # the --json output is serialisable
