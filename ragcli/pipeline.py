@@ -215,8 +215,11 @@ def ingest(
                 if progress:
                     progress("embedding", done[0], len(texts))
 
+            load_before = getattr(embedder, "load_s", 0.0)
             vectors = embed_batched(embedder, texts, progress=tick)
-            timings["embed_s"] = time.perf_counter() - t0
+            load_s = getattr(embedder, "load_s", 0.0)
+            timings["embedder_load_s"] = load_s - load_before if load_s != load_before else 0.0
+            timings["embed_s"] = time.perf_counter() - t0 - timings["embedder_load_s"]  # model load excluded
 
             t0 = time.perf_counter()
             new_docs, pos = [], 0

@@ -1,0 +1,70 @@
+"""Shared plumbing of the bench scripts: where data and caches live, tables, reports.
+
+Metrics are not here: every bench scores with ``ragcli.evaluate`` so that all
+configurations, and `rag eval`, use the same code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_EVAL = ROOT.parent / "shared" / "eval"  # never copied into the repo
+CACHE = ROOT / "bench" / ".cache"  # gitignored: built indexes, assembled models
+RESULTS = ROOT / "bench" / "results"
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+def settings_for(index: Path, **kw):
+    """Settings for a bench index; models come from the user's usual cache (RAG_CACHE)."""
+    from ragcli.config import resolve_settings
+
+    return resolve_settings(index=index, **kw)
+
+
+def machine() -> dict:
+    return {
+        "date": time.strftime("%Y-%m-%d"),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
+def table(rows: list[dict], cols: list[str], fmt: dict[str, str] | None = None) -> str:
+    """A markdown table; floats formatted per column (default 3 decimals), None as '-'."""
+    fmt = fmt or {}
+
+    def cell(r: dict, c: str) -> str:
+        v = r.get(c)
+        if v is None:
+            return "-"
+        if isinstance(v, float):
+            return format(v, fmt.get(c, ".3f"))
+        return str(v)
+
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(cell(r, c) for c in cols) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def write_report(name: str, report: dict, out: Path | None) -> Path:
+    path = out or RESULTS / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return path
+
+
+class Stopwatch:
+    def __enter__(self) -> Stopwatch:
+        self.t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.s = time.perf_counter() - self.t0

@@ -1,0 +1,130 @@
+"""BEIR-format retrieval through ragcli's own ingest and search: nDCG@10, recall@10/100, QPS.
+
+    .venv/bin/python bench/retrieval.py [--data ../shared/eval/scifact] [--limit N]
+
+Each corpus document becomes a markdown file ("# title" + text) under bench/.cache and is
+ingested with `rag ingest`'s code, so the real chunking and embedder are measured. A
+document's score is its best chunk's (max-passage): each query retrieves enough chunks for
+100 distinct documents. One row per retrieval mode ragcli offers; all scored by
+``ragcli.evaluate``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import CACHE, DEFAULT_EVAL, Stopwatch, machine, settings_for, table, write_report  # noqa: E402
+
+from ragcli import pipeline, store  # noqa: E402
+from ragcli.evaluate import ndcg_at_k, recall_at_k  # noqa: E402
+from ragcli.retrieval import MODES, search  # noqa: E402
+
+PUBLISHED = {"dense": 0.645, "lexical": 0.665}  # BEIR paper / SBERT: all-MiniLM-L6-v2, BM25
+
+
+def load_beir(data: Path) -> tuple[dict[str, dict], dict[str, str], dict[str, dict[str, float]]]:
+    corpus = {}
+    with open(data / "corpus.jsonl", encoding="utf-8") as fh:
+        for line in fh:
+            d = json.loads(line)
+            corpus[str(d["_id"])] = d
+    queries = {}
+    qfile = data / "queries_test.jsonl" if (data / "queries_test.jsonl").exists() else data / "queries.jsonl"
+    with open(qfile, encoding="utf-8") as fh:
+        for line in fh:
+            q = json.loads(line)
+            queries[str(q["_id"])] = q["text"]
+    qrels: dict[str, dict[str, float]] = {}
+    with open(data / "qrels" / "test.tsv", encoding="utf-8") as fh:
+        for row in csv.DictReader(fh, delimiter="\t"):
+            qrels.setdefault(str(row["query-id"]), {})[str(row["corpus-id"])] = float(row["score"])
+    queries = {q: t for q, t in queries.items() if q in qrels}
+    return corpus, queries, qrels
+
+
+def write_docs(corpus: dict[str, dict], docs: Path) -> None:
+    """One markdown file per document; unchanged files keep their mtime (incremental ingest)."""
+    docs.mkdir(parents=True, exist_ok=True)
+    for did, d in corpus.items():
+        p = docs / f"{did}.md"
+        title = " ".join(str(d.get("title", "")).split())
+        body = f"# {title}\n\n{d['text']}\n" if title else f"{d['text']}\n"
+        if not p.exists() or p.read_text(encoding="utf-8") != body:
+            p.write_text(body, encoding="utf-8")
+
+
+def doc_ranking(hits, n: int = 100) -> list[str]:
+    """Distinct document ids in order of their best chunk."""
+    out: list[str] = []
+    for h in hits:
+        did = Path(h.chunk.source).stem
+        if did not in out:
+            out.append(did)
+            if len(out) == n:
+                break
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, default=DEFAULT_EVAL / "scifact", help="BEIR folder (corpus.jsonl, ...)")
+    ap.add_argument("--limit", type=int, default=0, help="only the first N test queries")
+    ap.add_argument("--modes", default=",".join(MODES), help="comma-separated: dense,lexical,hybrid")
+    ap.add_argument("--chunks", type=int, default=300, help="chunks retrieved per query (for 100 documents)")
+    ap.add_argument("--out", type=Path, help="report path (default bench/results/retrieval-<time>.json)")
+    args = ap.parse_args(argv)
+
+    corpus, queries, qrels = load_beir(args.data)
+    qids = sorted(queries, key=lambda q: int(q) if q.isdigit() else q)
+    if args.limit:
+        qids = qids[: args.limit]
+    name = args.data.name
+    docs, index = CACHE / name / "docs", CACHE / name / "index"
+    write_docs(corpus, docs)
+    settings = settings_for(index)
+    with Stopwatch() as t_ing:
+        rep = pipeline.ingest([docs], settings, on_message=lambda m: print(m, file=sys.stderr))
+    if rep.failed:
+        print(f"warning: {len(rep.failed)} documents failed, e.g. {rep.failed[0]}", file=sys.stderr)
+    print(f"{name}: {len(corpus)} documents, {len(qids)} queries; ingest {t_ing.s:.1f}s "
+          f"({rep.chunks} chunks embedded, {len(rep.unchanged)} unchanged)", file=sys.stderr)
+
+    rows = []
+    with store.Store.open(index) as st:
+        emb = pipeline.embedder_for_index(st, settings, None)
+        counts = st.counts()
+        emb.embed(["warm up"])
+        for mode in args.modes.split(","):
+            ndcg, r10, r100 = [], [], []
+            t0 = time.perf_counter()
+            for q in qids:
+                ranked = doc_ranking(search(st, emb, queries[q], args.chunks, mode))
+                ndcg.append(ndcg_at_k(ranked, qrels[q], 10))
+                r10.append(recall_at_k(ranked, qrels[q], 10))
+                r100.append(recall_at_k(ranked, qrels[q], 100))
+            secs = time.perf_counter() - t0
+            row = {"mode": mode, "ndcg@10": sum(ndcg) / len(ndcg), "recall@10": sum(r10) / len(r10),
+                   "recall@100": sum(r100) / len(r100), "qps": len(qids) / secs,
+                   "published_ndcg@10": PUBLISHED.get(mode)}
+            rows.append(row)
+            print(f"  {mode}: nDCG@10 {row['ndcg@10']:.3f}  R@10 {row['recall@10']:.3f}  "
+                  f"R@100 {row['recall@100']:.3f}  {row['qps']:.1f} q/s", file=sys.stderr)
+
+    report = {"bench": "retrieval", "dataset": name, "machine": machine(), "embedder": emb.name,
+              "documents": len(corpus), "chunks": counts.get("chunks"), "queries": len(qids),
+              "chunks_per_query": args.chunks, "ingest_s": t_ing.s, "rows": rows}
+    path = write_report(f"retrieval-{name}", report, args.out)
+    print(table(rows, ["mode", "ndcg@10", "recall@10", "recall@100", "qps", "published_ndcg@10"],
+                {"qps": ".1f"}))
+    print(f"\nreport: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
