@@ -33,12 +33,13 @@ from ragcli.evaluate import Gold, score, summarize  # noqa: E402
 # Prompt / evidence variants compared for the default model; "default" is what `rag ask` uses.
 VARIANTS: dict[str, tuple[AnswerParams, int]] = {
     "default": (AnswerParams(), 5),
-    "evidence5": (AnswerParams(n_evidence=5), 5),  # a shorter prompt: 5 sentences, not 8
+    "evidence8": (AnswerParams(n_evidence=8), 5),  # a longer prompt: 8 sentences, not 5
     "evidence12": (AnswerParams(n_evidence=12), 8),  # more to choose from: 12 sentences of 8 chunks
     "cite1": (AnswerParams(max_citations=1), 5),  # one citation only: precision over recall
+    "no_sentence_gate": (AnswerParams(min_sentence_similarity=0.0), 5),  # abstain on chunk similarity only
 }
-DEFAULT_CONFIGS = ("qwen2.5-coder-0.5b:default,qwen2.5-coder-0.5b:evidence5,qwen2.5-coder-0.5b:evidence12,"
-                   "gemma-3-270m:default,qwen2.5-coder-1.5b:default")
+DEFAULT_CONFIGS = ("qwen2.5-coder-0.5b:default,qwen2.5-coder-0.5b:evidence8,gemma-3-270m:default,"
+                   "qwen2.5-coder-1.5b:default")
 
 
 def gold_spans(text: str, answer: str) -> list[tuple[int, int]]:

@@ -46,6 +46,9 @@ IndexOpt = typer.Option(None, "--index", help="Index directory (env RAG_INDEX; d
 ModelsOpt = typer.Option(None, "--models", help="Extra models.toml whose entries add to / override the built-in ones.")
 JsonOpt = typer.Option(False, "--json", help="Machine-readable output on stdout.")
 DebugOpt = typer.Option(False, "--debug", help="Show a Python traceback on errors.")
+TopOpt = typer.Option(5, "-k", "--top", min=1, max=100, help="Passages retrieved.")
+ModelOpt = typer.Option(None, "--model", help="LLM from the registry (env RAG_MODEL).")
+ModeOpt = typer.Option("hybrid", "--mode", help="Retrieval: dense | lexical | hybrid")
 
 
 def _err(msg: str) -> None:
@@ -169,7 +172,7 @@ def ingest(
 def search(
     query: str = typer.Argument(..., help="What to look for ('-' reads standard input)."),
     k: int = typer.Option(5, "-k", "--top", min=1, max=1000, help="Number of passages."),
-    mode: str = typer.Option("hybrid", "--mode", help="dense | lexical | hybrid"),
+    mode: str = ModeOpt,
     index: Optional[Path] = IndexOpt,
     models: Optional[Path] = ModelsOpt,
     as_json: bool = JsonOpt,
@@ -223,9 +226,9 @@ def _read_question(arg: Optional[str]) -> str:
 @app.command()
 def ask(
     question: Optional[str] = typer.Argument(None, help="The question ('-' or none with a pipe: standard input)."),
-    k: int = typer.Option(5, "-k", "--top", min=1, max=100, help="Passages retrieved."),
-    model: Optional[str] = typer.Option(None, "--model", help="LLM from the registry (env RAG_MODEL)."),
-    mode: str = typer.Option("hybrid", "--mode", help="Retrieval: dense | lexical | hybrid"),
+    k: int = TopOpt,
+    model: Optional[str] = ModelOpt,
+    mode: str = ModeOpt,
     index: Optional[Path] = IndexOpt,
     models: Optional[Path] = ModelsOpt,
     as_json: bool = JsonOpt,
@@ -272,9 +275,9 @@ def ask(
 @app.command(name="eval")
 def eval_(
     file: Path = typer.Argument(..., help='JSONL: {"question": ..., "answer": ... (optional), "source": ... (optional)}'),
-    k: int = typer.Option(5, "-k", "--top", min=1, max=100, help="Passages retrieved."),
-    model: Optional[str] = typer.Option(None, "--model", help="LLM from the registry (env RAG_MODEL)."),
-    mode: str = typer.Option("hybrid", "--mode", help="Retrieval: dense | lexical | hybrid"),
+    k: int = TopOpt,
+    model: Optional[str] = ModelOpt,
+    mode: str = ModeOpt,
     index: Optional[Path] = IndexOpt,
     models: Optional[Path] = ModelsOpt,
     as_json: bool = JsonOpt,

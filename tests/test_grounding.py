@@ -75,7 +75,7 @@ def kv_index(tmp_path: Path):
     return settings, emb
 
 
-LOOSE = AnswerParams(min_similarity=0.0, min_evidence_similarity=0.0)
+LOOSE = AnswerParams(min_similarity=0.0, min_sentence_similarity=0.0, min_evidence_similarity=0.0)
 
 
 def _ids(messages, text: str) -> int:
