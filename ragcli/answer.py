@@ -24,15 +24,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .embedders import Embedder
+from .evidence import Evidence, select_evidence
 from .generators import Generator
 from .grounding import support, unsupported_claims
 from .loaders import page_text_from_file
-from .types import Answer, Citation, Hit, Span
+from .types import Answer, Citation, Hit
 
 
 @dataclass(frozen=True)
 class AnswerParams:
+    k: int = 10  # chunks retrieved; their sentences compete for the evidence slots
     n_evidence: int = 5  # sentences shown to the model (8 answered no better, 30% slower: bench/qa.py)
+    lexical_weight: float = 0.5  # sentence score = cosine + this * lexical overlap (``evidence``)
     max_citations: int = 3  # sentences it may pick
     min_similarity: float = 0.30  # best chunk's cosine below this: no evidence, model not asked
     # best offered sentence's cosine below this: no evidence, model not asked. Tuned on COVID-QA
@@ -51,49 +54,6 @@ SYSTEM_PROMPT = (
     "You answer questions about the user's documents using only the numbered sentences "
     "you are given. Reply with JSON only."
 )
-
-
-@dataclass(frozen=True)
-class Evidence:
-    """One sentence offered to the model, with where it comes from."""
-
-    span: Span
-    source: str
-    sha256: str
-    paged: bool
-    encoding: str
-    similarity: float  # cosine with the question
-
-
-def select_evidence(question_vec, hits: Sequence[Hit], embedder: Embedder, params: AnswerParams) -> list[Evidence]:
-    """The ``n_evidence`` spans of the hits most similar to the question, best first."""
-    import numpy as np
-
-    cands: list[tuple[Span, Hit]] = []
-    seen: set[tuple[str, int, int, int]] = set()
-    for h in hits:
-        for s in h.chunk.spans:
-            key = (h.chunk.source, s.page, s.start, s.end)
-            if key in seen or len(s.text.split()) < params.min_words or _is_heading(s, h):
-                continue
-            seen.add(key)
-            cands.append((s, h))
-    if not cands:
-        return []
-    vecs = embedder.embed([" ".join(s.text.split()) for s, _ in cands])
-    sims = vecs @ np.asarray(question_vec, dtype=np.float32)
-    order = np.argsort(-sims, kind="stable")[: params.n_evidence]
-    return [
-        Evidence(cands[i][0], cands[i][1].chunk.source, cands[i][1].chunk.sha256, cands[i][1].paged,
-                 cands[i][1].encoding, float(sims[i]))
-        for i in order
-    ]
-
-
-def _is_heading(span: Span, hit: Hit) -> bool:
-    """A markdown heading opens its chunk and is recorded as the chunk's heading: not evidence."""
-    c = hit.chunk
-    return bool(c.spans) and span == c.spans[0] and bool(c.heading) and c.heading.endswith(span.text.strip())
 
 
 def build_messages(question: str, evidence: Sequence[Evidence]) -> list[dict]:
@@ -305,13 +265,15 @@ def answer_question(
         return no_evidence(question, model, emb, timings,
                            f"no passage is close to the question (best similarity {best:.2f} < {params.min_similarity})")
     t0 = time.perf_counter()
-    evidence = select_evidence(question_vec, hits, embedder, params)
+    evidence = select_evidence(question, question_vec, hits, embedder, n=params.n_evidence,
+                               min_words=params.min_words, lexical_weight=params.lexical_weight)
     timings["select_s"] = time.perf_counter() - t0
     if not evidence:
         return no_evidence(question, model, emb, timings, "the retrieved passages hold no citable sentence")
-    if evidence[0].similarity < params.min_sentence_similarity:
+    closest = max(ev.similarity for ev in evidence)
+    if closest < params.min_sentence_similarity:
         return no_evidence(question, model, emb, timings,
-                           f"no sentence is close to the question (best similarity {evidence[0].similarity:.2f} "
+                           f"no sentence is close to the question (best similarity {closest:.2f} "
                            f"< {params.min_sentence_similarity})")
     stream = AnswerStream(on_text)
     if not hasattr(generator, "generate"):

@@ -16,8 +16,9 @@ import os
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, List, Optional
+from typing import Optional
 
 import typer
 
@@ -46,7 +47,8 @@ IndexOpt = typer.Option(None, "--index", help="Index directory (env RAG_INDEX; d
 ModelsOpt = typer.Option(None, "--models", help="Extra models.toml whose entries add to / override the built-in ones.")
 JsonOpt = typer.Option(False, "--json", help="Machine-readable output on stdout.")
 DebugOpt = typer.Option(False, "--debug", help="Show a Python traceback on errors.")
-TopOpt = typer.Option(5, "-k", "--top", min=1, max=100, help="Passages retrieved.")
+TopOpt = typer.Option(None, "-k", "--top", min=1, max=100,
+                      help="Passages retrieved; their sentences compete to be shown to the model [default: 10].")
 ModelOpt = typer.Option(None, "--model", help="LLM from the registry (env RAG_MODEL).")
 ModeOpt = typer.Option("hybrid", "--mode", help="Retrieval: dense | lexical | hybrid")
 
@@ -124,10 +126,10 @@ class _Progress:
 
 @app.command()
 def ingest(
-    paths: List[Path] = typer.Argument(None, help="Files and directories (recursive)."),
+    paths: list[Path] = typer.Argument(None, help="Files and directories (recursive)."),
     index: Optional[Path] = IndexOpt,
     models: Optional[Path] = ModelsOpt,
-    exclude: List[str] = typer.Option([], "--exclude", help="Skip files/directories matching this glob (repeatable)."),
+    exclude: list[str] = typer.Option([], "--exclude", help="Skip files/directories matching this glob (repeatable)."),
     hidden: bool = typer.Option(False, "--hidden", help="Also ingest hidden files and directories (.git, .venv, ...)."),
     rebuild: bool = typer.Option(False, "--rebuild", help="Re-ingest everything from scratch (no PATH: the recorded ones)."),
     embedder: Optional[str] = typer.Option(None, "--embedder", help="Embedder for a new or rebuilt index (env RAG_EMBEDDER)."),
@@ -226,7 +228,7 @@ def _read_question(arg: Optional[str]) -> str:
 @app.command()
 def ask(
     question: Optional[str] = typer.Argument(None, help="The question ('-' or none with a pipe: standard input)."),
-    k: int = TopOpt,
+    k: Optional[int] = TopOpt,
     model: Optional[str] = ModelOpt,
     mode: str = ModeOpt,
     index: Optional[Path] = IndexOpt,
@@ -275,7 +277,7 @@ def ask(
 @app.command(name="eval")
 def eval_(
     file: Path = typer.Argument(..., help='JSONL: {"question": ..., "answer": ... (optional), "source": ... (optional)}'),
-    k: int = TopOpt,
+    k: Optional[int] = TopOpt,
     model: Optional[str] = ModelOpt,
     mode: str = ModeOpt,
     index: Optional[Path] = IndexOpt,

@@ -8,9 +8,9 @@ read models.toml itself (see ``registry``); it only decides which files are read
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Mapping
 
 
 def xdg_dir(var: str, fallback: str, env: Mapping[str, str] | None = None) -> Path:
@@ -41,7 +41,7 @@ class Settings:
     models_files: tuple[Path, ...]  # extra registry files, later ones override earlier ones
     model: str | None = None  # LLM name; None = the registry's default
     embedder: str | None = None  # embedder name for a new index; None = the registry's default
-    k: int = 5  # passages retrieved for search / ask
+    k: int = 5  # passages `rag search` shows (ask: AnswerParams.k)
     mode: str = "hybrid"  # retrieval: "dense" | "lexical" | "hybrid"
     n_threads: int | None = None  # llama.cpp / torch threads; None = all cores
     debug: bool = False  # show tracebacks

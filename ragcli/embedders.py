@@ -18,8 +18,9 @@ import hashlib
 import os
 import re
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Protocol, Sequence
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     import numpy as np
@@ -31,7 +32,7 @@ class Embedder(Protocol):
     dim: int
     max_tokens: int  # model window in wordpieces, special tokens included
 
-    def embed(self, texts: Sequence[str]) -> "np.ndarray": ...  # (n, dim) float32, unit rows
+    def embed(self, texts: Sequence[str]) -> np.ndarray: ...  # (n, dim) float32, unit rows
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]: ...  # wordpieces, no special tokens
 
@@ -41,7 +42,7 @@ def embed_batched(
     texts: Sequence[str],
     batch_size: int = 32,
     progress: Callable[[int], None] | None = None,
-) -> "np.ndarray":
+) -> np.ndarray:
     """Embed in batches (sorted by length, so padding is small), calling ``progress(n_done)``."""
     import numpy as np
 
@@ -111,7 +112,7 @@ class SentenceTransformerEmbedder:
             self.load_s = time.perf_counter() - t0
         return self._model
 
-    def embed(self, texts: Sequence[str]) -> "np.ndarray":
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
         import numpy as np
 
         vecs = self.model().encode(
@@ -143,7 +144,7 @@ class HashEmbedder:
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         return [len(_WORD.findall(t)) for t in texts]
 
-    def embed(self, texts: Sequence[str]) -> "np.ndarray":
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
         import numpy as np
 
         if self.delay:

@@ -124,6 +124,12 @@ def overlaps(a: tuple[int, int], b: tuple[int, int]) -> bool:
     return a[0] < b[1] and b[0] < a[1]
 
 
+def hits_gold_span(gold: Gold, source: str, start: int, end: int) -> bool:
+    """Whether ``source[start:end]`` overlaps one of the gold answer's spans."""
+    return bool(gold.source) and same_source(source, gold.source) and any(
+        overlaps((start, end), s) for s in gold.spans)
+
+
 def quote_is_exact(c: Mapping) -> bool:
     """The contract, checked by re-reading the file (PDF: pypdf's text of the page)."""
     try:
@@ -155,7 +161,7 @@ def score(gold: Gold, out: Mapping, latency_s: float, verify: bool = True) -> Sc
         from_gold = [c for c in cits if same_source(str(c.get("source", "")), gold.source)]
         source_hit = bool(from_gold)
         if gold.spans:
-            good = [c for c in from_gold if any(overlaps((c["start"], c["end"]), s) for s in gold.spans)]
+            good = [c for c in from_gold if hits_gold_span(gold, str(c["source"]), c["start"], c["end"])]
             citation_hit = bool(good)
             precision = len(good) / len(cits) if cits else 0.0
     t = out.get("timings") or {}

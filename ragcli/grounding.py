@@ -15,7 +15,7 @@ from collections.abc import Iterable
 
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 _WORD = re.compile(r"[^\W_]+")
-_STOP = frozenset(
+STOPWORDS = frozenset(
     "a an and are as at be been but by can do does for from has have how in into is it its "
     "of on or so than that the their then there these this those to was were what when where "
     "which who why will with yes no not".split()
@@ -39,7 +39,7 @@ def _numbers(text: str) -> set[str]:
 
 def _words(text: str) -> set[str]:
     text = unicodedata.normalize("NFKC", text).casefold()
-    return {w for w in _WORD.findall(text) if w not in _STOP and not w.isdigit()}
+    return {w for w in _WORD.findall(text) if w not in STOPWORDS and not w.isdigit()}
 
 
 def unsupported_claims(answer: str, quotes: Iterable[str], question: str = "") -> list[str]:

@@ -19,9 +19,9 @@ import fnmatch
 import hashlib
 import os
 import re
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
 
 from .errors import SourceError
 from .types import Document, Page

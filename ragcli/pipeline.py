@@ -365,7 +365,7 @@ def ask(question: str, settings: Settings, *, k: int | None = None, mode: str | 
     question = check_question(question)
     with open_index(settings) as st:
         emb = embedder_for_index(st, settings, embedder)
-        res, qv = _search(st, emb, question, k or settings.k, mode or settings.mode)
+        res, qv = _search(st, emb, question, k or params.k, mode or settings.mode)
     if generator is not None:
         model_name, gen = generator.name, generator
     else:

@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from ragcli import pipeline
-from ragcli.answer import AnswerParams, Evidence, repair_picks
+from ragcli.answer import AnswerParams, repair_picks
 from ragcli.config import resolve_settings
 from ragcli.embedders import HashEmbedder
+from ragcli.evidence import Evidence
 from ragcli.generators import ScriptedGenerator
 from ragcli.grounding import support, unsupported_claims
 from ragcli.types import Span

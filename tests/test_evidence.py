@@ -1,0 +1,73 @@
+"""Evidence selection: which stored sentences the model is shown, and in what order."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ragcli.embedders import HashEmbedder
+from ragcli.evidence import content_words, lexical_scores, select_evidence
+from ragcli.types import Chunk, Hit, Span
+
+
+class FixedEmbedder(HashEmbedder):
+    """Every sentence gets the same cosine with the question: only the lexical term ranks."""
+
+    def embed(self, texts):
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        out[:, 0] = 1.0
+        return out
+
+
+def _hit(sentences: list[str], rank: int = 1, heading: str = "", source: str = "/d/a.md") -> Hit:
+    text, spans, pos = "", [], 0
+    for s in sentences:
+        spans.append(Span(1, pos, pos + len(s), 1, 1, s))
+        text += s + " "
+        pos = len(text)
+    chunk = Chunk(f"k{rank}", source, "0" * 64, 1, 0, len(text) - 1, 1, 1, text[:-1], tuple(spans), heading=heading)
+    return Hit(chunk, 1.0 / rank, rank, 0.6)
+
+
+def test_content_words_drop_stop_words_and_case() -> None:
+    assert content_words("What is the CCL3L1 copy number?") == {"ccl3l1", "copy", "number"}
+
+
+def test_lexical_scores_weigh_rare_question_words_up() -> None:
+    q = "What is the copy number of CCL3L1 in infants?"
+    sents = ["The copy number varied among the cohort.", "High copy numbers of CCL3L1 protect infants.",
+             "The copy number was measured twice.", "Nothing relevant is said here at all."]
+    scores = lexical_scores(q, sents)
+    assert scores[1] == 1.0 and scores[3] == 0.0
+    assert scores[0] == scores[2] < scores[1]
+
+
+def test_lexical_scores_without_overlap_are_zero() -> None:
+    assert lexical_scores("purple elephants", ["one sentence here", "another one"]) == [0.0, 0.0]
+    assert lexical_scores("anything", []) == []
+
+
+def test_the_sentence_with_the_rare_terms_is_offered_first() -> None:
+    hit = _hit(["Many viruses cause fever in some patients.", "The HAdV-55 white blood cell count was low.",
+                "Severe cases were seen in young adults."])
+    ev = select_evidence("What is the white blood cell count in HAdV-55 cases?", np.eye(256, dtype=np.float32)[0],
+                         [hit], FixedEmbedder(), n=2)
+    assert [e.span.text for e in ev][0] == "The HAdV-55 white blood cell count was low."
+    assert ev[0].similarity == 1.0 and ev[0].score > ev[1].score
+    # without the lexical term the order is the document's (a stable sort of equal cosines)
+    ev0 = select_evidence("What is the white blood cell count in HAdV-55 cases?",
+                          np.eye(256, dtype=np.float32)[0], [hit], FixedEmbedder(), n=2, lexical_weight=0.0)
+    assert ev0[0].span.text == "Many viruses cause fever in some patients."
+
+
+def test_short_spans_headings_and_duplicates_are_not_offered() -> None:
+    heading = "## Results of the measured value trial"  # long enough to pass as a sentence
+    a = _hit([heading, "Too short.", "The measured value was forty two units."], rank=1,
+             heading="Doc — ## Results of the measured value trial")
+    b = _hit([heading, "Too short.", "The measured value was forty two units."], rank=2,
+             heading="Doc — ## Results of the measured value trial")
+    ev = select_evidence("measured value", np.eye(256, dtype=np.float32)[0], [a, b], FixedEmbedder(), n=5)
+    assert [e.span.text for e in ev] == ["The measured value was forty two units."]
+
+
+def test_no_candidates_no_evidence() -> None:
+    assert select_evidence("q", np.zeros(256, dtype=np.float32), [], FixedEmbedder()) == []
