@@ -184,6 +184,29 @@ def repair_picks(answer: str, picked: list[Evidence], evidence: Sequence[Evidenc
     return picked
 
 
+def drop_unsupported_picks(answer: str, picked: list[Evidence]) -> list[Evidence]:
+    """Drop picks that hold less than half as much of the answer as the best pick does.
+
+    Small models tend to cite "[1, 2, 3]" whatever holds the answer; a sentence that shares
+    nothing with it is no citation. Only when some pick holds at least half of the answer's
+    words: an answer like "Yes" or one typed in other words keeps every pick.
+
+    >>> from ragcli.types import Span
+    >>> ev = [Evidence(Span(1, 0, 1, 1, 1, t), "f", "h", False, "utf-8", 0.5) for t in ("2 weeks later", "74% identity")]
+    >>> [e.span.text for e in drop_unsupported_picks("less than 2 weeks", ev)]
+    ['2 weeks later']
+    >>> len(drop_unsupported_picks("Yes", ev))
+    2
+    """
+    if len(picked) < 2 or not answer:
+        return picked
+    shares = [support(answer, ev.span.text) for ev in picked]
+    best = max(shares)
+    if best < 0.5:
+        return picked
+    return [ev for ev, share in zip(picked, shares, strict=True) if share >= best / 2]
+
+
 def with_markers(text: str, citations: Sequence[Citation]) -> str:
     """The answer with its citation markers; no text: the quotes themselves, each marked.
 
@@ -289,6 +312,7 @@ def answer_question(
     ids, text = parse_reply(gen.text, len(evidence))
     picked = [evidence[i - 1] for i in ids if evidence[i - 1].similarity >= params.min_evidence_similarity]
     picked = repair_picks(clean_answer_text(text), picked, evidence, params.max_citations)
+    picked = drop_unsupported_picks(clean_answer_text(text), picked)
     if not picked:
         why = "the model found no sentence that answers the question" if not ids else \
             "the sentences the model picked are not related to the question"

@@ -76,22 +76,24 @@ def select_evidence(question: str, question_vec, hits: Sequence[Hit], embedder: 
     """The ``n`` sentences of ``hits`` that best match the question, best first.
 
     Sentences shorter than ``min_words`` words (table cells, captions) and headings are not
-    offered; the same sentence reached through two chunks is offered once.
+    offered; a sentence whose text (whitespace aside) was already offered, reached through a
+    second chunk or repeated in the corpus, is offered once, from the best-ranked chunk.
     """
     import numpy as np
 
     cands: list[tuple[Span, Hit]] = []
-    seen: set[tuple[str, int, int, int]] = set()
+    texts: list[str] = []  # whitespace-normalised, as the model sees them
+    seen: set[str] = set()
     for h in hits:
         for s in h.chunk.spans:
-            key = (h.chunk.source, s.page, s.start, s.end)
-            if key in seen or len(s.text.split()) < min_words or is_heading(s, h):
+            text = " ".join(s.text.split())
+            if text in seen or len(text.split()) < min_words or is_heading(s, h):
                 continue
-            seen.add(key)
+            seen.add(text)
             cands.append((s, h))
+            texts.append(text)
     if not cands:
         return []
-    texts = [" ".join(s.text.split()) for s, _ in cands]
     sims = embedder.embed(texts) @ np.asarray(question_vec, dtype=np.float32)  # (n_cands,) cosines
     scores = sims + lexical_weight * np.asarray(lexical_scores(question, texts), dtype=np.float32)
     order = np.argsort(-scores, kind="stable")[:n]

@@ -71,3 +71,13 @@ def test_short_spans_headings_and_duplicates_are_not_offered() -> None:
 
 def test_no_candidates_no_evidence() -> None:
     assert select_evidence("q", np.zeros(256, dtype=np.float32), [], FixedEmbedder()) == []
+
+
+def test_a_sentence_repeated_in_the_corpus_is_offered_once() -> None:
+    same = "In panel (c), the blue dots are the cumulative total."
+    a = _hit(["Other words entirely are here.", same], rank=1, source="/d/a.md")
+    b = _hit([same.replace(" the ", "  the "), "Yet another sentence of text."], rank=2, source="/d/b.md")
+    ev = select_evidence("blue dots", np.eye(256, dtype=np.float32)[0], [a, b], FixedEmbedder(), n=5)
+    texts = [" ".join(e.span.text.split()) for e in ev]
+    assert texts.count(same) == 1
+    assert next(e for e in ev if " ".join(e.span.text.split()) == same).source == "/d/a.md"

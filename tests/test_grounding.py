@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from ragcli import pipeline
-from ragcli.answer import AnswerParams, repair_picks
+from ragcli.answer import AnswerParams, drop_unsupported_picks, repair_picks
 from ragcli.config import resolve_settings
 from ragcli.embedders import HashEmbedder
 from ragcli.evidence import Evidence
@@ -126,3 +126,15 @@ def test_headings_are_not_offered_as_evidence(tmp_path: Path) -> None:
     prompt = gen.calls[0][0][-1]["content"]
     assert "k-quant family" in prompt
     assert "meaning of Q4_K_M" not in prompt
+
+
+def test_picks_that_hold_none_of_the_answer_are_dropped() -> None:
+    ev = [_ev("The genome was published less than 2 weeks after the cluster was detected."),
+          _ev("The new virus shares only 74.5% genome identity to SARS-CoV."),
+          _ev("The cluster was detected in Wuhan within days.")]
+    assert drop_unsupported_picks("less than 2 weeks after the cluster was detected", ev) == [ev[0]]
+    # an answer drawn from two sentences keeps both
+    assert drop_unsupported_picks("published in 2 weeks; detected in Wuhan", ev) == [ev[0], ev[2]]
+    assert drop_unsupported_picks("Yes", ev) == ev  # nothing to check an answer of no content words by
+    assert drop_unsupported_picks("purple elephants", ev) == ev  # no pick holds it: grounding deals with that
+    assert drop_unsupported_picks("2 weeks", ev[:1]) == ev[:1]
