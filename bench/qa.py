@@ -41,6 +41,9 @@ VARIANTS: dict[str, AnswerParams] = {
     "cite1": AnswerParams(max_citations=1),  # one citation only: precision over recall
     "no_sentence_gate": AnswerParams(min_sentence_similarity=0.0),  # abstain on chunk similarity only
 }
+# Evidence selection (k, lexical weight, sentence count) was tuned by looking at the first 400
+# questions of the seed-0 shuffle; reported figures come from the questions after them.
+TUNED_ON = 400
 DEFAULT_CONFIGS = ("qwen2.5-coder-0.5b:default,qwen2.5-coder-0.5b:cosine_k5,qwen2.5-coder-0.5b:evidence3,"
                    "gemma-3-270m:default,"
                    "qwen2.5-coder-1.5b:default")
@@ -54,12 +57,12 @@ def gold_spans(text: str, answer: str) -> list[tuple[int, int]]:
     return spans
 
 
-def load_questions(data: Path, limit: int, n_unanswerable: int, seed: int) -> list[Gold]:
+def load_questions(data: Path, limit: int, n_unanswerable: int, seed: int, offset: int = 0) -> list[Gold]:
     docs = data / "covidqa" / "docs"
     dev = json.loads((data / "covidqa" / "dev.json").read_text(encoding="utf-8"))
     random.Random(seed).shuffle(dev)
     golds = []
-    for q in dev[: limit or len(dev)]:
+    for q in dev[offset: offset + limit if limit else len(dev)]:
         path = (docs / q["doc"]).resolve()
         with open(path, encoding="utf-8", newline="") as fh:
             text = fh.read()
@@ -108,6 +111,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--configs", default=DEFAULT_CONFIGS,
                     help=f"comma-separated MODEL:VARIANT; variants: {', '.join(VARIANTS)}")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--offset", type=int, default=TUNED_ON,
+                    help=f"skip this many shuffled dev questions (default {TUNED_ON}: the ones evidence "
+                         "selection was tuned on, so the report scores held-out questions)")
     ap.add_argument("--out", type=Path, help="report path (default bench/results/qa-<time>.json)")
     args = ap.parse_args(argv)
 
@@ -115,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = settings_for(index)
     with Stopwatch() as t_ing:
         rep = pipeline.ingest([(args.data / "covidqa" / "docs").resolve()], settings)
-    golds = load_questions(args.data, args.limit, args.unanswerable, args.seed)
+    golds = load_questions(args.data, args.limit, args.unanswerable, args.seed, args.offset)
     with store.Store.open(index) as st:
         emb = pipeline.embedder_for_index(st, settings, None)
         counts = st.counts()
@@ -146,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
               f"verified {summary['quote_verified']}  {t_run.s:.0f}s", file=sys.stderr)
 
     report = {"bench": "qa", "machine": machine(), "embedder": emb.name, "seed": args.seed,
+              "offset": args.offset,
               "papers": counts["documents"], "chunks": counts["chunks"],
               "variants": {n: asdict(p) for n, p in VARIANTS.items()},
               "rows": rows, "questions": details}
