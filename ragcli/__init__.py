@@ -2,11 +2,14 @@
 
 The public API (imported lazily, so ``rag --help`` starts instantly)::
 
-    from ragcli import ingest, search, ask, resolve_settings
-    settings = resolve_settings(index="./my-index")
-    ingest(["docs/"], settings)
-    answer = ask("What is Q4_K_M?", settings)
-    for c in answer.citations: print(c.quote)
+    from ragcli import Index
+    with Index("./my-index") as idx:
+        idx.ingest(["docs/"])
+        answer = idx.ask("What is Q4_K_M?")
+        for c in answer.citations: print(c.quote)
+
+The functions under it (``ingest``, ``search``, ``ask``, ``status`` over a ``Settings``)
+are exported too.
 """
 
 from __future__ import annotations
@@ -21,7 +24,9 @@ __all__ = [
     "Citation",
     "Document",
     "Hit",
+    "Index",
     "IngestReport",
+    "IndexNotFoundError",
     "RagError",
     "SearchResult",
     "Settings",
@@ -35,8 +40,8 @@ __all__ = [
 
 _WHERE = {
     "Answer": "types", "Chunk": "types", "Citation": "types", "Document": "types", "Hit": "types",
-    "Span": "types", "RagError": "errors", "Settings": "config", "resolve_settings": "config",
-    "IngestReport": "pipeline", "SearchResult": "pipeline", "ask": "pipeline", "ingest": "pipeline",
+    "Span": "types", "RagError": "errors", "IndexNotFoundError": "errors", "Settings": "config", "resolve_settings": "config",
+    "Index": "api", "IngestReport": "ingest", "SearchResult": "pipeline", "ask": "pipeline", "ingest": "pipeline",
     "search": "pipeline", "status": "pipeline",
 }
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import time
 import traceback
@@ -67,7 +68,9 @@ def _run(debug: bool, fn: Callable[[], int]) -> None:
         _err(f"rag: error: {e}")
         code = e.exit_code
     except KeyboardInterrupt:
-        _err("rag: interrupted; the index is intact and holds the last completed ingest")
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C while cleaning up changes nothing
+        _err("rag: interrupted; the index is intact (an ingest keeps the batches it committed: "
+             "run it again to carry on)")
         code = 130
     except BrokenPipeError:
         code = 0
@@ -135,23 +138,26 @@ def ingest(
     embedder: Optional[str] = typer.Option(None, "--embedder", help="Embedder for a new or rebuilt index (env RAG_EMBEDDER)."),
     max_file_size: float = typer.Option(50.0, "--max-file-size", help="Skip files larger than this many MB."),
     no_wait: bool = typer.Option(False, "--no-wait", help="Fail at once if another ingest is writing the index."),
+    batch_size: int = typer.Option(1000, "--batch-size", min=1,
+                                   help="Chunks per atomic batch (an interrupted ingest keeps its committed batches)."),
+    workers: Optional[int] = typer.Option(None, "--workers", min=0,
+                                          help="Processes that read and chunk files [default: cores - 1; 0: none]."),
     as_json: bool = JsonOpt,
     debug: bool = DebugOpt,
 ) -> None:
-    """Add files to the index; changed files are re-read, deleted ones removed."""
+    """Add files to the index; changed files are re-read, deleted ones removed.
+    No PATH: the directories the index was built from (and an old index is upgraded)."""
 
     def body() -> int:
         from .pipeline import ingest as do_ingest
 
-        if not paths and not rebuild:
-            raise UsageError("give at least one file or directory to ingest")
         settings = _settings(index, models, debug, embedder=embedder)
         bar = _Progress(sys.stderr.isatty())
         try:
             report = do_ingest(
                 [str(p) for p in paths or []], settings, excludes=exclude, include_hidden=hidden,
                 rebuild=rebuild, max_file_size=int(max_file_size * 1e6), wait=not no_wait,
-                progress=bar, on_message=_err,
+                progress=bar, on_message=_err, batch_chunks=batch_size, workers=workers,
             )
         finally:
             bar.close()
@@ -160,6 +166,8 @@ def ingest(
         else:
             for path, reason in report.failed:
                 _err(f"failed: {_display_path(path)}: {reason}")
+            if report.resumed:
+                print(f"resumed: {len(report.resumed)} files committed by an interrupted ingest were kept")
             print(
                 f"{len(report.added)} added, {len(report.updated)} updated, {len(report.unchanged)} unchanged, "
                 f"{len(report.removed)} removed, {len(report.failed)} failed "
@@ -347,6 +355,12 @@ def status(
         print(f"documents:   {st['documents']} ({st['pages']} pages)")
         print(f"chunks:      {st['chunks']} ({st['spans']} sentences)")
         print(f"embedder:    {st['embedder']} (dim {st['dim']})")
+        v = st["vectors"]
+        if v["search"] == "exact":
+            print(f"vectors:     {v['vectors']} in {v['segments']} segments, exact search")
+        else:
+            print(f"vectors:     {v['vectors']} in {v['segments']} segments, approximate search "
+                  f"({v['ann']}, nprobe {v['nprobe']}, recall@10 {v['ann_recall_at_10']:.3f} at build)")
         print(f"size:        {st['size_bytes'] / 1e6:.1f} MB")
         print(f"last ingest: {when}")
         for r in st["roots"]:

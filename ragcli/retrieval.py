@@ -1,6 +1,6 @@
 """Query -> ranked ``Hit``s, in three modes over one ``Store``.
 
-- ``dense``: cosine similarity of embeddings (FAISS inner product over unit vectors);
+- ``dense``: cosine similarity of embeddings (the index's vector search over unit vectors);
 - ``lexical``: BM25 over chunk text (SQLite FTS5, porter stemming);
 - ``hybrid``: reciprocal-rank fusion of both lists (score = sum of 1 / (60 + rank)).
 
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from .embedders import Embedder
 from .errors import UsageError
-from .store import Store
+from .index import IndexReader
 from .types import Hit
 
 if TYPE_CHECKING:
@@ -25,7 +25,7 @@ MODES = ("dense", "lexical", "hybrid")
 RRF_K = 60  # the usual constant of reciprocal-rank fusion (Cormack et al., 2009)
 
 
-def search(store: Store, embedder: Embedder, query: str, k: int = 5, mode: str = "hybrid",
+def search(store: IndexReader, embedder: Embedder, query: str, k: int = 5, mode: str = "hybrid",
            query_vector: np.ndarray | None = None) -> list[Hit]:
     """The ``k`` best chunks for ``query``, best first."""
     import numpy as np
@@ -34,13 +34,9 @@ def search(store: Store, embedder: Embedder, query: str, k: int = 5, mode: str =
         raise UsageError(f"unknown retrieval mode '{mode}'; use one of: {', '.join(MODES)}")
     if k <= 0:
         return []
-    q = embedder.embed([query])[0] if query_vector is None else query_vector
-    index = store.vector_index()
+    q = np.asarray(embedder.embed([query])[0] if query_vector is None else query_vector, dtype=np.float32)
     pool = max(k, 50) if mode == "hybrid" else k
-    dense: list[tuple[int, float]] = []
-    if mode in ("dense", "hybrid") and index.ntotal:
-        scores, ids = index.search(q.reshape(1, -1).astype(np.float32), min(pool, index.ntotal))
-        dense = [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
+    dense = store.dense(q, pool) if mode in ("dense", "hybrid") else []
     lexical = store.lexical(query, pool) if mode in ("lexical", "hybrid") else []
     if mode == "dense":
         ranked = dense
@@ -55,8 +51,8 @@ def search(store: Store, embedder: Embedder, query: str, k: int = 5, mode: str =
     ranked = ranked[:k]
     cos = dict(dense)
     missing = [cid for cid, _ in ranked if cid not in cos]
-    for cid in missing:  # lexical-only hits: cosine from the stored vector
-        cos[cid] = float(np.dot(index.reconstruct(cid), q))
+    if missing:  # lexical-only hits: cosine from the stored vector
+        cos.update(zip(missing, (store.vectors(missing) @ q).tolist(), strict=True))
     rows = store.chunks([cid for cid, _ in ranked])
     hits = []
     for rank, (cid, score) in enumerate(ranked, start=1):

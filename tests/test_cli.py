@@ -109,7 +109,7 @@ def test_ask_no_evidence_exits_4_with_json(env: dict, ingested: Path) -> None:
         ("ask", "   "),
         ("search", "x", "--mode", "nonsense"),
         ("search", "x", "-k", "0"),
-        ("ingest",),
+        ("ingest", "--batch-size", "0"),
         ("frobnicate",),
     ],
 )
@@ -117,6 +117,16 @@ def test_usage_errors_exit_2(env: dict, ingested: Path, args: tuple) -> None:
     r = rag(*args, env=env)
     assert r.returncode == 2, (r.stdout, r.stderr)
     assert b"Traceback" not in r.stderr
+
+
+def test_ingest_without_paths_refreshes_the_recorded_directories(env: dict, ingested: Path, tmp_path: Path) -> None:
+    (ingested / "extra.md").write_text("# Extra\n\nA note added after the first ingest, about otters.\n")
+    r = rag("ingest", "--json", env=env)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["added"] == [str(ingested / "extra.md")] and len(out["unchanged"]) == 7
+    r = rag("ingest", env={**env, "RAG_INDEX": str(tmp_path / "none")})
+    assert r.returncode == 2 and b"give the files or directories" in r.stderr, r.stderr
 
 
 def test_missing_index_exits_1_with_what_to_do(env: dict) -> None:

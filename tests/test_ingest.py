@@ -1,4 +1,4 @@
-"""Incremental ingest, atomic commits and the index's memory of how it was built.
+"""Incremental ingest, atomic batches, resuming, and the index's memory of how it was built.
 
 Uses the hashing test-double embedder (fast); the real embedder is covered in test_e2e.
 """
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ragcli import pipeline, store
+from ragcli import index, pipeline
 from ragcli.chunking import ChunkParams
 from ragcli.config import resolve_settings
 from ragcli.embedders import HashEmbedder
@@ -56,8 +56,8 @@ def test_changed_file_is_rechunked_and_old_vectors_removed(docs: Path, settings)
     assert r.updated == (str(f),) and len(r.unchanged) == 6
     res = pipeline.search("penguins fly", settings, k=3, embedder=EMB, mode="lexical")
     assert res.hits[0].chunk.source == str(f)
-    with store.Store.open(settings.index_dir) as st:
-        n_vectors = st.vector_index().ntotal
+    with index.open_reader(settings.index_dir) as st:
+        n_vectors = st.vector_set.live
         n_chunks = st.counts()["chunks"]
     assert n_vectors == n_chunks and n_chunks >= before  # old vectors gone, new ones in
     f.write_text("Only one sentence remains here.\n")
@@ -72,8 +72,8 @@ def test_deleted_file_is_removed_when_its_directory_is_ingested_again(docs: Path
     r = ingest([docs], settings)
     assert r.removed == (str(docs / "sampling_notes.txt"),)
     assert pipeline.status(settings)["documents"] == 6
-    with store.Store.open(settings.index_dir) as st:
-        assert st.vector_index().ntotal == st.counts()["chunks"]
+    with index.open_reader(settings.index_dir) as st:
+        assert st.vector_set.live == st.counts()["chunks"]
 
 
 def test_files_outside_the_ingested_directory_are_kept(tmp_path: Path, docs: Path, settings) -> None:
@@ -86,22 +86,54 @@ def test_files_outside_the_ingested_directory_are_kept(tmp_path: Path, docs: Pat
     assert pipeline.status(settings)["documents"] == 8
 
 
-def test_failure_in_commit_leaves_previous_index(docs: Path, settings) -> None:
+class FailingEmbedder(HashEmbedder):
+    """Raises (as Ctrl-C would) on its ``fail_at``-th call to ``embed``."""
+
+    def __init__(self, fail_at: int) -> None:
+        super().__init__()
+        self.calls, self.fail_at = 0, fail_at
+
+    def embed(self, texts):
+        self.calls += 1
+        if self.calls == self.fail_at:
+            raise KeyboardInterrupt
+        return super().embed(texts)
+
+
+def test_interrupted_ingest_keeps_committed_batches_and_the_next_run_resumes(docs: Path, settings) -> None:
     ingest([docs], settings)
     before = pipeline.status(settings)
-    (docs / "new.md").write_text("# New\n\nA brand new file about llamas and alpacas.\n")
-
-    def boom() -> None:
-        raise KeyboardInterrupt
-
+    new = docs / "new"
+    new.mkdir()
+    for i in range(6):
+        (new / f"n{i}.md").write_text(f"# New {i}\n\nA brand new file number {i} about llamas and alpacas.\n")
+    # one file per batch: the 4th batch's embedding is interrupted
     with pytest.raises(KeyboardInterrupt):
-        ingest([docs], settings, before_commit=boom)
-    after = pipeline.status(settings)
-    assert after["documents"] == before["documents"] and after["generation"] == before["generation"]
-    hits = pipeline.search("alpacas", settings, embedder=EMB, mode="lexical").hits
-    assert all(h.chunk.source != str(docs / "new.md") for h in hits)
+        ingest([docs], settings, embedder=FailingEmbedder(fail_at=4), batch_chunks=1)
+    mid = pipeline.status(settings)
+    assert mid["documents"] == before["documents"] + 3 and mid["generation"] == before["generation"] + 3
+    kept = {h.chunk.source for h in pipeline.search("brand new file llamas alpacas", settings, k=50,
+                                                    embedder=EMB, mode="lexical").hits if h.chunk.source.startswith(str(new))}
+    assert kept == {str(new / f"n{i}.md") for i in range(3)}  # whole batches, in plan order
     r = ingest([docs], settings)
-    assert r.added == (str(docs / "new.md"),)
+    assert r.resumed == tuple(str(new / f"n{i}.md") for i in range(3))
+    assert r.added == tuple(str(new / f"n{i}.md") for i in range(3, 6))
+    assert pipeline.status(settings)["documents"] == before["documents"] + 6
+    assert ingest([docs], settings).resumed == ()  # that run finished: nothing to resume next time
+
+
+def test_changed_file_is_replaced_in_the_batch_that_brings_its_new_version(docs: Path, settings) -> None:
+    ingest([docs], settings)
+    f = docs / "tokenization.md"
+    f.write_text(f.read_text() + "\n\nZebra crossings are painted white.\n")
+    with pytest.raises(KeyboardInterrupt):  # dies before the changed file's batch
+        ingest([docs], settings, embedder=FailingEmbedder(fail_at=1), batch_chunks=1)
+    hits = pipeline.search("tokenization", settings, k=50, embedder=EMB, mode="lexical").hits
+    versions = {h.chunk.sha256 for h in hits if h.chunk.source == str(f)}
+    assert len(versions) == 1  # the old version, whole: never neither, never both
+    ingest([docs], settings)
+    hits = pipeline.search("Zebra crossings", settings, k=5, embedder=EMB, mode="lexical").hits
+    assert hits[0].chunk.source == str(f)
 
 
 def test_different_embedder_is_refused_with_the_rebuild_command(docs: Path, settings) -> None:
@@ -135,14 +167,15 @@ def test_search_modes_agree_on_an_obvious_query(docs: Path, settings) -> None:
         assert [h.rank for h in hits] == list(range(1, len(hits) + 1))
 
 
-def test_damaged_vector_file_is_reported_and_repaired_by_next_ingest(docs: Path, settings) -> None:
+def test_damaged_vector_segment_is_reported_and_repaired_by_a_rebuild(docs: Path, settings) -> None:
     ingest([docs], settings)
-    with store.Store.open(settings.index_dir) as st:
-        gen = st.info.generation
-    f = settings.index_dir / f"vectors-{gen}.faiss"
-    f.write_bytes(f.read_bytes()[:100])
+    seg = next((settings.index_dir / "segments").glob("*.vec.npy"))
+    seg.write_bytes(seg.read_bytes()[:100])
     with pytest.raises(DamagedIndexError, match="rag ingest --rebuild"):
         pipeline.search("tokens", settings, embedder=EMB)
     (docs / "x.txt").write_text("Something new to commit here.")
-    ingest([docs], settings)  # rebuilds the vector file from the database copy
+    with pytest.raises(DamagedIndexError, match="rag ingest --rebuild"):  # vectors are stored once:
+        ingest([docs], settings)  # a lost segment is re-embedded by a rebuild, not patched over
+    r = ingest([], settings, rebuild=True)
+    assert len(r.added) == 8
     assert pipeline.search("tokens", settings, embedder=EMB).hits

@@ -1,0 +1,54 @@
+"""Named crash points: where a test may kill the writer, by name, instead of by timing.
+
+Each step of a commit calls ``point("batch:vectors-written")`` and so on. In normal runs
+that is one dictionary lookup. With ``RAGCLI_CRASH_AT=NAME`` (or ``NAME@N``: the N-th time
+that point is reached, 1-based) in the environment, the process sends itself SIGKILL
+there: no cleanup, no ``finally``, exactly what a power cut or ``kill -9`` leaves behind.
+The crash tests run ``rag ingest`` with each point in turn and check that the index holds
+exactly the content before or after that step.
+
+The points, in the order an ingest reaches them (see ``writer``)::
+
+    run:started             the run is recorded; nothing of it committed yet
+    batch:vectors-written   a batch's vector segment is written and fsynced under a temporary name
+    batch:vectors-renamed   ... and renamed into place (the database does not name it yet)
+    batch:db-committed      the batch's rows, segment and counts are committed
+    merge:written           a merged segment (or approximate index) is written, not yet named
+    merge:db-committed      the database names the merged files instead of the old ones
+    merge:cleanup-done      the old segment files are removed
+    rebuild:swapped         a finished rebuild became the current index (CURRENT replaced)
+    run:finished            the run is marked finished; old files cleaned up
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+POINTS = (
+    "run:started",
+    "batch:vectors-written",
+    "batch:vectors-renamed",
+    "batch:db-committed",
+    "merge:written",
+    "merge:db-committed",
+    "merge:cleanup-done",
+    "rebuild:swapped",
+    "run:finished",
+)
+
+ENV = "RAGCLI_CRASH_AT"
+_seen: dict[str, int] = {}
+
+
+def point(name: str) -> None:
+    """Die here (SIGKILL) if ``RAGCLI_CRASH_AT`` names this point and occurrence."""
+    want = os.environ.get(ENV)
+    if not want:
+        return
+    target, _, nth = want.partition("@")
+    if target != name:
+        return
+    _seen[name] = _seen.get(name, 0) + 1
+    if _seen[name] == int(nth or 1):
+        os.kill(os.getpid(), signal.SIGKILL)

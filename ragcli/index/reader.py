@@ -1,0 +1,306 @@
+"""Reading an SQLite index: one consistent snapshot of a committed state.
+
+``SqliteReader.open`` reads CURRENT, opens that database in a WAL snapshot (a read
+transaction held until ``close``), and memory-maps the vector segments the snapshot names.
+A writer that merges segments or switches to a rebuilt database may delete files a reader
+has not opened yet: the open is then retried on a fresh snapshot. Files already open stay
+readable after they are deleted. Damage (bad metadata, truncated or missing segments,
+counts that disagree) is reported with the command that rebuilds the index.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import re
+import sqlite3
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..errors import DamagedIndexError, IndexNotFoundError, StaleIndexError
+from ..types import Chunk, Span
+from . import schema
+from .base import FORMAT_VERSION, DocRow, IndexInfo
+from .vectors import AnnInfo, SegmentRow, VectorFileError, VectorSet, open_segment, seg_dir
+
+_OPEN_TRIES = 5
+
+
+def _checked(method):
+    """SQLite errors met while reading (a page damaged after open) become ``DamagedIndexError``."""
+
+    @functools.wraps(method)
+    def wrapper(self: SqliteReader, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.DatabaseError as e:
+            raise self.damaged(f"cannot read {self.db.name} ({e})") from None
+
+    return wrapper
+
+
+class SqliteReader:
+    """A read-only view of one committed state of the index (``IndexReader``)."""
+
+    def __init__(self, index_dir: Path, db: Path, con: sqlite3.Connection, info: IndexInfo,
+                 meta: dict[str, str], vectors: VectorSet) -> None:
+        self.index_dir = index_dir
+        self.location = str(index_dir)
+        self.db = db
+        self.con = con
+        self.info = info
+        self._meta = meta
+        self.vector_set = vectors
+        self.open_s = 0.0  # seconds ``open`` took (snapshot + memory-mapping the segments)
+
+    # -- opening -------------------------------------------------------------------------
+    @classmethod
+    def open(cls, index_dir: Path) -> SqliteReader:
+        missing = ""
+        t0 = time.perf_counter()
+        for _ in range(_OPEN_TRIES):  # a writer may have replaced files between our reads
+            try:
+                reader = cls._open_once(index_dir)
+                reader.open_s = time.perf_counter() - t0
+                return reader
+            except FileNotFoundError as e:
+                missing = Path(e.filename or "?").name
+        raise DamagedIndexError(
+            f"the index at {index_dir} is damaged: {missing} is missing. "
+            f"Rebuild it: {schema.rebuild_hint(index_dir, recorded_roots(index_dir))}")
+
+    @classmethod
+    def _open_once(cls, index_dir: Path) -> SqliteReader:
+        try:
+            db = schema.current_db(index_dir)
+        except (ValueError, OSError) as e:
+            raise DamagedIndexError(f"the index at {index_dir} is damaged ({e}). "
+                                    f"Rebuild it: {schema.rebuild_hint(index_dir)}") from None
+        if not db.is_file():
+            if db.name != schema.DEFAULT_DB:
+                raise FileNotFoundError(2, "missing", str(db))
+            raise IndexNotFoundError(
+                f"no index at {index_dir}. Build one first: rag ingest PATH --index {_q(index_dir)}")
+        try:
+            con = schema.connect(db)
+            con.execute("BEGIN")  # snapshot: everything below sees one committed state
+            meta = schema.read_meta(con)
+            info = schema.read_info(con, meta)
+        except (sqlite3.DatabaseError, KeyError, ValueError) as e:
+            raise DamagedIndexError(
+                f"the index database {db} is damaged ({e}). Rebuild it: {schema.rebuild_hint(index_dir)}"
+            ) from None
+        if info.format_version < FORMAT_VERSION:
+            con.close()
+            raise StaleIndexError(
+                f"the index at {index_dir} was written by an older ragcli (format {info.format_version}). "
+                f"Upgrade it in place, without re-embedding anything: {schema.upgrade_hint(index_dir)}")
+        if info.format_version > FORMAT_VERSION:
+            con.close()
+            raise StaleIndexError(
+                f"the index at {index_dir} has format {info.format_version}, newer than this ragcli reads "
+                f"({FORMAT_VERSION}); upgrade ragcli, or rebuild the index: {schema.rebuild_hint(index_dir)}")
+        if info.generation == 0:  # created, but no batch ever committed
+            con.close()
+            raise IndexNotFoundError(
+                f"the index at {index_dir} has not been built yet (the first ingest did not finish). "
+                f"Run: rag ingest PATH --index {_q(index_dir)}")
+        try:
+            vectors = _load_vectors(index_dir, con, info, meta)
+        except FileNotFoundError:
+            con.close()
+            raise
+        except (VectorFileError, sqlite3.DatabaseError, KeyError, ValueError, RuntimeError) as e:
+            roots = _roots(con)
+            con.close()
+            raise DamagedIndexError(f"the index at {index_dir} is damaged: {e}. "
+                                    f"Rebuild it: {schema.rebuild_hint(index_dir, roots)}") from None
+        return cls(index_dir, db, con, info, meta, vectors)
+
+    def close(self) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            self.con.close()
+
+    def __enter__(self) -> SqliteReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def roots(self) -> list[str]:
+        return _roots(self.con)
+
+    def damaged(self, what: str) -> DamagedIndexError:
+        return DamagedIndexError(f"the index at {self.index_dir} is damaged: {what}. "
+                                 f"Rebuild it: {schema.rebuild_hint(self.index_dir, self.roots())}")
+
+    # -- vectors -------------------------------------------------------------------------
+    def dense(self, query_vector, k: int) -> list[tuple[int, float]]:
+        return self.vector_set.search(query_vector, k)
+
+    def vectors(self, ids: Sequence[int]):
+        try:
+            return self.vector_set.get(ids)
+        except KeyError as e:
+            raise self.damaged(f"chunk {e.args[0]} has no stored vector") from None
+
+    # -- reading rows --------------------------------------------------------------------
+    def counts(self) -> dict[str, int]:
+        return schema.counts(self._meta)
+
+    def describe(self) -> dict:
+        d = self.vector_set.describe()
+        d["database"] = self.db.name
+        return d
+
+    @_checked
+    def documents(self) -> list[DocRow]:
+        return [DocRow(*r) for r in self.con.execute(
+            "SELECT id, path, root, sha256, kind, encoding, size, mtime, n_pages, ingested_at "
+            "FROM documents ORDER BY path")]
+
+    def size_bytes(self) -> int:
+        total = 0
+        for p in [self.db, Path(f"{self.db}-wal")]:
+            with contextlib.suppress(OSError):
+                total += p.stat().st_size
+        names = {s.name for s in self.vector_set.segments}
+        ann = self.vector_set.ann_info
+        d = seg_dir(self.index_dir)
+        for name in names:
+            for suffix in (".vec.npy", ".ids.npy"):
+                with contextlib.suppress(OSError):
+                    total += (d / f"{name}{suffix}").stat().st_size
+        if ann:
+            with contextlib.suppress(OSError):
+                total += (d / ann.file).stat().st_size
+        return total
+
+    @_checked
+    def chunks(self, ids: Sequence[int]) -> dict[int, tuple[Chunk, DocRow]]:
+        """Chunk rows (with their spans) and their documents, by chunk id."""
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        rows = self.con.execute(
+            f'SELECT c.id, c.key, c.page, c.start, c."end", c.line_start, c.line_end, c.text, c.heading, '
+            f"c.embed, c.n_tokens, d.id, d.path, d.root, d.sha256, d.kind, d.encoding, d.size, d.mtime, "
+            f"d.n_pages, d.ingested_at FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE c.id IN ({marks})",
+            list(ids),
+        ).fetchall()
+        spans: dict[int, list[Span]] = {}
+        for cid, page, a, b, la, lb, text in self.con.execute(
+            f'SELECT chunk_id, page, start, "end", line_start, line_end, text FROM spans '
+            f"WHERE chunk_id IN ({marks}) ORDER BY chunk_id, start",
+            list(ids),
+        ):
+            spans.setdefault(cid, []).append(Span(page, a, b, la, lb, text))
+        out: dict[int, tuple[Chunk, DocRow]] = {}
+        for r in rows:
+            doc = DocRow(*r[11:])
+            chunk = Chunk(
+                key=r[1], source=doc.path, sha256=doc.sha256, page=r[2], start=r[3], end=r[4],
+                line_start=r[5], line_end=r[6], text=r[7], spans=tuple(spans.get(r[0], ())),
+                heading=r[8], embed=r[9], n_tokens=r[10],
+            )
+            out[r[0]] = (chunk, doc)
+        return out
+
+    def lexical(self, query: str, k: int) -> list[tuple[int, float]]:
+        """BM25 over chunk text (SQLite FTS5): [(chunk id, score)], best first, score > 0."""
+        terms = fts_terms(query)
+        if not terms:
+            return []
+        match = " OR ".join(f'"{t}"' for t in terms)
+        try:
+            rows = self.con.execute(
+                "SELECT rowid, -bm25(chunks_fts) AS s FROM chunks_fts WHERE chunks_fts MATCH ? "
+                "ORDER BY s DESC LIMIT ?",
+                (match, k),
+            ).fetchall()
+        except sqlite3.OperationalError as e:
+            if _is_damage(e):
+                raise self.damaged(f"cannot read {self.db.name} ({e})") from None
+            return []  # a query FTS5 cannot parse: no lexical hits
+        except sqlite3.DatabaseError as e:
+            raise self.damaged(f"cannot read {self.db.name} ({e})") from None
+        return [(int(r[0]), float(r[1])) for r in rows]
+
+
+def _load_vectors(index_dir: Path, con: sqlite3.Connection, info: IndexInfo, meta: dict[str, str]) -> VectorSet:
+    import numpy as np
+
+    rows = [SegmentRow(*r) for r in con.execute(
+        "SELECT name, rows, first_id, last_id FROM segments ORDER BY first_id")]
+    dead = np.fromiter((r[0] for r in con.execute("SELECT chunk_id FROM tombstones ORDER BY chunk_id")),
+                       dtype=np.int64)
+    segments = [open_segment(index_dir, r, info.dim) for r in rows]
+    vs = VectorSet(info.dim, segments, dead)
+    n_chunks = schema.counts(meta)["chunks"]
+    if vs.live != n_chunks:
+        raise VectorFileError(f"the vector segments hold {vs.live} live vectors, the database {n_chunks} chunks")
+    if "ann" in meta:
+        import faiss
+
+        ann = AnnInfo(**json.loads(meta["ann"]))
+        path = seg_dir(index_dir) / ann.file
+        if not path.is_file():
+            raise FileNotFoundError(2, "missing", str(path))
+        vs.ann = faiss.read_index(str(path), faiss.IO_FLAG_MMAP)
+        vs.ann_info = ann
+        if vs.ann.d != info.dim or vs.ann.ntotal != ann.rows:
+            raise VectorFileError(f"{ann.file} holds {vs.ann.ntotal} vectors of dimension {vs.ann.d}, "
+                                  f"the database says {ann.rows} of {info.dim}")
+    return vs
+
+
+def _roots(con: sqlite3.Connection) -> list[str]:
+    try:
+        return [r for (r,) in con.execute("SELECT DISTINCT root FROM documents ORDER BY root")]
+    except sqlite3.DatabaseError:
+        return []
+
+
+def recorded_roots(index_dir: Path) -> list[str]:
+    """The directories the current database records, even when the rest is damaged ([] if unreadable)."""
+    try:
+        con = schema.connect(schema.current_db(index_dir))
+    except (sqlite3.Error, ValueError, OSError):
+        return []
+    try:
+        return _roots(con)
+    finally:
+        con.close()
+
+
+def _q(p: Path) -> str:
+    import shlex
+
+    return shlex.quote(str(p))
+
+
+_STOP = frozenset(
+    "a an and are as at be by can do does for from how i in is it its of on or that the this "
+    "to was what when where which who why will with you your".split()
+)
+
+
+def fts_terms(query: str) -> list[str]:
+    """Query words for FTS5, quoted later, stop words dropped.
+
+    >>> fts_terms('What is "GGUF" used for?')
+    ['gguf', 'used']
+    """
+    words = re.findall(r"\w+", query.lower())
+    seen: dict[str, None] = {}
+    for w in words:
+        if w not in _STOP and w not in seen:
+            seen[w] = None
+    return list(seen) or [w for w in words][:32]
+
+
+def _is_damage(e: sqlite3.DatabaseError) -> bool:
+    msg = str(e).lower()
+    return "malformed" in msg or "not a database" in msg or "no such table" in msg

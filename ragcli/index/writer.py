@@ -1,0 +1,524 @@
+"""Writing an SQLite index: the writer lock and one ingest run of atomic batches.
+
+A batch commits like this (crash points in brackets, see ``crash``)::
+
+    BEGIN IMMEDIATE; delete replaced documents (their chunk ids become tombstones);
+    insert documents, chunks, spans, FTS rows with ids from meta.next_chunk_id;
+    write the batch's vectors as a new segment         [batch:vectors-written]
+    rename it into place                               [batch:vectors-renamed]
+    name the segment, update counts and generation; COMMIT   [batch:db-committed]
+
+Killed before the COMMIT, the database is as it was and the new segment is an orphan that
+the next writer removes; after it, the batch is complete. A document is never split over
+two batches, and a changed file's old version leaves in the same batch its new one arrives.
+``finish`` then merges small segments, builds or extends the approximate index when the
+index is large (``vectors``), and, for a rebuild, switches CURRENT to the new database.
+
+A ``--rebuild`` writes a new database named by STAGING, batch by batch like any ingest
+(so it resumes too); readers keep seeing CURRENT until the switch, one atomic rename.
+
+Write failures (disk full, a file size limit) become a ``StorageError`` saying the index
+as last committed is intact. Reading is ``reader``; what to ingest is ``ingest``'s business.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import json
+import os
+import re
+import sqlite3
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from ..errors import DamagedIndexError, IndexBusyError, StorageError
+from . import crash, schema
+from .base import FORMAT_VERSION, DocRow, IndexInfo, NewDocument, Run
+from .repair import remove_orphans
+from .vectors import (
+    ANN_MIN_ROWS,
+    AnnInfo,
+    SegmentRow,
+    VectorSet,
+    build_ann,
+    new_name,
+    open_segment,
+    read_blocks,
+    seg_dir,
+    segment_files,
+    write_segment,
+    write_segment_blocks,
+)
+
+MAX_SEGMENTS = 8  # more than this after a run: the small ones are merged
+ANN_MIN_NEW = 50_000  # vectors added since the approximate index was built, before extending it
+
+
+@contextlib.contextmanager
+def writer_lock(index_dir: Path, wait: bool = True, on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
+    """Hold the index's writer lock (flock: released by the kernel if the process dies)."""
+    try:
+        index_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(index_dir / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise StorageError(f"cannot create the index directory {index_dir}: {e.strerror}") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
+            if not wait:
+                raise IndexBusyError(
+                    f"another ingest (pid {holder}) is writing to {index_dir}; wait for it or run without --no-wait"
+                ) from None
+            if on_wait:
+                on_wait(f"waiting for another ingest (pid {holder}) to finish writing {index_dir} ...")
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def storage_error(e: BaseException, location: Path) -> StorageError | None:
+    """The user-facing error for a failed write, or None if ``e`` is not one."""
+    intact = "the index as last committed is intact"
+    if isinstance(e, OSError):
+        if e.errno == errno.ENOSPC:
+            return StorageError(f"disk full while writing the index at {location}; {intact}. "
+                                "Free some space and run the ingest again")
+        return StorageError(f"cannot write the index at {location}: {e.strerror or e}; {intact}")
+    what = None
+    if isinstance(e, sqlite3.OperationalError):
+        msg = str(e).lower()
+        if "disk i/o" in msg or "full" in msg or "unable to open" in msg or "readonly" in msg:
+            what = str(e)
+    elif isinstance(e, RuntimeError) and "write" in str(e).lower():  # faiss.write_index
+        reason = re.search(r"\(([^()]+)\)\s*$", str(e))  # "... 99918 != 139264 (File too large)"
+        what = reason.group(1) if reason else "FAISS write error"
+    if what is None:
+        return None
+    return StorageError(f"cannot write the index at {location} ({what}): the disk may be full, or a file "
+                        f"size limit reached; {intact}. Free some space and run the ingest again")
+
+
+class SqliteWriter:
+    """One ingest run into an SQLite index (``IndexWriter``); the caller holds ``writer_lock``."""
+
+    def __init__(self, index_dir: Path, db: Path, con: sqlite3.Connection, staging: bool) -> None:
+        self.index_dir = index_dir
+        self.db = db
+        self.con = con
+        self.staging = staging
+        self._meta = schema.read_meta(con)
+        self.info = schema.read_info(con, self._meta)
+        self.run_id: int | None = None
+        self.messages: list[str] = []  # what happened on open (upgrade, discarded rebuild), for the report
+
+    # -- opening -------------------------------------------------------------------------
+    @classmethod
+    def open(cls, index_dir: Path, wanted: IndexInfo, *, rebuild: bool = False) -> SqliteWriter:
+        messages: list[str] = []
+        try:
+            current = schema.current_db(index_dir)
+            staging = schema.staging_db(index_dir)
+            if staging is not None and staging == current:  # killed right after the switch
+                schema.write_pointer(index_dir, schema.STAGING, None)
+                staging = None
+            if rebuild:
+                if staging is not None and staging.exists() and not _same_build(staging, wanted):
+                    messages.append("discarded an unfinished rebuild made with other settings")
+                    staging = None
+                elif staging is not None and staging.exists():
+                    messages.append("carrying on with an unfinished rebuild")
+                if staging is None or not staging.exists():
+                    staging = index_dir / f"index-{new_name()}.sqlite"
+                    schema.write_pointer(index_dir, schema.STAGING, staging.name)
+                db = staging
+            else:
+                db = current
+            con = _open_db(index_dir, db, wanted, messages)
+            keep = [db, current] + ([staging] if staging is not None else [])
+            remove_orphans(index_dir, [p for p in dict.fromkeys(keep) if p.exists()])
+            w = cls(index_dir, db, con, staging=rebuild)
+            if not rebuild:
+                w._check_segments()
+            w.messages = messages
+            return w
+        except (OSError, sqlite3.DatabaseError) as e:
+            err = storage_error(e, index_dir)
+            if err is not None:
+                raise err from None
+            if isinstance(e, OSError):
+                raise
+            raise DamagedIndexError(f"the index database in {index_dir} is damaged ({e}). "
+                                    f"Rebuild it: {schema.rebuild_hint(index_dir)}") from None
+        except (KeyError, ValueError) as e:
+            raise DamagedIndexError(f"the index in {index_dir} is damaged (bad metadata: {e}). "
+                                    f"Rebuild it: {schema.rebuild_hint(index_dir)}") from None
+
+    def _check_segments(self) -> None:
+        for name, rows in self.con.execute("SELECT name, rows FROM segments"):
+            vec, ids = segment_files(self.index_dir, name)
+            if not vec.is_file() or not ids.is_file() or ids.stat().st_size < rows * 8 \
+                    or vec.stat().st_size < rows * self.info.dim * 4:
+                roots = sorted({r.root for r in self.documents().values()})
+                raise DamagedIndexError(f"the index at {self.index_dir} is damaged: segment {name} is missing "
+                                        f"or truncated. Rebuild it: {schema.rebuild_hint(self.index_dir, roots)}")
+
+    def close(self) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            self.con.close()
+
+    # -- what is there -------------------------------------------------------------------
+    def documents(self) -> dict[str, DocRow]:
+        return {r[1]: DocRow(*r) for r in self.con.execute(
+            "SELECT id, path, root, sha256, kind, encoding, size, mtime, n_pages, ingested_at FROM documents")}
+
+    def interrupted_run(self) -> Run | None:
+        r = self.con.execute("SELECT id, started, finished, pid, paths, rebuild, batches FROM runs "
+                             "WHERE finished IS NULL ORDER BY id DESC LIMIT 1").fetchone()
+        if r is None:
+            return None
+        return Run(r[0], r[1], r[2], r[3], tuple(json.loads(r[4])), bool(r[5]), r[6])
+
+    def set_info(self, info: IndexInfo) -> None:
+        """Adopt ``info`` (embedder, chunking) for an index that holds nothing yet."""
+        self.info = replace(info, generation=self.info.generation, last_ingest=self.info.last_ingest)
+
+    # -- writing -------------------------------------------------------------------------
+    def begin_run(self, paths: Sequence[str], rebuild: bool) -> None:
+        def work() -> None:
+            self.con.execute("UPDATE runs SET finished = 0 WHERE finished IS NULL")  # resumed by this one
+            self.run_id = self.con.execute(
+                "INSERT INTO runs(started, pid, paths, rebuild) VALUES (?, ?, ?, ?)",
+                (time.time(), os.getpid(), json.dumps(list(paths)), int(rebuild))).lastrowid
+            schema.write_info(self.con, self.info)
+        self._transaction(work)
+        crash.point("run:started")
+
+    def commit_batch(self, remove_doc_ids: Sequence[int], add: Sequence[NewDocument]) -> None:
+        """One atomic batch: ``remove_doc_ids`` leave and ``add`` arrives, or nothing happens."""
+        import numpy as np
+
+        written: list[Path] = []
+        gen = self.info.generation + 1
+        now = time.time()
+        meta = dict(self._meta)
+
+        def work() -> None:
+            counts = schema.counts(meta)
+            if remove_doc_ids:
+                removed = self._remove_documents(remove_doc_ids)
+                for k in schema.COUNTS:
+                    counts[k] -= removed[k]
+            next_id = int(meta.get("next_chunk_id", "1"))
+            ids: list[int] = []
+            vecs = []
+            for nd in add:
+                next_id = self._insert_document(nd, next_id, now, ids)
+                vecs.append(np.asarray(nd.vectors, dtype=np.float32).reshape(-1, self.info.dim))
+                counts["documents"] += 1
+                counts["chunks"] += len(nd.chunks)
+                counts["spans"] += sum(len(c.spans) for c in nd.chunks)
+                counts["pages"] += len(nd.doc.pages)
+            if ids:
+                name = new_name(f"b{gen}-")
+                written.extend(write_segment(self.index_dir, name, np.asarray(ids, dtype=np.int64),
+                                             np.concatenate(vecs), stage="batch"))
+                self.con.execute("INSERT INTO segments(name, rows, first_id, last_id) VALUES (?, ?, ?, ?)",
+                                 (name, len(ids), ids[0], ids[-1]))
+            meta.update({f"n_{k}": str(v) for k, v in counts.items()})
+            meta["next_chunk_id"] = str(next_id)
+            schema.set_meta(self.con, {k: meta[k] for k in [*(f"n_{c}" for c in schema.COUNTS), "next_chunk_id"]})
+            schema.write_info(self.con, replace(self.info, generation=gen, last_ingest=now))
+            if self.run_id is not None:
+                self.con.execute("UPDATE runs SET batches = batches + 1 WHERE id = ?", (self.run_id,))
+
+        self._transaction(work, written)
+        crash.point("batch:db-committed")
+        self._meta = meta
+        self.info = replace(self.info, generation=gen, last_ingest=now)
+
+    def finish(self) -> None:
+        """Mark the run finished; merge segments, build the approximate index when large;
+        for a rebuild, make the new database current; remove what is no longer named."""
+        self._merge_segments()
+        self._maybe_build_ann()
+        if self.info.generation == 0:  # nothing at all was ingested: still a valid, empty index
+            self._transaction(lambda: schema.write_info(self.con, replace(self.info, generation=1,
+                                                                          last_ingest=time.time())))
+            self.info = replace(self.info, generation=1)
+        if self.run_id is not None:
+            self._transaction(lambda: self.con.execute("UPDATE runs SET finished = ? WHERE id = ?",
+                                                       (time.time(), self.run_id)))
+        if self.staging:
+            self.con.close()  # last connection: SQLite checkpoints the WAL into the file
+            schema.write_pointer(self.index_dir, schema.CURRENT, self.db.name)
+            crash.point("rebuild:swapped")
+            schema.write_pointer(self.index_dir, schema.STAGING, None)
+            self.con = schema.connect(self.db)
+        remove_orphans(self.index_dir, [self.db])
+        crash.point("run:finished")
+
+    # -- helpers -------------------------------------------------------------------------
+    def _transaction(self, work: Callable[[], None], written: Sequence[Path] = ()) -> None:
+        try:
+            self.con.execute("BEGIN IMMEDIATE")
+            work()
+            self.con.execute("COMMIT")
+        except BaseException as e:
+            with contextlib.suppress(sqlite3.Error):
+                self.con.execute("ROLLBACK")
+            for p in [*written, *(Path(str(w) + ".tmp") for w in written)]:
+                with contextlib.suppress(OSError):
+                    p.unlink()
+            for p in seg_dir(self.index_dir).glob("*.tmp") if seg_dir(self.index_dir).is_dir() else ():
+                with contextlib.suppress(OSError):
+                    p.unlink()
+            err = storage_error(e, self.index_dir)
+            if err is not None:
+                raise err from None
+            raise
+
+    def _remove_documents(self, doc_ids: Sequence[int]) -> dict[str, int]:
+        marks = ",".join("?" * len(doc_ids))
+        chunk_ids = [r[0] for r in self.con.execute(f"SELECT id FROM chunks WHERE doc_id IN ({marks})", list(doc_ids))]
+        n_spans = self.con.execute(
+            f"SELECT COUNT(*) FROM spans WHERE chunk_id IN (SELECT id FROM chunks WHERE doc_id IN ({marks}))",
+            list(doc_ids)).fetchone()[0]
+        n_docs, n_pages = self.con.execute(
+            f"SELECT COUNT(*), COALESCE(SUM(n_pages), 0) FROM documents WHERE id IN ({marks})", list(doc_ids)).fetchone()
+        self.con.executemany("INSERT OR IGNORE INTO tombstones(chunk_id) VALUES (?)", [(c,) for c in chunk_ids])
+        self.con.executemany("DELETE FROM chunks_fts WHERE rowid = ?", [(c,) for c in chunk_ids])
+        self.con.executemany("DELETE FROM documents WHERE id = ?", [(d,) for d in doc_ids])  # cascades
+        return {"documents": n_docs, "chunks": len(chunk_ids), "spans": n_spans, "pages": n_pages}
+
+    def _insert_document(self, nd: NewDocument, next_id: int, now: float, ids: list[int]) -> int:
+        d = nd.doc
+        doc_id = self.con.execute(
+            "INSERT INTO documents(path, root, sha256, kind, encoding, size, mtime, n_pages, ingested_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (d.path, nd.root, d.sha256, d.kind, d.encoding, d.size, d.mtime, len(d.pages), now),
+        ).lastrowid
+        if len(nd.chunks) != len(nd.vectors):
+            raise ValueError(f"{d.path}: {len(nd.chunks)} chunks but {len(nd.vectors)} vectors")
+        rows, spans, fts = [], [], []
+        for chunk in nd.chunks:
+            cid = next_id
+            next_id += 1
+            rows.append((cid, doc_id, chunk.key, chunk.page, chunk.start, chunk.end, chunk.line_start,
+                         chunk.line_end, chunk.text, chunk.heading, chunk.embed, chunk.n_tokens))
+            spans.extend((cid, s.page, s.start, s.end, s.line_start, s.line_end, s.text) for s in chunk.spans)
+            fts.append((cid, chunk.embed))
+            ids.append(cid)
+        self.con.executemany(
+            'INSERT INTO chunks(id, doc_id, key, page, start, "end", line_start, line_end, text, heading, embed, '
+            "n_tokens) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        self.con.executemany(
+            'INSERT INTO spans(chunk_id, page, start, "end", line_start, line_end, text) VALUES (?, ?, ?, ?, ?, ?, ?)',
+            spans)
+        self.con.executemany("INSERT INTO chunks_fts(rowid, embed) VALUES (?, ?)", fts)
+        return next_id
+
+    def _segments(self) -> list[SegmentRow]:
+        return [SegmentRow(*r) for r in self.con.execute(
+            "SELECT name, rows, first_id, last_id FROM segments ORDER BY first_id")]
+
+    def _dead(self):
+        import numpy as np
+
+        return np.fromiter((r[0] for r in self.con.execute("SELECT chunk_id FROM tombstones ORDER BY chunk_id")),
+                           dtype=np.int64)
+
+    def _merge_segments(self) -> None:
+        """Merge the small segments at the end (and any half-dead one) into one, dropping
+        tombstoned rows: a reader opens a handful of files, whatever the number of batches."""
+        import numpy as np
+
+        rows = self._segments()
+        dead = self._dead()
+        if not rows:
+            return
+        n_dead = {r.name: int(((dead >= r.first_id) & (dead <= r.last_id)).sum()) for r in rows}
+        if len(rows) > MAX_SEGMENTS:
+            big = max(r.rows for r in rows)
+            tail: list[SegmentRow] = []
+            for r in reversed(rows):  # the run of small segments at the end
+                if r.rows * 4 > big and tail:
+                    break
+                tail.insert(0, r)
+            group = tail if len(tail) > 1 else rows
+        else:
+            group = [r for r in rows if n_dead[r.name] * 2 > r.rows][:1]
+            if not group:
+                return
+        first = rows.index(group[0])
+        if group != rows[first : first + len(group)]:
+            return  # only consecutive segments merge, so segments stay ordered by id
+        total = sum(r.rows for r in group) - sum(n_dead[r.name] for r in group)
+
+        def live_blocks():
+            for ids, block in read_blocks(self.index_dir, group):
+                keep = ~np.isin(ids, dead) if len(dead) else np.ones(len(ids), dtype=bool)
+                yield ids[keep], block[keep]
+
+        name = new_name("m-")
+        written: list[Path] = []
+        if total:
+            written = write_segment_blocks(self.index_dir, name, live_blocks(), total, self.info.dim)
+        gone = [r.name for r in group]
+        lo, hi = group[0].first_id, group[-1].last_id
+
+        def work() -> None:
+            self.con.executemany("DELETE FROM segments WHERE name = ?", [(g,) for g in gone])
+            if total:
+                ids = np.load(segment_files(self.index_dir, name)[1], mmap_mode="r")
+                self.con.execute("INSERT INTO segments(name, rows, first_id, last_id) VALUES (?, ?, ?, ?)",
+                                 (name, total, int(ids[0]), int(ids[-1])))
+            self.con.execute("DELETE FROM tombstones WHERE chunk_id BETWEEN ? AND ? AND chunk_id >= ?",
+                             (lo, hi, self._ann_upto()))
+
+        self._transaction(work, written)
+        crash.point("merge:db-committed")
+        for g in gone:
+            for p in segment_files(self.index_dir, g):
+                with contextlib.suppress(OSError):
+                    p.unlink()
+        crash.point("merge:cleanup-done")
+
+    def _ann_upto(self) -> int:
+        """Ids below this are in the approximate index, which skips them by their tombstones:
+        those tombstones stay until the approximate index is rebuilt without them."""
+        ann = self._meta.get("ann")
+        return json.loads(ann)["upto"] if ann else 0
+
+    def _maybe_build_ann(self) -> None:
+        n_live = schema.counts(self._meta)["chunks"]
+        ann = AnnInfo(**json.loads(self._meta["ann"])) if "ann" in self._meta else None
+        if n_live < ANN_MIN_ROWS:
+            if ann is not None:  # shrank: exact search again
+                self._transaction(lambda: self.con.execute("DELETE FROM meta WHERE key = 'ann'"))
+                self._meta.pop("ann", None)
+            return
+        if ann is not None and n_live - ann.rows < max(ANN_MIN_NEW, ann.rows // 4):
+            return
+        import faiss
+
+        rows = self._segments()
+        dead = self._dead()
+        vs = VectorSet(self.info.dim, [open_segment(self.index_dir, r, self.info.dim) for r in rows], dead)
+        previous = None
+        if ann is not None:
+            previous = (faiss.read_index(str(seg_dir(self.index_dir) / ann.file)), ann)
+        path, info = build_ann(self.index_dir, rows, self.info.dim, dead, n_live, previous, vs)
+        del vs
+        value = json.dumps(info.__dict__)
+
+        def work() -> None:
+            schema.set_meta(self.con, {"ann": value})
+            if previous is None or info.trained_rows != previous[1].trained_rows:  # built afresh, dead rows left out
+                self.con.execute("DELETE FROM tombstones WHERE chunk_id NOT IN (SELECT value FROM json_each(?))",
+                                 (json.dumps([int(i) for i in vs_dead_present]),))
+
+        vs_dead_present = _present(rows, dead, self.index_dir)
+        self._transaction(work, [path])
+        self._meta["ann"] = value
+        crash.point("merge:db-committed")
+        if ann is not None:
+            with contextlib.suppress(OSError):
+                (seg_dir(self.index_dir) / ann.file).unlink()
+        crash.point("merge:cleanup-done")
+
+
+def _present(rows: Sequence[SegmentRow], dead, index_dir: Path) -> list[int]:
+    """The tombstoned ids whose vectors are still in a segment."""
+    import numpy as np
+
+    out: list[int] = []
+    for r in rows:
+        ids = np.load(segment_files(index_dir, r.name)[1], mmap_mode="r")
+        pos = np.searchsorted(ids, dead)
+        inside = pos < len(ids)
+        out.extend(dead[inside][np.asarray(ids[pos[inside]]) == dead[inside]].tolist())
+    return out
+
+
+def _same_build(db: Path, wanted: IndexInfo) -> bool:
+    try:
+        con = schema.connect(db)
+        try:
+            return schema.read_info(con).same_build(wanted)
+        finally:
+            con.close()
+    except (sqlite3.DatabaseError, KeyError, ValueError):
+        return False
+
+
+def _open_db(index_dir: Path, db: Path, wanted: IndexInfo, messages: list[str]) -> sqlite3.Connection:
+    """Open (creating, or upgrading from format 1) the database ``db``."""
+    con = schema.connect(db)
+    con.execute("PRAGMA journal_mode = WAL")
+    con.execute("PRAGMA synchronous = FULL")
+    # New, or created by an ingest killed before it wrote meta: create it in one
+    # transaction, so a kill leaves either nothing or a complete empty index.
+    if not con.execute("SELECT 1 FROM sqlite_master WHERE name = 'meta'").fetchone() or \
+            not con.execute("SELECT 1 FROM meta WHERE key = 'format_version'").fetchone():
+        con.execute("BEGIN IMMEDIATE")
+        for stmt in schema.statements():
+            con.execute(stmt)
+        schema.write_info(con, replace(wanted, generation=0, last_ingest=0.0))
+        schema.set_meta(con, {"next_chunk_id": "1", **{f"n_{k}": "0" for k in schema.COUNTS}})
+        con.execute("COMMIT")
+    info = schema.read_info(con)
+    if info.format_version == 1:
+        _upgrade_from_1(index_dir, con, info)
+        messages.append(f"upgraded the index from format 1 to {FORMAT_VERSION} (no re-embedding)")
+    return con
+
+
+def _upgrade_from_1(index_dir: Path, con: sqlite3.Connection, info: IndexInfo) -> None:
+    """Format 1 kept vectors as SQLite blobs (and again in a FAISS file): move them into one
+    segment, count the rows into meta, drop the blobs. One transaction; the segment is an
+    orphan until it commits."""
+    import numpy as np
+
+    written: list[Path] = []
+    try:
+        con.execute("BEGIN IMMEDIATE")
+        for stmt in schema.statements():
+            con.execute(stmt)
+        rows = con.execute("SELECT chunk_id, vec FROM vectors ORDER BY chunk_id").fetchall()
+        if rows:
+            ids = np.asarray([r[0] for r in rows], dtype=np.int64)
+            vecs = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), info.dim)
+            name = new_name("v1-")
+            written = write_segment(index_dir, name, ids, vecs, stage="upgrade")
+            con.execute("INSERT INTO segments(name, rows, first_id, last_id) VALUES (?, ?, ?, ?)",
+                        (name, len(rows), int(ids[0]), int(ids[-1])))
+        q = lambda sql: con.execute(sql).fetchone()[0]  # noqa: E731
+        schema.set_meta(con, {
+            "n_documents": str(q("SELECT COUNT(*) FROM documents")),
+            "n_chunks": str(q("SELECT COUNT(*) FROM chunks")),
+            "n_spans": str(q("SELECT COUNT(*) FROM spans")),
+            "n_pages": str(q("SELECT COALESCE(SUM(n_pages), 0) FROM documents")),
+            "next_chunk_id": str(q("SELECT COALESCE(MAX(id), 0) + 1 FROM chunks")),
+        })
+        con.execute("DROP TABLE vectors")
+        schema.write_info(con, replace(info, format_version=FORMAT_VERSION))
+        con.execute("COMMIT")
+    except BaseException:
+        with contextlib.suppress(sqlite3.Error):
+            con.execute("ROLLBACK")
+        for p in written:
+            with contextlib.suppress(OSError):
+                p.unlink()
+        raise
+    for p in index_dir.glob("vectors-*.faiss*"):
+        with contextlib.suppress(OSError):
+            p.unlink()
