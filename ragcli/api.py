@@ -1,0 +1,93 @@
+"""``Index``: the Python API, one handle over an index that keeps its models loaded.
+
+    from ragcli import Index
+    with Index("./my-index") as idx:
+        idx.ingest(["docs/"])
+        for hit in idx.search("context window", k=3).hits:
+            print(hit.chunk.source, hit.chunk.line_start)
+        answer = idx.ask("How long is Llama 2's context window?")
+        for c in answer.citations:
+            print(c.quote)
+
+The handle holds settings, the embedder (loaded on first use, then reused) and the LLM
+(loaded on the first ``ask``), so a script asking many questions loads each once. It is a
+thin layer over ``pipeline``: the CLI and the API do the same thing in the same code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from . import pipeline
+from .answer import AnswerParams
+from .config import Settings, resolve_settings
+from .embedders import Embedder
+from .generators import Generator
+from .ingest import IngestReport
+from .types import Answer
+
+
+class Index:
+    """An index at ``location`` (default: ``RAG_INDEX`` or ``$XDG_DATA_HOME/ragcli``).
+
+    ``embedder`` and ``generator`` replace the registry's models (test doubles, or models
+    you built yourself); ``models`` is an extra models.toml, ``model`` the LLM's name.
+    """
+
+    def __init__(self, location: str | Path | None = None, *, models: str | Path | None = None,
+                 model: str | None = None, embedder: Embedder | None = None,
+                 generator: Generator | None = None) -> None:
+        self.settings: Settings = resolve_settings(index=location, models=models, model=model)
+        self._embedder = embedder
+        self._generator = generator
+
+    @classmethod
+    def open(cls, location: str | Path | None = None, **kw) -> Index:
+        """Like ``Index(location)``, but fails now (``IndexNotFoundError``) if nothing is there."""
+        idx = cls(location, **kw)
+        idx.status()
+        return idx
+
+    @property
+    def location(self) -> Path:
+        return self.settings.index_dir
+
+    def ingest(self, paths: Sequence[str | Path] = (), *, rebuild: bool = False,
+               progress: Callable[[str, int, int], None] | None = None, **kw) -> IngestReport:
+        """``rag ingest``: add, update and remove files; no paths: the recorded directories."""
+        return pipeline.ingest([str(p) for p in paths], self.settings, embedder=self._embedder,
+                               rebuild=rebuild, progress=progress, **kw)
+
+    def search(self, query: str, *, k: int = 5, mode: str = "hybrid") -> pipeline.SearchResult:
+        """``rag search``: the ``k`` best passages."""
+        return pipeline.search(query, self.settings, k=k, mode=mode, embedder=self._query_embedder())
+
+    def ask(self, question: str, *, k: int | None = None, mode: str | None = None,
+            params: AnswerParams = AnswerParams(), on_text: Callable[[str], None] | None = None) -> Answer:
+        """``rag ask``: an answer with verified citations, or ``status == "no_evidence"``."""
+        emb = self._query_embedder()
+        if self._generator is None:
+            self._generator = pipeline.load_generator(self.settings)
+        return pipeline.ask(question, self.settings, k=k, mode=mode, embedder=emb, generator=self._generator,
+                            params=params, on_text=on_text)
+
+    def status(self) -> dict:
+        """``rag status --json``."""
+        return pipeline.status(self.settings)
+
+    def close(self) -> None:
+        """Drop the loaded models."""
+        self._generator = None
+
+    def __enter__(self) -> Index:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _query_embedder(self) -> Embedder:
+        if self._embedder is None:
+            with pipeline.open_index(self.settings) as st:
+                self._embedder = pipeline.embedder_for_index(st, self.settings, None)
+        return self._embedder
