@@ -170,22 +170,29 @@ def ingest(
                     if row and not rebuild and row.sha256 == loaders.file_sha256(data):
                         unchanged.append(path)
                         continue
-                    doc = loaders.load(f.path, data)
+                    docs, doc_errors = loaders.load_all(f.path, data)  # an .eml: the mail and its attachments
                 except SourceError as e:
                     failed.append((e.path, e.reason))
                     continue
-                if row:
-                    remove_ids.append(row.id)
-                (updated if row and not rebuild else added).append(path)
-                todo.append((doc, str(f.root)))
-            seen = {str(f.path) for f in found} | {p for p, _ in failed}
+                failed += [(e.path, e.reason) for e in doc_errors]
+                for doc in docs:
+                    row = existing.get(doc.path)
+                    if row:
+                        remove_ids.append(row.id)
+                    (updated if row and not rebuild else added).append(doc.path)
+                    todo.append((doc, str(f.root)))
+            found_paths = {str(f.path) for f in found}
+            seen = found_paths | {p for p, _ in failed} | {d.path for d, _ in todo}
+            kept = set(unchanged) | {p for p, _ in failed}  # their attachments stay as they are
+            seen |= {p for p in existing if loaders.container_of(p) in kept}
             dir_roots = [str(Path(p).expanduser().absolute()) for p in paths if Path(p).is_dir()]
             removed = []
             for path, row in existing.items():
                 if rebuild and path not in seen:
                     removed.append(path)
                     remove_ids.append(row.id)
-                elif path not in seen and any(_under(path, r) for r in dir_roots):
+                elif path not in seen and (any(_under(path, r) for r in dir_roots)
+                                           or loaders.container_of(path) in found_paths):  # attachment gone
                     removed.append(path)
                     remove_ids.append(row.id)
             if rebuild:  # everything goes: the fresh copies come back as "added"
