@@ -33,5 +33,7 @@ def ipynb_pages(path: Path, data: bytes) -> tuple[Page, ...]:
     for c in cells:
         if isinstance(c, dict) and c.get("cell_type") in CELL_TYPES:
             src = c.get("source", "")
-            blocks.append("".join(src) if isinstance(src, list | str) else "")
+            if not (isinstance(src, str) or isinstance(src, list) and all(isinstance(x, str) for x in src)):
+                raise SourceError(str(path), "not a valid notebook (a cell's source is not text)")
+            blocks.append("".join(src))
     return (joined(1, blocks, "json", "cell"),)

@@ -48,7 +48,7 @@ def _shape_texts(shapes) -> Iterator[str]:
             yield from _shape_texts(s.shapes)
         elif s.has_text_frame:
             yield s.text_frame.text
-        elif getattr(s, "has_table", False) and s.has_table:
+        elif s.has_table:
             yield from (c.text for r in s.table.rows for c in r.cells)
 
 

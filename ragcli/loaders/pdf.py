@@ -77,6 +77,5 @@ def pdf_pages(path: Path, data: bytes, only: int | None = None, use_ocr: bool = 
         if only is None and not any(p.text.strip() for p in pages):
             raise SourceError(str(path), "no text layer (a scanned PDF?), and OCR found no text on its pages")
     elif not pages and only is None:
-        raise SourceError(str(path), "no text layer (a scanned PDF?); install ragcli[ocr] to read it"
-                          if use_ocr else "no text layer (a scanned PDF?)")
+        raise SourceError(str(path), "no text layer (a scanned PDF?); install ragcli[ocr] to read it")
     return tuple(pages)

@@ -107,7 +107,7 @@ def html_text(html: str) -> str:
     """Visible text of an HTML document, as the README's recipe rebuilds it.
 
     >>> html_text("<nav>Home</nav><h1>Caf&eacute;</h1><p>One <b>two</b>.</p><script>x()</script>")
-    'Café\\n\\nOne two.'
+    'Café\\n\\nOne two.\\n'
     """
     from inscriptis import get_text
 

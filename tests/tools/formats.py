@@ -219,9 +219,9 @@ def scanned_pdf_bytes(lines: list[str] | None = None) -> bytes:
     lines = lines or ["Maintenance schedule", "The Kestrel valve must be inspected", "every 600 operating hours."]
     img = Image.new("L", (1240, 1754), 255)
     draw = ImageDraw.Draw(img)
-    font = ImageFont.load_default(size=40)
+    font = ImageFont.load_default(size=56)
     for i, line in enumerate(lines):
-        draw.text((100, 150 + 80 * i), line, fill=0, font=font)
+        draw.text((100, 150 + 110 * i), line, fill=0, font=font)
     pdf = FPDF()
     pdf.add_page()
     pdf.image(img, x=0, y=0, w=210, h=297)
