@@ -11,6 +11,10 @@
    load, retrieval, evidence selection, LLM load, prompt = time to first token, generation);
    interpreter start-up and imports are measured as `python -c "import ragcli.cli"`.
 4. Peak RSS of each child (``os.wait4``'s rusage of that process alone).
+5. Reading speed per document format (``format_speed``): files of each format generated with
+   the libraries that read them, loaded and split into sentences as ``rag ingest`` does (no
+   embedding, which costs the same whatever the format), in pages or paragraphs per second.
+   ``--formats-only`` runs just this part (no models, no eval data needed).
 """
 
 from __future__ import annotations
@@ -79,7 +83,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=3, help="runs of each new-process measurement")
     ap.add_argument("--question", help="asked by the `rag ask` runs (default: one the corpus answers)")
     ap.add_argument("--out", type=Path, help="report path (default bench/results/speed-<time>.json)")
+    ap.add_argument("--formats-only", action="store_true", help="only the per-format reading speed (part 5)")
     args = ap.parse_args(argv)
+    if args.formats_only:
+        return print_format_speed(args.out)
     if not args.docs.is_dir():
         args.docs = ROOT / "sample_corpus"
     if args.question is None:
@@ -151,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
                     "prompt_tokens": med("prompt_tokens"), "completion_tokens": med("completion_tokens"),
                     "status": [json.loads(o)["status"] for _, _, _, o, _ in ask_runs]},
         }
+        report["formats"] = format_speed(work / "formats")
         path = write_report("speed", report, args.out)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -171,6 +179,119 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nrag ask breakdown (median of {args.repeat}):")
     print(table([{"part": k, "s": v} for k, v in breakdown.items()] + [{"part": "total (wall)", "s": ask_wall}],
                 ["part", "s"], {"s": ".2f"}))
+    print("\n" + format_table(report["formats"]))
+    print(f"\nreport: {path}")
+    return 0
+
+
+# -- 5. reading speed per format (kept apart: other parts of this file change independently) --------
+
+
+def _format_files(folder: Path, n: int) -> dict[str, tuple[Path, str]]:
+    """{format: (file, unit)}: one file per format with ``n`` paragraphs (n/10 slides, chapters, pages)."""
+    sys.path.insert(0, str(ROOT))
+    import docx
+    from ebooklib import epub
+    from odf.opendocument import OpenDocumentText
+    from odf.text import P
+    from pptx import Presentation
+
+    from tests.tools import formats as f
+
+    paras = [f"Paragraph {i} of the benchmark. {f.FILLER}" for i in range(n)]
+    groups = [paras[i : i + 10] for i in range(0, n, 10)]
+    folder.mkdir(parents=True, exist_ok=True)
+    out: dict[str, tuple[Path, str]] = {}
+
+    def put(name: str, data: bytes, unit: str) -> None:
+        (folder / name).write_bytes(data)
+        out[name.rsplit(".", 1)[-1]] = (folder / name, unit)
+
+    d = docx.Document()
+    for p in paras:
+        d.add_paragraph(p)
+    d.save(str(folder / "bench.docx"))
+    out["docx"] = (folder / "bench.docx", "paragraphs")
+    prs = Presentation()
+    for g in groups:
+        slide = prs.slides.add_slide(prs.slide_layouts[1])
+        slide.shapes.title.text = g[0][:20]
+        slide.placeholders[1].text_frame.text = "\n".join(g)
+    prs.save(str(folder / "bench.pptx"))
+    out["pptx"] = (folder / "bench.pptx", "slides")
+    book = epub.EpubBook()
+    book.set_identifier("bench")
+    book.set_title("Bench")
+    chapters = []
+    for i, g in enumerate(groups):
+        c = epub.EpubHtml(title=f"Chapter {i}", file_name=f"c{i}.xhtml")
+        c.content = "".join(f"<p>{p}</p>" for p in g)
+        book.add_item(c)
+        chapters.append(c)
+    book.toc = [epub.Link(c.file_name, c.title, c.file_name) for c in chapters]
+    book.add_item(epub.EpubNcx())
+    book.add_item(epub.EpubNav())
+    book.spine = chapters
+    epub.write_epub(str(folder / "bench.epub"), book)
+    out["epub"] = (folder / "bench.epub", "chapters")
+    odt = OpenDocumentText()
+    for p in paras:
+        odt.text.addElement(P(text=p))
+    odt.save(str(folder / "bench.odt"))
+    out["odt"] = (folder / "bench.odt", "paragraphs")
+    put("bench.html", ("<html><body>" + "".join(f"<p>{p}</p>" for p in paras) + "</body></html>").encode(), "paragraphs")
+    put("bench.eml", f.eml_bytes("\n\n".join(paras)), "paragraphs")
+    nb = json.loads(f.ipynb_bytes())
+    nb["cells"] = [{"cell_type": "markdown", "metadata": {}, "source": p} for p in paras]
+    put("bench.ipynb", json.dumps(nb).encode(), "cells")
+    put("bench.md", "\n\n".join(paras).encode(), "paragraphs")
+    put("bench.pdf", f.pdf_bytes(["\n".join(g) for g in groups]), "pages")
+    from ragcli.loaders import ocr
+
+    if ocr.available():
+        (folder / "scan.pdf").write_bytes(f.scanned_pdf_bytes())
+        out["pdf (OCR)"] = (folder / "scan.pdf", "pages")
+    return out
+
+
+def format_speed(folder: Path, n: int = 400, repeat: int = 3) -> list[dict]:
+    """Reading speed per format: ``loaders.load_all`` + sentence chunking, best of ``repeat``."""
+    from ragcli import loaders
+    from ragcli.chunking import ChunkParams, chunk_document
+
+    def count(texts):  # whitespace words: chunking without the embedder's tokenizer
+        return [len(t.split()) + 1 for t in texts]
+
+    rows = []
+    for fmt, (path, unit) in _format_files(folder, n).items():
+        best = float("inf")
+        for _ in range(1 if "OCR" in fmt else repeat):
+            t0 = time.perf_counter()
+            docs, _ = loaders.load_all(path)
+            spans = sum(len(c.spans) for d in docs for c in chunk_document(d, count, ChunkParams()))
+            best = min(best, time.perf_counter() - t0)
+        units = sum(len(p.blocks) or 1 for d in docs for p in d.pages) if unit in ("paragraphs", "cells") and \
+            docs[0].pages[0].blocks else (sum(len(d.pages) for d in docs) if unit != "paragraphs" else n)
+        mb = path.stat().st_size / 1e6
+        rows.append({"format": fmt, "unit": unit, "units": units, "s": best, "units_per_s": units / best,
+                     "sentences": spans, "mb": mb, "mb_per_s": mb / best})
+    return rows
+
+
+def format_table(rows: list[dict]) -> str:
+    return "reading speed per format (load + sentence split, best of 3; no embedding):\n" + table(
+        [{**r, "per s": r["units_per_s"]} for r in rows],
+        ["format", "units", "unit", "s", "per s", "sentences", "mb_per_s"], {"s": ".3f", "per s": ".1f", "mb_per_s": ".2f"})
+
+
+def print_format_speed(out: Path | None) -> int:
+    work = Path(tempfile.mkdtemp(prefix="ragcli-formats-"))
+    try:
+        rows = format_speed(work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    path = write_report("speed-formats", {"bench": "speed-formats", "machine": machine(), "formats": rows}, out)
+    print(format_table(rows))
     print(f"\nreport: {path}")
     return 0
 

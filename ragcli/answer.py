@@ -3,8 +3,8 @@
 How a quote stays exact: the model never writes one. It sees the best few stored
 sentences numbered 1..n and, under a llama.cpp grammar, may only answer with a JSON
 object ``{"evidence": [ids], "answer": "..."}`` whose ids are drawn from 1..n. The program
-then copies each chosen sentence from the index, re-reads its source file and checks
-``page_text[start:end] == quote`` (and the file's sha256) before the citation is shown.
+then copies each chosen sentence from the index and ``verify`` re-reads its source file and
+checks ``page_text[start:end] == quote`` (and the file's sha256) before the citation is shown.
 
 No evidence: when the best chunk is not similar enough to the question, the model is not
 even asked; when the model picks no sentence, or none of its picks survives the checks,
@@ -15,20 +15,18 @@ This module does not retrieve (``retrieval``) and does not print (``cli``).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 from .embedders import Embedder
 from .evidence import Evidence, select_evidence
 from .generators import Generator
 from .grounding import support, unsupported_claims
-from .loaders import page_text_from_file
 from .types import Answer, Citation, Hit
+from .verify import Verifier
 
 
 @dataclass(frozen=True)
@@ -122,44 +120,8 @@ def parse_reply(text: str, n: int) -> tuple[list[int], str]:
     return ids, answer if isinstance(answer, str) else ""
 
 
-class SourceCache:
-    """Re-reads each cited file once: its sha256 and the text its offsets index."""
-
-    def __init__(self) -> None:
-        self._sha: dict[str, str | None] = {}
-        self._text: dict[tuple[str, int | None, str], str | None] = {}
-
-    def sha256(self, source: str) -> str | None:
-        if source not in self._sha:
-            try:
-                self._sha[source] = hashlib.sha256(Path(source).read_bytes()).hexdigest()
-            except OSError:
-                self._sha[source] = None
-        return self._sha[source]
-
-    def text(self, source: str, page: int | None, encoding: str) -> str | None:
-        key = (source, page, encoding)
-        if key not in self._text:
-            try:
-                self._text[key] = page_text_from_file(source, page, encoding)
-            except Exception:  # unreadable now: the citation cannot be verified
-                self._text[key] = None
-        return self._text[key]
-
-
-def verify(c: Citation, cache: SourceCache) -> str | None:
-    """None when the quote is byte-for-byte in the source, else the reason it is not."""
-    if cache.sha256(c.source) is None:
-        return f"{c.source} can no longer be read"
-    if cache.sha256(c.source) != c.sha256:
-        return f"{c.source} changed since it was ingested (run `rag ingest` again)"
-    text = cache.text(c.source, c.page, c.encoding)
-    if text is None or text[c.start : c.end] != c.quote:
-        return f"{c.source} [{c.start}:{c.end}] does not hold the stored quote"
-    return None
-
-
 def to_citation(i: int, ev: Evidence) -> Citation:
+    """The citation of an evidence sentence, before ``verify`` checks it and says where it is."""
     s = ev.span
     return Citation(i, ev.source, ev.sha256, s.page if ev.paged else None, s.line_start, s.line_end,
                     s.start, s.end, s.text, ev.encoding or "utf-8")
@@ -318,13 +280,12 @@ def answer_question(
             "the sentences the model picked are not related to the question"
         return no_evidence(question, model, emb, timings, why)
     t0 = time.perf_counter()
-    cache = SourceCache()
+    verifier = Verifier()
     citations: list[Citation] = []
     problems: list[str] = []
     for ev in picked:
-        c = to_citation(len(citations) + 1, ev)
-        err = verify(c, cache)
-        if err:
+        c, err = verifier.check(to_citation(len(citations) + 1, ev), ev.kind)
+        if c is None:
             problems.append(err)
         else:
             citations.append(c)

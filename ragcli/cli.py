@@ -206,7 +206,7 @@ def search(
             if as_json:
                 print(json.dumps(row, ensure_ascii=False))
             else:
-                where = _where(c.source, c.page if h.paged else None, c.line_start, c.line_end)
+                where = _where(c.source, c.page if h.paged else None, c.line_start, c.line_end, _PAGE_LABEL.get(h.kind, "p."))
                 print(f"{h.rank}. {where}  (score {h.score:.3f})")
                 print("   " + " ".join(c.text.split())[:400])
         if not res.hits and not as_json:
@@ -216,9 +216,29 @@ def search(
     _run(debug, body)
 
 
-def _where(source: str, page: Optional[int], a: int, b: int) -> str:
+_PAGE_LABEL = {"pptx": "slide ", "odp": "slide ", "epub": "ch."}  # Document.kind -> how its pages are named
+
+
+def _where(source: str, page: Optional[int], a: int, b: int, label: str = "p.") -> str:
     lines = f"l.{a}" if a == b else f"l.{a}-{b}"
-    return f"{_display_path(source)} p.{page} {lines}" if page else f"{_display_path(source)} {lines}"
+    return f"{_display_path(source)} {label}{page} {lines}" if page else f"{_display_path(source)} {lines}"
+
+
+def _cited_where(c) -> str:
+    """'deck.pptx slide 3 "Results" l.4', 'notes.docx ¶12-13 l.23-25', 'scan.pdf p.2 (OCR) l.3'."""
+    label = {"python-pptx": "slide ", "ebooklib": "ch."}.get(c.extraction, "p.")
+    if c.extraction == "odfpy" and c.page:
+        label = "slide "
+    where = _where(c.source, c.page, c.line_start, c.line_end, label)
+    if c.unit:
+        name = {"paragraph": "¶", "cell": "cell "}.get(c.unit, c.unit + " ")
+        span = f"{c.unit_start}" if c.unit_start == c.unit_end else f"{c.unit_start}-{c.unit_end}"
+        path, _, lines = where.rpartition(" ")
+        where = f"{path} {name}{span} {lines}"
+    if c.title:
+        path, _, lines = where.rpartition(" ")
+        where = f'{path} "{c.title}" {lines}'
+    return where + (" (OCR)" if c.extraction == "ocr" else "")
 
 
 def _read_question(arg: Optional[str]) -> str:
@@ -269,7 +289,7 @@ def ask(
             if ans.citations:
                 print("\nSources:")
                 for c in ans.citations:
-                    print(f"[{c.id}] {_where(c.source, c.page, c.line_start, c.line_end)}")
+                    print(f"[{c.id}] {_cited_where(c)}")
                     print(f'    "{" ".join(c.quote.split())}"')
         if ans.status == "no_evidence":
             if ans.reason and not as_json:

@@ -38,6 +38,7 @@ class Evidence:
     encoding: str
     similarity: float  # cosine with the question (the abstention gates read this, not ``score``)
     score: float = 0.0  # what it was ranked by: similarity + lexical term
+    kind: str = "text"  # the source's Document.kind: how ``verify`` re-reads it
 
 
 def content_words(text: str) -> set[str]:
@@ -99,6 +100,6 @@ def select_evidence(question: str, question_vec, hits: Sequence[Hit], embedder: 
     order = np.argsort(-scores, kind="stable")[:n]
     return [
         Evidence(cands[i][0], cands[i][1].chunk.source, cands[i][1].chunk.sha256, cands[i][1].paged,
-                 cands[i][1].encoding, float(sims[i]), float(scores[i]))
+                 cands[i][1].encoding, float(sims[i]), float(scores[i]), cands[i][1].kind)
         for i in order
     ]

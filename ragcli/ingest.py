@@ -90,10 +90,15 @@ class _Todo:
 
 @dataclass(frozen=True)
 class _Parsed:
+    """One file read and chunked: its documents (an .eml: the mail and its attachments)."""
+
     todo: _Todo
-    doc: Document | None
-    chunks: tuple[Chunk, ...] = ()
-    error: str = ""
+    docs: tuple[tuple[Document, tuple[Chunk, ...]], ...] = ()
+    failed: tuple[tuple[str, str], ...] = ()  # (path, reason): the file, or one attachment
+
+    @property
+    def n_chunks(self) -> int:
+        return sum(len(cs) for _, cs in self.docs)
 
 
 # -- parsing, in worker processes -------------------------------------------------------------
@@ -112,13 +117,17 @@ def _parse(todo: _Todo) -> _Parsed:
     path = Path(todo.path)
     try:
         data = loaders.read_bytes(path, _WORKER["max_file_size"])
-        doc = loaders.load(path, data)
+        docs, errors = loaders.load_all(path, data)
     except SourceError as e:
-        return _Parsed(todo, None, error=e.reason)
-    chunks = chunk_document(doc, _WORKER["count"], _WORKER["params"])
-    if not chunks:
-        return _Parsed(todo, None, error="no text to index after cleaning")
-    return _Parsed(todo, doc, tuple(chunks))
+        return _Parsed(todo, failed=((e.path, e.reason),))
+    out, failed = [], [(e.path, e.reason) for e in errors]
+    for doc in docs:
+        chunks = chunk_document(doc, _WORKER["count"], _WORKER["params"])
+        if chunks:
+            out.append((doc, tuple(chunks)))
+        else:
+            failed.append((doc.path, "no text to index after cleaning"))
+    return _Parsed(todo, tuple(out), tuple(failed))
 
 
 def _parsed_stream(todos: Sequence[_Todo], embedder: Embedder, params: ChunkParams, max_file_size: int,
@@ -233,8 +242,9 @@ def ingest(
                 todos.append(_Todo(path, str(f.root), row.id if row else None))
             seen = {str(f.path) for f in found} | {p for p, _ in failed}
             dir_roots = [str(Path(p).expanduser().absolute()) for p in paths if Path(p).is_dir()]
-            gone = {path: row.id for path, row in existing.items()
-                    if path not in seen and (rebuild or any(_under(path, r) for r in dir_roots))}
+            gone = {path: row.id for path, row in existing.items()  # an attachment goes with its mail
+                    if loaders.container_of(path) not in seen
+                    and (rebuild or any(_under(path, r) for r in dir_roots))}
             timings["read_s"] = time.perf_counter() - t0
             if resumed:
                 say(f"resuming an interrupted ingest: {len(resumed)} files it committed are kept")
@@ -247,22 +257,26 @@ def ingest(
                      "load_s": 0.0, "last": time.perf_counter(), "removals": list(gone.values())}
 
             def flush() -> None:
-                add_chunks = [c for p in batch for c in p.chunks]
+                add_chunks = [c for p in batch for _, cs in p.docs for c in cs]
                 t1 = time.perf_counter()
                 load_before = getattr(emb, "load_s", 0.0)
                 vecs = embed_batched(emb, [c.embed for c in add_chunks])
                 state["load_s"] += getattr(emb, "load_s", 0.0) - load_before
                 state["embed_s"] += time.perf_counter() - t1 - (getattr(emb, "load_s", 0.0) - load_before)
                 t1 = time.perf_counter()
-                add, pos = [], 0
+                add, pos, removals = [], 0, list(state["removals"])
                 for p in batch:
-                    add.append(index.NewDocument(p.doc, p.todo.root, p.chunks, vecs[pos : pos + len(p.chunks)]))
-                    pos += len(p.chunks)
-                removals = state["removals"] + [p.todo.replaces for p in batch if p.todo.replaces is not None]
+                    for doc, chunks in p.docs:
+                        add.append(index.NewDocument(doc, p.todo.root, chunks, vecs[pos : pos + len(chunks)]))
+                        pos += len(chunks)
+                    if p.todo.replaces is not None:  # the file's old version and its old attachments
+                        removals += [row.id for path, row in existing.items()
+                                     if loaders.container_of(path) == p.todo.path]
                 w.commit_batch(removals, add)
                 state["commit_s"] += time.perf_counter() - t1
                 for p in batch:
-                    (updated if p.todo.replaces is not None and not rebuild else added).append(p.todo.path)
+                    for doc, _ in p.docs:
+                        (updated if doc.path in existing and not rebuild else added).append(doc.path)
                 state["chunks"] += len(add_chunks)
                 state["batches"] += 1
                 state["removals"] = []
@@ -275,11 +289,10 @@ def ingest(
                 state["wait_s"] += time.perf_counter() - t_wait
                 if progress:
                     progress("ingesting", n, len(todos))
-                if parsed.doc is None:
-                    failed.append((parsed.todo.path, parsed.error))
-                else:
+                failed.extend(parsed.failed)
+                if parsed.docs:
                     batch.append(parsed)
-                    pending += len(parsed.chunks)
+                    pending += parsed.n_chunks
                     if pending >= batch_chunks or time.perf_counter() - state["last"] >= batch_seconds:
                         flush()
                         pending = 0

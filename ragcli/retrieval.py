@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from .embedders import Embedder
 from .errors import UsageError
 from .index import IndexReader
-from .types import Hit
+from .types import PAGED_KINDS, Hit
 
 if TYPE_CHECKING:
     import numpy as np
@@ -59,5 +59,6 @@ def search(store: IndexReader, embedder: Embedder, query: str, k: int = 5, mode:
         if cid not in rows:
             raise store.damaged(f"chunk {cid} is in the vector index but not in the database")
         chunk, doc = rows[cid]
-        hits.append(Hit(chunk, score, rank, cos[cid], paged=doc.kind == "pdf", encoding=doc.encoding))
+        hits.append(Hit(chunk, score, rank, cos[cid], paged=doc.kind in PAGED_KINDS, encoding=doc.encoding,
+                        kind=doc.kind))
     return hits

@@ -1,7 +1,7 @@
 """The small frozen records the pipeline passes around.
 
     Document  one file as loaded: its pages of text, hash and encoding
-    Page      the text of one page (PDF) or the whole file (everything else)
+    Page      the text of one page (PDF page, slide, EPUB chapter) or the whole file (everything else)
     Span      one sentence (or a piece of an over-long one) with exact offsets into its page text
     Chunk     consecutive spans of one page, the unit that is embedded and retrieved
     Hit       a chunk found by a search, with its score
@@ -10,7 +10,8 @@
 
 Offsets are character offsets (Python ``str`` indices) into ``Page.text``; for a text file
 that is the file decoded with ``Document.encoding`` and no newline translation, for a PDF
-the string pypdf returns for that page. ``page.text[span.start:span.end] == span.text``
+the string pypdf returns for that page, for the other formats the text their extraction
+(``loaders``, named by ``Page.extraction``) builds; the README gives each one's recipe. ``page.text[span.start:span.end] == span.text``
 always holds; nothing here validates it (see ``chunking`` and its property tests).
 """
 
@@ -23,7 +24,11 @@ from dataclasses import dataclass, field
 class Page:
     number: int  # 1-based; text files have exactly one page, number 1
     text: str  # what citation offsets index: the decoded file, or pypdf's page text
-    view: str = ""  # same length as ``text`` with markup blanked (HTML); "" = use ``text``
+    view: str = ""  # same length as ``text`` with markup blanked (XML); "" = use ``text``
+    extraction: str = ""  # how ``text`` was made: "text", "pypdf", "ocr", "python-docx", ... (see loaders)
+    title: str = ""  # a slide's or chapter's title, for people; never part of ``text``
+    blocks: tuple[int, ...] = ()  # start offsets of paragraphs / table cells / notebook cells, ascending
+    block_name: str = ""  # what a block is called in citations: "paragraph", "cell"; "" = none
 
     @property
     def visible(self) -> str:
@@ -34,15 +39,19 @@ class Page:
 class Document:
     path: str  # absolute path as ingested
     sha256: str  # of the file's bytes
-    kind: str  # "text" | "pdf"
-    encoding: str  # codec used to decode a text file ("utf-8", "cp1252", ...); "" for PDFs
+    kind: str  # "text" | "pdf" | "pdf+ocr" | "html" | "docx" | "pptx" | "epub" | "odt" | "odp" | "eml" | "ipynb"
+    encoding: str  # codec used to decode a text file ("utf-8", "cp1252", ...); "" for binary formats
     pages: tuple[Page, ...]
     size: int  # bytes on disk
     mtime: float
 
     @property
     def paged(self) -> bool:
-        return self.kind == "pdf"
+        return self.kind in PAGED_KINDS
+
+
+# Kinds whose pages people can find: PDF pages, slides, EPUB chapters (spine items).
+PAGED_KINDS = frozenset({"pdf", "pdf+ocr", "pptx", "odp", "epub"})
 
 
 @dataclass(frozen=True)
@@ -80,6 +89,7 @@ class Hit:
     similarity: float  # cosine of the query and chunk embeddings, whatever the mode
     paged: bool = False
     encoding: str = "utf-8"
+    kind: str = "text"  # the document's ``Document.kind``: says how to re-read the quote
 
 
 @dataclass(frozen=True)
@@ -94,9 +104,14 @@ class Citation:
     end: int
     quote: str
     encoding: str = "utf-8"
+    extraction: str = "text"  # the recipe that rebuilds the page text (README); set by ``verify``
+    title: str = ""  # slide or chapter title, when the format has one
+    unit: str = ""  # "paragraph" (docx, odt) or "cell" (ipynb): what unit_start/unit_end count
+    unit_start: int = 0  # 1-based blocks of the page text holding the quote's first and last character
+    unit_end: int = 0
 
     def to_json(self) -> dict:
-        return {
+        out = {
             "id": self.id,
             "source": self.source,
             "sha256": self.sha256,
@@ -107,7 +122,13 @@ class Citation:
             "end": self.end,
             "quote": self.quote,
             "encoding": self.encoding,
+            "extraction": self.extraction,
         }
+        if self.title:
+            out["title"] = self.title
+        if self.unit:
+            out[f"{self.unit}_start"], out[f"{self.unit}_end"] = self.unit_start, self.unit_end
+        return out
 
 
 @dataclass(frozen=True)

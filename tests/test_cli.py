@@ -44,10 +44,10 @@ def test_ingest_json_summary(env: dict, tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     rep = json.loads(r.stdout)
     assert set(rep) >= {"added", "updated", "unchanged", "removed", "failed", "chunks", "seconds", "index"}
-    assert len(rep["added"]) == 7 and rep["failed"] == []
+    assert len(rep["added"]) == 9 and rep["failed"] == []
     assert r.stderr == b""  # no progress bar when stderr is not a terminal
     r2 = json.loads(rag("ingest", str(docs), "--json", env=env).stdout)
-    assert len(r2["unchanged"]) == 7 and r2["chunks"] == 0
+    assert len(r2["unchanged"]) == 9 and r2["chunks"] == 0
 
 
 def test_ingest_with_a_failed_file_exits_3_and_names_it(env: dict, tmp_path: Path) -> None:
@@ -124,7 +124,7 @@ def test_ingest_without_paths_refreshes_the_recorded_directories(env: dict, inge
     r = rag("ingest", "--json", env=env)
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
-    assert out["added"] == [str(ingested / "extra.md")] and len(out["unchanged"]) == 7
+    assert out["added"] == [str(ingested / "extra.md")] and len(out["unchanged"]) == sum(1 for p in SAMPLE.iterdir() if p.is_file())
     r = rag("ingest", env={**env, "RAG_INDEX": str(tmp_path / "none")})
     assert r.returncode == 2 and b"give the files or directories" in r.stderr, r.stderr
 
@@ -145,7 +145,7 @@ def test_status_and_models_json(env: dict, ingested: Path) -> None:
     r = rag("status", "--json", env=env)
     assert r.returncode == 0, r.stderr
     st = json.loads(r.stdout)
-    assert st["documents"] == 7 and st["chunks"] > 0 and st["embedder"] == "hash"
+    assert st["documents"] == 9 and st["chunks"] > 0 and st["embedder"] == "hash"
     assert set(st) >= {"index", "documents", "chunks", "embedder", "size_bytes", "last_ingest"}
     r = rag("models", "--json", env=env)
     rows = [json.loads(line) for line in r.stdout.decode().splitlines()]

@@ -36,7 +36,7 @@ def corpus(tmp_path_factory) -> tuple[Path, Path]:
     index = base / "index"
     r = rag("ingest", str(docs), "--index", str(index), "--json")
     assert r.returncode == 0, r.stderr.decode()
-    assert len(json.loads(r.stdout)["added"]) == 7
+    assert len(json.loads(r.stdout)["added"]) == 9
     return docs, index
 
 

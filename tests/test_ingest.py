@@ -32,6 +32,7 @@ def docs(tmp_path: Path) -> Path:
 
 
 EMB = HashEmbedder()
+N_SAMPLE = sum(1 for p in SAMPLE.iterdir() if p.is_file())  # documents in sample_corpus/
 
 
 def ingest(paths, settings, **kw):
@@ -40,11 +41,11 @@ def ingest(paths, settings, **kw):
 
 def test_first_ingest_then_unchanged(docs: Path, settings) -> None:
     r1 = ingest([docs], settings)
-    assert len(r1.added) == 7 and not r1.failed and r1.chunks > 20 and r1.exit_code == 0
+    assert len(r1.added) == N_SAMPLE and not r1.failed and r1.chunks > 20 and r1.exit_code == 0
     r2 = ingest([docs], settings)
-    assert len(r2.unchanged) == 7 and not r2.added and not r2.updated and r2.chunks == 0
+    assert len(r2.unchanged) == N_SAMPLE and not r2.added and not r2.updated and r2.chunks == 0
     st = pipeline.status(settings)
-    assert st["documents"] == 7 and st["chunks"] == r1.chunks
+    assert st["documents"] == N_SAMPLE and st["chunks"] == r1.chunks
 
 
 def test_changed_file_is_rechunked_and_old_vectors_removed(docs: Path, settings) -> None:
@@ -53,7 +54,7 @@ def test_changed_file_is_rechunked_and_old_vectors_removed(docs: Path, settings)
     f = docs / "tokenization.md"
     f.write_text(f.read_text() + "\n\nZebra crossings are painted white. Penguins cannot fly.\n")
     r = ingest([docs], settings)
-    assert r.updated == (str(f),) and len(r.unchanged) == 6
+    assert r.updated == (str(f),) and len(r.unchanged) == N_SAMPLE - 1
     res = pipeline.search("penguins fly", settings, k=3, embedder=EMB, mode="lexical")
     assert res.hits[0].chunk.source == str(f)
     with index.open_reader(settings.index_dir) as st:
@@ -71,7 +72,7 @@ def test_deleted_file_is_removed_when_its_directory_is_ingested_again(docs: Path
     (docs / "sampling_notes.txt").unlink()
     r = ingest([docs], settings)
     assert r.removed == (str(docs / "sampling_notes.txt"),)
-    assert pipeline.status(settings)["documents"] == 6
+    assert pipeline.status(settings)["documents"] == N_SAMPLE - 1
     with index.open_reader(settings.index_dir) as st:
         assert st.vector_set.live == st.counts()["chunks"]
 
@@ -83,7 +84,7 @@ def test_files_outside_the_ingested_directory_are_kept(tmp_path: Path, docs: Pat
     ingest([docs, other], settings)
     r = ingest([other], settings)
     assert r.unchanged == (str(other / "a.txt"),) and not r.removed
-    assert pipeline.status(settings)["documents"] == 8
+    assert pipeline.status(settings)["documents"] == N_SAMPLE + 1
 
 
 class FailingEmbedder(HashEmbedder):
@@ -144,7 +145,7 @@ def test_different_embedder_is_refused_with_the_rebuild_command(docs: Path, sett
     with pytest.raises(StaleIndexError):
         pipeline.search("tokens", settings, embedder=HashEmbedder(dim=128))
     r = ingest([], settings, embedder=HashEmbedder(dim=128), rebuild=True)
-    assert len(r.added) == 7
+    assert len(r.added) == N_SAMPLE
     assert pipeline.search("tokens", settings, embedder=HashEmbedder(dim=128)).hits
 
 
@@ -177,5 +178,5 @@ def test_damaged_vector_segment_is_reported_and_repaired_by_a_rebuild(docs: Path
     with pytest.raises(DamagedIndexError, match="rag ingest --rebuild"):  # vectors are stored once:
         ingest([docs], settings)  # a lost segment is re-embedded by a rebuild, not patched over
     r = ingest([], settings, rebuild=True)
-    assert len(r.added) == 8
+    assert len(r.added) == N_SAMPLE + 1
     assert pipeline.search("tokens", settings, embedder=EMB).hits

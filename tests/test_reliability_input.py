@@ -68,7 +68,7 @@ BAD_FILES = {
     "corrupt.pdf": (b"%PDF-1.4\n" + bytes(range(256)) * 10, "corrupt"),
     "truncated.pdf": (_valid_pdf()[:900], "corrupt or truncated"),
     "password.pdf": (encrypted_pdf("secret"), "encrypted with a password"),
-    "scanned.pdf": (pdf_bytes(["", ""]), "no extractable text (scanned PDF?); OCR is not supported"),
+    "scanned.pdf": (pdf_bytes(["", ""]), "no text layer (a scanned PDF?)"),  # + install ragcli[ocr], or OCR found none
 }
 
 

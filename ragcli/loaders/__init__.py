@@ -1,0 +1,167 @@
+"""Files on disk -> ``Document`` (pages of text), one module per family of formats.
+
+    files     which files to ingest (walking, excludes, size limit) and their bytes and hashes
+    text      text files (decoding with a recorded codec) and HTML (inscriptis)
+    pdf, ocr  PDFs: pypdf's text layer; pages without one through RapidOCR (optional extra)
+    office    .docx (python-docx), .pptx (python-pptx), .odt/.odp (odfpy)
+    epub      EPUB books (ebooklib + the HTML step), one page per chapter
+    mail      .eml (standard library ``email``); supported attachments become documents
+    notebook  .ipynb (markdown and code cells)
+    archive   zip-bomb and encryption guards for the zip-based formats
+    blocks    how blocks (paragraphs, cells) are joined into a page text
+
+``load_all`` is what ``rag ingest`` calls per file; ``reread`` is what verification calls to
+rebuild the exact text a citation's offsets index. Both go through the same readers, whose
+README recipes a test runs independently of this package.
+
+What it does not do: sentence splitting or chunking (``chunking``), verifying (``verify``), or
+storing anything. Every problem with one file raises ``SourceError(path, reason)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from ..errors import SourceError
+from ..types import Document, Page
+from . import mail
+from .epub import epub_pages
+from .files import (
+    DEFAULT_EXCLUDES,
+    DEFAULT_MAX_FILE_SIZE,
+    FORMAT_SUFFIXES,
+    SUPPORTED_SUFFIXES,
+    TEXT_SUFFIXES,
+    FoundFile,
+    file_sha256,
+    read_bytes,
+    walk,
+)
+from .notebook import ipynb_pages
+from .office import docx_pages, odp_pages, odt_pages, pptx_pages
+from .pdf import pdf_pages
+from .text import decode_text, html_page, text_page
+
+__all__ = [
+    "DEFAULT_EXCLUDES", "DEFAULT_MAX_FILE_SIZE", "EXTRACTIONS", "FORMAT_SUFFIXES", "SUPPORTED_SUFFIXES",
+    "TEXT_SUFFIXES", "Document", "FoundFile", "Page", "SourceError", "decode_text", "file_sha256", "kind_of",
+    "load", "load_all", "page_text_from_file", "read_bytes", "reread", "source_bytes", "walk",
+]
+
+# Document.kind -> the extraction named in citations (a "pdf+ocr" page is "pypdf" or "ocr")
+EXTRACTIONS = {
+    "text": "text", "html": "inscriptis", "pdf": "pypdf", "pdf+ocr": "pypdf", "docx": "python-docx",
+    "pptx": "python-pptx", "epub": "ebooklib", "odt": "odfpy", "odp": "odfpy", "eml": "email", "ipynb": "json",
+}
+
+Reader = Callable[[Path, bytes, "int | None"], tuple[Page, ...]]
+_PAGED_READERS: dict[str, Reader] = {  # these can read one page alone
+    "pdf": lambda p, d, n: pdf_pages(p, d, n, use_ocr=False),
+    "pdf+ocr": lambda p, d, n: pdf_pages(p, d, n, use_ocr=True),
+    "pptx": pptx_pages,
+    "epub": epub_pages,
+}
+_WHOLE_READERS: dict[str, Callable[[Path, bytes], tuple[Page, ...]]] = {
+    "docx": docx_pages, "odt": odt_pages, "odp": odp_pages, "eml": mail.eml_pages, "ipynb": ipynb_pages,
+}
+
+
+def kind_of(path: str | Path) -> str:
+    """The ``Document.kind`` a file's name asks for: "pdf", "docx", ..., else "text"."""
+    return FORMAT_SUFFIXES.get(Path(str(path)).suffix.lower(), "text")
+
+
+def _pages(kind: str, path: Path, data: bytes, only: int | None = None) -> tuple[tuple[Page, ...], str]:
+    """(pages, text codec or "") of ``data`` read as ``kind``."""
+    if kind == "text":
+        return text_page(path, data)
+    if kind == "html":
+        return html_page(path, data)
+    if kind in _PAGED_READERS:
+        return _PAGED_READERS[kind](path, data, only), ""
+    return _WHOLE_READERS[kind](path, data), ""
+
+
+def _document(path: Path, data: bytes, size: int, mtime: float) -> Document:
+    kind = kind_of(path)
+    pages, encoding = _pages("pdf+ocr" if kind == "pdf" else kind, path, data)  # OCR where there is no text layer
+    if kind == "pdf" and any(p.extraction == "ocr" for p in pages):
+        kind = "pdf+ocr"
+    pages = tuple(p for p in pages if p.visible.strip())  # blank pages keep their numbers out of the way
+    if not pages:
+        raise SourceError(str(path), "no text in the file" if kind != "text" else "empty file (no text)")
+    return Document(str(path), file_sha256(data), kind, encoding, pages, size, mtime)
+
+
+def _stat(path: Path, data: bytes) -> tuple[int, float]:
+    try:
+        st = path.stat()
+        return st.st_size, st.st_mtime
+    except OSError:
+        return len(data), 0.0
+
+
+def load(path: Path, data: bytes | None = None, max_size: int = DEFAULT_MAX_FILE_SIZE) -> Document:
+    """Read one file into a ``Document`` (an .eml: the message itself). Raises ``SourceError``."""
+    if data is None:
+        data = read_bytes(path, max_size)
+    return _document(path, data, *_stat(path, data))
+
+
+def load_all(path: Path, data: bytes | None = None,
+             max_size: int = DEFAULT_MAX_FILE_SIZE) -> tuple[list[Document], list[SourceError]]:
+    """The documents one file holds: itself, and for an .eml each readable attachment as
+    ``/dir/mail.eml#name.pdf``. An attachment that fails is reported and the rest kept; the
+    file itself failing raises ``SourceError``."""
+    if data is None:
+        data = read_bytes(path, max_size)
+    size, mtime = _stat(path, data)
+    docs = [_document(path, data, size, mtime)]
+    errors: list[SourceError] = []
+    if docs[0].kind == "eml":
+        for name, blob in mail.attachments(path, data, SUPPORTED_SUFFIXES):
+            try:
+                docs.append(_document(Path(f"{path}{mail.ATTACHMENT_MARK}{name}"), blob, len(blob), mtime))
+            except SourceError as e:
+                errors.append(e)
+    return docs, errors
+
+
+def container_of(source: str) -> str:
+    """The file a document lives in: the .eml for an attachment, else ``source`` itself."""
+    return mail.split_source(source)[0]
+
+
+def source_bytes(source: str) -> bytes:
+    """The bytes a document was read from: the file, or an e-mail attachment's bytes."""
+    mail_path, name = mail.split_source(source)
+    try:
+        data = Path(mail_path).read_bytes()
+    except OSError as e:
+        raise SourceError(mail_path, e.strerror or str(e)) from None
+    return mail.attachment_bytes(Path(mail_path), data, name) if name else data
+
+
+def reread(source: str, page: int | None, encoding: str = "", kind: str = "", data: bytes | None = None) -> Page:
+    """Rebuild the page a citation's offsets index, as ingest built it (``Page.text`` is "" when
+    the page has no text any more). ``kind`` is the stored ``Document.kind``; "" guesses it
+    from the file name. ``data``: the source's bytes, when the caller has them."""
+    path = Path(source)
+    kind = kind or kind_of(path)
+    if data is None:
+        data = source_bytes(source)
+    number = page or 1
+    if kind == "text" and encoding:  # the recorded codec, exactly: open(source, encoding=..., newline="")
+        return Page(1, data.decode(encoding), extraction="text")
+    if kind == "html" and encoding:
+        from .text import html_text
+
+        return Page(1, html_text(data.decode(encoding)), extraction="inscriptis")
+    pages, _ = _pages(kind, path, data, number)
+    return next((p for p in pages if p.number == number), Page(number, "", extraction=EXTRACTIONS.get(kind, kind)))
+
+
+def page_text_from_file(source: str, page: int | None, encoding: str, kind: str = "") -> str:
+    """The text a citation indexes, exactly as the README's recipe for its format rebuilds it."""
+    return reread(source, page, encoding, kind).text

@@ -1,0 +1,81 @@
+"""PDFs -> one page of text per PDF page: pypdf's text layer, or OCR where there is none.
+
+Text layer: ``PdfReader(file).pages[n - 1].extract_text()``, exactly (the README's recipe). AES-
+encrypted files with an empty user password (common for filings) are decrypted; pypdf needs the
+``cryptography`` package for AES, a default dependency. Pages whose text is empty or whitespace
+are skipped and the others keep their numbers.
+
+OCR (optional, ``pip install ragcli[ocr]``): a page without a text layer is rendered with
+pypdfium2 and read by RapidOCR (ONNX Runtime; its models ship in the wheel). The page text is
+RapidOCR's lines joined with newlines, in the order it returns them; ``ocr.py`` holds the
+recipe. Without the extra, a PDF with no text layer at all fails with what to install.
+
+What it does not do: OCR a page that has a text layer, however poor.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from pathlib import Path
+
+from ..errors import SourceError
+from ..types import Page
+from . import ocr
+
+
+def open_pdf(path: Path | str, data: bytes):
+    """A decrypted ``PdfReader``, or ``SourceError`` saying why not."""
+    from pypdf import PdfReader
+
+    logging.getLogger("pypdf").setLevel(logging.ERROR)  # pypdf warns on every odd object
+    reader = PdfReader(io.BytesIO(data))
+    if reader.is_encrypted:
+        try:
+            ok = reader.decrypt("")
+        except Exception as e:  # pypdf raises several types for unsupported crypto
+            if "cryptography" in str(e):
+                raise SourceError(str(path), f"PDF uses AES encryption and {e}: pip install cryptography") from None
+            ok = 0
+        if not ok:
+            raise SourceError(str(path), "PDF is encrypted with a password; decrypt it first (e.g. qpdf --decrypt)")
+    return reader
+
+
+def pdf_pages(path: Path, data: bytes, only: int | None = None, use_ocr: bool = True) -> tuple[Page, ...]:
+    """Every page with text (or only page ``only``); OCR for pages without a text layer when
+    ``use_ocr`` and the extra is installed."""
+    from pypdf.errors import PdfReadError
+
+    blank: list[int] = []
+    pages: list[Page] = []
+    try:
+        reader = open_pdf(path, data)
+        n_pages = len(reader.pages)
+        for i, page in enumerate(reader.pages, start=1):
+            if only is not None and i != only:
+                continue
+            text = page.extract_text() or ""
+            if text.strip():
+                pages.append(Page(i, text, extraction="pypdf"))
+            else:
+                blank.append(i)
+    except SourceError:
+        raise
+    except (PdfReadError, ValueError, KeyError, TypeError, AttributeError, IndexError, OSError) as e:
+        raise SourceError(str(path), f"cannot read PDF ({type(e).__name__}: {str(e)[:120]}); the file is corrupt or truncated") from None
+    except Exception as e:  # pypdf has no single error type for damaged files
+        raise SourceError(str(path), f"cannot read PDF ({type(e).__name__}: {str(e)[:120]})") from None
+    if n_pages == 0:
+        raise SourceError(str(path), "PDF has no pages")
+    if blank and use_ocr and ocr.available():
+        try:
+            pages += [Page(i, ocr.page_text(data, i), extraction="ocr") for i in blank]
+        except Exception as e:  # pdfium or onnxruntime failed on this file
+            raise SourceError(str(path), f"OCR failed ({type(e).__name__}: {str(e)[:120]})") from None
+        pages.sort(key=lambda p: p.number)
+        if only is None and not any(p.text.strip() for p in pages):
+            raise SourceError(str(path), "no text layer (a scanned PDF?), and OCR found no text on its pages")
+    elif not pages and only is None:
+        raise SourceError(str(path), "no text layer (a scanned PDF?); install ragcli[ocr] to read it")
+    return tuple(pages)

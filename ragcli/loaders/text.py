@@ -1,0 +1,131 @@
+"""Text files and HTML -> page text.
+
+Text files are decoded with a documented fallback (UTF-8, UTF-8 with BOM, UTF-16 with BOM, then
+cp1252 for legacy files); the codec is recorded so citations stay exact. UTF-8 with a few damaged
+bytes fails with the offset of the first one rather than becoming cp1252 mojibake.
+
+HTML goes through inscriptis, a real HTML-to-text renderer: scripts, styles, ``<head>`` and
+``<nav>`` are dropped, entities decoded, block elements put on their own lines. Offsets index
+the text it returns (the README's recipe rebuilds it); the EPUB loader uses the same step.
+XML keeps the older scheme: tags blanked *in place*, so offsets index the file itself.
+
+What it does not do: walk directories or read files (``files``), split sentences (``chunking``).
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from pathlib import Path
+
+from ..errors import SourceError
+from ..types import Page
+
+_BOMS = ((b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"))
+
+
+def decode_text(path: Path, data: bytes) -> tuple[str, str]:
+    """Bytes -> (text, codec). ``open(path, encoding=codec, newline="").read() == text``.
+
+    Order: BOM-marked UTF-8/UTF-16, plain UTF-8, then cp1252 (Windows' Western default,
+    which also covers ASCII and most Latin-1 text). Binary content (NUL bytes, or many
+    control characters) fails instead of being decoded into garbage.
+    """
+    if not data.strip():
+        raise SourceError(str(path), "empty file (no text)")
+    for bom, codec in _BOMS:
+        if data.startswith(bom):
+            try:
+                return data.decode(codec), codec
+            except UnicodeDecodeError:
+                raise SourceError(str(path), f"starts with a {codec} byte-order mark but is not valid {codec}") from None
+    if b"\x00" in data[:65536]:
+        raise SourceError(str(path), "looks like a binary file (contains NUL bytes), not text")
+    try:
+        text, codec = data.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError as e:
+        if _mostly_utf8(data):  # cp1252 would turn its accents into mojibake ("cafÃ©")
+            raise SourceError(
+                str(path),
+                f"not valid UTF-8: byte 0x{data[e.start]:02x} at offset {e.start} in otherwise UTF-8 text "
+                "(damaged or mixed encodings); fix or re-save the file as UTF-8",
+            ) from None
+        try:
+            text, codec = data.decode("cp1252"), "cp1252"
+        except UnicodeDecodeError:
+            raise SourceError(str(path), "not valid UTF-8 nor cp1252 text; convert it to UTF-8") from None
+    sample = text[:65536]
+    controls = sum(1 for ch in sample if ord(ch) < 32 and ch not in "\t\n\r\f\v")
+    if controls > max(8, len(sample) // 50):
+        raise SourceError(str(path), "looks like a binary file (many control characters), not text")
+    return text, codec
+
+
+_UTF8_SEQ = re.compile(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}")
+
+
+def _mostly_utf8(data: bytes) -> bool:
+    """True when most non-ASCII bytes form valid UTF-8 sequences: UTF-8 with a few bad bytes.
+
+    Real cp1252 text almost never does ("Ã©" is two UTF-8 bytes of "é").
+
+    >>> _mostly_utf8("café crème".encode() + b"\\xff"), _mostly_utf8("café".encode("cp1252"))
+    (True, False)
+    """
+    high = sum(1 for b in data if b >= 0x80)
+    in_seqs = sum(len(m) for m in _UTF8_SEQ.findall(data))
+    return high > 0 and in_seqs >= high / 2
+
+
+_TAG = re.compile(r"<!--.*?-->|<(script|style)\b.*?</\1\s*>|<[^>]*>", re.S | re.I)
+
+
+def markup_blanked(html: str) -> str:
+    """Blank out tags, comments, scripts and styles with spaces, keeping every offset (XML).
+
+    >>> markup_blanked("<p>Hi <b>you</b></p>")
+    '   Hi    you        '
+
+    Newlines inside removed markup are kept so line numbers stay true. Character entities
+    are left as written: the quote must match the file byte for byte.
+    """
+    return _TAG.sub(lambda m: re.sub(r"[^\n]", " ", m.group(0)), html)
+
+
+
+@lru_cache(maxsize=1)
+def _inscriptis_config():
+    from inscriptis.css_profiles import CSS_PROFILES
+    from inscriptis.html_properties import Display
+    from inscriptis.model.config import ParserConfig
+    from inscriptis.model.html_element import HtmlElement
+
+    return ParserConfig(css={**CSS_PROFILES["strict"], "nav": HtmlElement(display=Display.none)})
+
+
+def html_text(html: str) -> str:
+    """Visible text of an HTML document, as the README's recipe rebuilds it.
+
+    >>> html_text("<nav>Home</nav><h1>Caf&eacute;</h1><p>One <b>two</b>.</p><script>x()</script>")
+    'Café\\n\\nOne two.\\n'
+    """
+    from inscriptis import get_text
+
+    return get_text(html, _inscriptis_config())
+
+
+def text_page(path: Path, data: bytes) -> tuple[tuple[Page, ...], str]:
+    """A text file: one page, the decoded file. Returns (pages, codec)."""
+    text, codec = decode_text(path, data)
+    view = markup_blanked(text) if path.suffix.lower() == ".xml" else ""
+    return (Page(1, text, view, extraction="text"),), codec
+
+
+def html_page(path: Path, data: bytes) -> tuple[tuple[Page, ...], str]:
+    """An HTML file: one page, inscriptis' text of the decoded file. Returns (pages, codec)."""
+    html, codec = decode_text(path, data)
+    try:
+        text = html_text(html)
+    except (ValueError, RecursionError) as e:  # lxml refuses some documents
+        raise SourceError(str(path), f"cannot parse HTML ({type(e).__name__}: {str(e)[:120]})") from None
+    return (Page(1, text, extraction="inscriptis"),), codec

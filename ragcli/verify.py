@@ -1,0 +1,108 @@
+"""One way to re-read a source and check a quote: used by ``rag ask``, ``rag eval``, bench/ and tests.
+
+A citation is verified when (1) the source's bytes still hash to the sha256 recorded at ingest
+and (2) the page text rebuilt from those bytes (``loaders.reread``, the same readers as ingest,
+whose recipes the README states) holds the quote at ``[start:end]``. Verification also fills in
+what a person needs to find the quote: the extraction that made the page text (``"pypdf"``,
+``"ocr"``, ``"python-docx"``, ...), a slide's or chapter's title, and the paragraph or cell range.
+
+What it does not do: choose quotes (``answer``), or know any file format (``loaders``).
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+from collections.abc import Mapping
+from dataclasses import replace
+
+from . import loaders
+from .types import Citation, Page
+
+# the ``extraction`` of a citation -> the Document.kind that rebuilds it
+KIND_OF_EXTRACTION = {
+    "text": "text", "inscriptis": "html", "pypdf": "pdf", "ocr": "pdf+ocr", "python-docx": "docx",
+    "python-pptx": "pptx", "ebooklib": "epub", "email": "eml", "json": "ipynb",
+}
+
+
+def units(page: Page, start: int, end: int) -> tuple[int, int]:
+    """1-based numbers of the blocks holding the first and the last character of ``[start:end]``.
+
+    >>> units(Page(1, "ab\\n\\ncd\\n\\nef", blocks=(0, 4, 8)), 4, 10)
+    (2, 3)
+    """
+    if not page.blocks:
+        return 0, 0
+    return bisect.bisect_right(page.blocks, start), bisect.bisect_right(page.blocks, max(start, end - 1))
+
+
+class Verifier:
+    """Re-reads each cited source once (its bytes, their sha256, each cited page)."""
+
+    def __init__(self) -> None:
+        self._data: dict[str, bytes | None] = {}
+        self._pages: dict[tuple, Page | None] = {}
+
+    def data(self, source: str) -> bytes | None:
+        if source not in self._data:
+            try:
+                self._data[source] = loaders.source_bytes(source)
+            except Exception:  # gone, unreadable, attachment removed
+                self._data[source] = None
+        return self._data[source]
+
+    def sha256(self, source: str) -> str | None:
+        data = self.data(source)
+        return None if data is None else hashlib.sha256(data).hexdigest()
+
+    def page(self, source: str, page: int | None, encoding: str, kind: str) -> Page | None:
+        key = (source, page, encoding, kind)
+        if key not in self._pages:
+            data = self.data(source)
+            try:
+                self._pages[key] = None if data is None else loaders.reread(source, page, encoding, kind, data)
+            except Exception:  # unreadable now: the citation cannot be verified
+                self._pages[key] = None
+        return self._pages[key]
+
+    def problem(self, source: str, sha256: str, page: int | None, start: int, end: int, quote: str,
+                encoding: str, kind: str) -> tuple[str | None, Page | None]:
+        """(None, the re-read page) when the quote is byte-for-byte in the source, else (reason, None)."""
+        if self.data(source) is None:
+            return f"{source} can no longer be read", None
+        if sha256 and self.sha256(source) != sha256:
+            return f"{source} changed since it was ingested (run `rag ingest` again)", None
+        text = self.page(source, page, encoding, kind)
+        if text is None or text.text[start:end] != quote:
+            return f"{source} [{start}:{end}] does not hold the stored quote", None
+        return None, text
+
+    def check(self, c: Citation, kind: str) -> tuple[Citation | None, str]:
+        """(the citation with extraction, title and unit range filled in, "") or (None, reason)."""
+        err, page = self.problem(c.source, c.sha256, c.page, c.start, c.end, c.quote, c.encoding, kind)
+        if err or page is None:
+            return None, err or "not verified"
+        a, b = units(page, c.start, c.end)
+        return replace(c, extraction=page.extraction or loaders.EXTRACTIONS.get(kind, kind), title=page.title,
+                       unit=page.block_name if a else "", unit_start=a, unit_end=b), ""
+
+
+def kind_for(c: Mapping) -> str:
+    """The Document.kind to re-read a JSON citation with: from its ``extraction``, else its file name."""
+    extraction = str(c.get("extraction") or "")
+    source = str(c.get("source", ""))
+    if extraction == "odfpy":
+        return loaders.kind_of(source)
+    return KIND_OF_EXTRACTION.get(extraction) or loaders.kind_of(source)
+
+
+def check_json(c: Mapping, verifier: Verifier | None = None) -> str | None:
+    """None when a ``rag ask --json`` citation verifies, else the reason (bad fields included)."""
+    try:
+        err, _ = (verifier or Verifier()).problem(
+            str(c["source"]), str(c.get("sha256") or ""), c.get("page"), int(c["start"]), int(c["end"]),
+            str(c["quote"]), str(c.get("encoding") or ""), kind_for(c))
+    except (KeyError, TypeError, ValueError) as e:
+        return f"malformed citation ({type(e).__name__}: {e})"
+    return err
