@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..errors import DamagedIndexError, IndexNotFoundError, StaleIndexError
 from .base import FORMAT_VERSION, DocRow, IndexInfo, IndexReader, IndexWriter, NewDocument, Run
 from .reader import SqliteReader, fts_terms, recorded_roots
 from .repair import set_aside_if_damaged
@@ -23,6 +24,9 @@ from .writer import SqliteWriter, writer_lock
 
 __all__ = [
     "FORMAT_VERSION",
+    "DamagedIndexError",
+    "IndexNotFoundError",
+    "StaleIndexError",
     "DocRow",
     "IndexInfo",
     "IndexReader",

@@ -241,18 +241,14 @@ def _load_vectors(index_dir: Path, con: sqlite3.Connection, info: IndexInfo, met
     n_chunks = schema.counts(meta)["chunks"]
     if vs.live != n_chunks:
         raise VectorFileError(f"the vector segments hold {vs.live} live vectors, the database {n_chunks} chunks")
-    if "ann" in meta:
-        import faiss
-
+    if "ann" in meta:  # checked here by size; read (FAISS imported) on the first search
         ann = AnnInfo(**json.loads(meta["ann"]))
         path = seg_dir(index_dir) / ann.file
         if not path.is_file():
             raise FileNotFoundError(2, "missing", str(path))
-        vs.ann = faiss.read_index(str(path), faiss.IO_FLAG_MMAP)
-        vs.ann_info = ann
-        if vs.ann.d != info.dim or vs.ann.ntotal != ann.rows:
-            raise VectorFileError(f"{ann.file} holds {vs.ann.ntotal} vectors of dimension {vs.ann.d}, "
-                                  f"the database says {ann.rows} of {info.dim}")
+        if path.stat().st_size < ann.rows:
+            raise VectorFileError(f"{ann.file} is truncated")
+        vs.ann_info, vs.ann_path = ann, path
     return vs
 
 

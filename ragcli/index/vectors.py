@@ -12,7 +12,7 @@ format, memory-mapped) covers the chunks with id below ``upto``; its candidates 
 re-scored exactly from the segments, and the chunks added since (ids >= ``upto``) are
 searched exactly. Its ``nprobe`` is tuned when it is built, on a sample of the index's own
 vectors, to reach recall@10 >= ``TARGET_RECALL`` against exact search. The segments stay
-the one full-precision copy; the IVF-PQ codes are 1/32 of their size.
+the one full-precision copy; the IVF-PQ codes are 1/16 of their size.
 
 This module knows files and numpy; which segments exist is the database's business
 (``writer`` records them, ``reader`` lists them).
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
 ANN_MIN_ROWS = 100_000  # below this, exact search is fast enough (about 10 ms on 2 cores)
 TARGET_RECALL = 0.97  # tuned for, with margin over the 0.95 promised
-RERANK = 100  # approximate candidates re-scored exactly, at least
+RERANK = 200  # approximate candidates re-scored exactly, at least
 
 
 class VectorFileError(ValueError):
@@ -185,9 +185,22 @@ class VectorSet:
     dim: int
     segments: list[Segment]
     dead: np.ndarray  # (m,) int64 sorted: deleted chunk ids whose vectors are still on disk
-    ann: object | None = None  # faiss.Index (IVF-PQ, memory-mapped)
     ann_info: AnnInfo | None = None
+    ann_path: Path | None = None  # the IVF-PQ file, memory-mapped on the first search (FAISS imported then)
+    _ann: object | None = None
     _keep: list = field(default_factory=list)  # FAISS selector objects kept alive
+
+    @property
+    def ann(self):  # -> faiss.Index | None
+        if self._ann is None and self.ann_path is not None:
+            import faiss
+
+            faiss.omp_set_num_threads(1)  # one query at a time: threads cost more than they save
+            self._ann = faiss.read_index(str(self.ann_path), faiss.IO_FLAG_MMAP)
+            if self._ann.ntotal != self.ann_info.rows or self._ann.d != self.dim:
+                raise VectorFileError(f"{self.ann_path.name} holds {self._ann.ntotal} vectors of dimension "
+                                      f"{self._ann.d}, the database says {self.ann_info.rows} of {self.dim}")
+        return self._ann
 
     @property
     def rows(self) -> int:
@@ -239,7 +252,7 @@ class VectorSet:
         q = np.ascontiguousarray(np.asarray(query, dtype=np.float32).reshape(-1))
         if k <= 0:
             return []
-        if self.ann is None or exact:
+        if self.ann_info is None or exact:
             return self._exact(q, k)
         import faiss
 
@@ -262,16 +275,23 @@ class VectorSet:
         """Stored vectors by chunk id, (len(ids), dim); KeyError for an id that has none."""
         import numpy as np
 
-        ids = np.asarray(ids, dtype=np.int64)
+        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
         out = np.zeros((len(ids), self.dim), dtype=np.float32)
+        if not len(ids):
+            return out
         firsts = np.array([int(s.ids[0]) if len(s.ids) else 2**62 for s in self.segments], dtype=np.int64)
-        for j, cid in enumerate(ids.tolist()):
-            s = int(np.searchsorted(firsts, cid, side="right")) - 1
-            seg = self.segments[s] if s >= 0 else None
-            row = int(np.searchsorted(seg.ids, cid)) if seg is not None else 0
-            if seg is None or row >= len(seg.ids) or int(seg.ids[row]) != cid:
-                raise KeyError(cid)
-            out[j] = seg.vecs[row]
+        which = np.searchsorted(firsts, ids, side="right") - 1  # segment of each id
+        for s_no in np.unique(which):
+            sel = np.nonzero(which == s_no)[0]
+            seg = self.segments[int(s_no)] if s_no >= 0 else None
+            rows = np.searchsorted(seg.ids, ids[sel]) if seg is not None else np.full(len(sel), -1)
+            bad = (rows < 0) | (rows >= (len(seg.ids) if seg is not None else 0))
+            if not bad.any():
+                bad = np.asarray(seg.ids[rows]) != ids[sel]
+            if bad.any():
+                raise KeyError(int(ids[sel][np.nonzero(bad)[0][0]]))
+            order = np.argsort(rows, kind="stable")  # ascending rows read the memory map in order
+            out[sel[order]] = seg.vecs[rows[order]]
         return out
 
     def describe(self) -> dict:
@@ -289,13 +309,14 @@ class VectorSet:
 
 
 def pq_m(dim: int) -> int:
-    """PQ sub-quantizers: 8 dimensions each (4 for small dims), dividing ``dim``.
+    """PQ sub-quantizers: 4 dimensions each where that divides ``dim`` (8-bit codes: a
+    vector in ``dim / 4`` bytes, 1/16 of float32), at most 128 of them.
 
-    >>> pq_m(384), pq_m(256), pq_m(100)
-    (48, 32, 25)
+    >>> pq_m(384), pq_m(256), pq_m(100), pq_m(1024)
+    (96, 64, 25, 128)
     """
-    for width in (8, 4, 2, 1):
-        if dim % width == 0 and dim // width <= 64:
+    for width in (4, 8, 2, 1):
+        if dim % width == 0 and dim // width <= 128:
             return dim // width
     return 1
 
@@ -309,6 +330,9 @@ def build_ann(index_dir: Path, rows: Sequence[SegmentRow], dim: int, dead, n_liv
 
     upto = max(r.last_id for r in rows) + 1
     dead = np.asarray(dead, dtype=np.int64)
+    import os as _os
+
+    faiss.omp_set_num_threads(max(1, _os.cpu_count() or 1))  # building: all cores
     if previous is not None and n_live < 8 * previous[1].trained_rows:
         index = faiss.clone_index(previous[0])  # a memory-mapped index cannot grow: copy it
         trained, nlist, start = previous[1].trained_rows, previous[1].nlist, previous[1].upto
@@ -378,7 +402,7 @@ def _tune(index, vs: VectorSet, upto: int, rows: Sequence[SegmentRow] = (), inde
         best_s, best_i = np.take_along_axis(s_all, top, 1), np.take_along_axis(i_all, top, 1)
     best_i = np.take_along_axis(best_i, np.argsort(-best_s, axis=1), 1)  # best first
     truth = [[int(i) for i in row if i != cid and i >= 0][:10] for row, cid in zip(best_i, picks, strict=True)]
-    trial = VectorSet(vs.dim, vs.segments, vs.dead, index, AnnInfo("", upto, int(index.ntotal), 0, 1, 0.0, 0))
+    trial = VectorSet(vs.dim, vs.segments, vs.dead, AnnInfo("", upto, int(index.ntotal), 0, 1, 0.0, 0), _ann=index)
     nlist = index.nlist
     best = (nlist, 1.0)
     for nprobe in (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024):

@@ -110,6 +110,8 @@ def storage_error(e: BaseException, location: Path) -> StorageError | None:
 class SqliteWriter:
     """One ingest run into an SQLite index (``IndexWriter``); the caller holds ``writer_lock``."""
 
+    ann_min_rows = ANN_MIN_ROWS  # live vectors from which ``finish`` builds the approximate index
+
     def __init__(self, index_dir: Path, db: Path, con: sqlite3.Connection, staging: bool) -> None:
         self.index_dir = index_dir
         self.db = db
@@ -401,12 +403,12 @@ class SqliteWriter:
     def _maybe_build_ann(self) -> None:
         n_live = schema.counts(self._meta)["chunks"]
         ann = AnnInfo(**json.loads(self._meta["ann"])) if "ann" in self._meta else None
-        if n_live < ANN_MIN_ROWS:
+        if n_live < self.ann_min_rows:
             if ann is not None:  # shrank: exact search again
                 self._transaction(lambda: self.con.execute("DELETE FROM meta WHERE key = 'ann'"))
                 self._meta.pop("ann", None)
             return
-        if ann is not None and n_live - ann.rows < max(ANN_MIN_NEW, ann.rows // 4):
+        if ann is not None and n_live - ann.rows < max(min(ANN_MIN_NEW, self.ann_min_rows // 2), ann.rows // 4):
             return
         import faiss
 
@@ -416,6 +418,7 @@ class SqliteWriter:
         previous = None
         if ann is not None:
             previous = (faiss.read_index(str(seg_dir(self.index_dir) / ann.file)), ann)
+        faiss.omp_set_num_threads(os.cpu_count() or 1)
         path, info = build_ann(self.index_dir, rows, self.info.dim, dead, n_live, previous, vs)
         del vs
         value = json.dumps(info.__dict__)

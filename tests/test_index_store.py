@@ -1,0 +1,214 @@
+"""The store interface (``ragcli.index.IndexReader`` / ``IndexWriter``), tested as a contract.
+
+Every test takes a ``store`` fixture that opens a reader and a writer of one
+implementation; the SQLite + segments store runs them today, a server store adds itself to
+``STORES`` and runs the same suite. Vectors are synthetic (clustered unit vectors), so the
+tests need no model and can check search results exactly.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ragcli import index
+from ragcli.index import IndexInfo, NewDocument
+from ragcli.index.writer import MAX_SEGMENTS
+from ragcli.types import Chunk, Document, Page, Span
+
+DIM = 32
+INFO = IndexInfo("synthetic", "synthetic-32", DIM, {"chunk_tokens": 1})
+
+
+@dataclass
+class SqliteStore:
+    location: Path
+
+    def writer(self, rebuild: bool = False, info: IndexInfo = INFO):
+        return index.open_writer(self.location, info, rebuild=rebuild)
+
+    def reader(self):
+        return index.open_reader(self.location)
+
+
+STORES = {"sqlite": SqliteStore}
+
+
+@pytest.fixture(params=sorted(STORES))
+def store(request, tmp_path: Path):
+    return STORES[request.param](tmp_path / "idx")
+
+
+def docs(rng, start: int, n_docs: int, per_doc: int = 4, centres=None, tag: str = "doc"):
+    """Documents ``{tag}{start}..`` of ``per_doc`` one-sentence chunks, with unit vectors."""
+    out = []
+    for d in range(start, start + n_docs):
+        sents = [f"{tag} {d} sentence {j} about topic{d % 7}." for j in range(per_doc)]
+        text = " ".join(sents)
+        chunks, pos = [], 0
+        for sent in sents:
+            span = Span(1, pos, pos + len(sent), 1, 1, sent)
+            chunks.append(Chunk(f"{d}-{pos}", f"/c/{tag}{d}.txt", "s" * 64, 1, pos, pos + len(sent), 1, 1, sent,
+                                (span,), "", sent, 8))
+            pos += len(sent) + 1
+        if centres is None:
+            v = rng.normal(size=(per_doc, DIM))
+        else:
+            v = centres[rng.integers(len(centres), size=per_doc)] + rng.normal(scale=0.04, size=(per_doc, DIM))
+        v = (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
+        doc = Document(f"/c/{tag}{d}.txt", "s" * 64, "text", "utf-8", (Page(1, text),), len(text), 0.0)
+        out.append(NewDocument(doc, "/c", tuple(chunks), v))
+    return out
+
+
+def write(store, *batches, remove=(), rebuild=False, finish=True):
+    with index.writer_lock(store.location):
+        w = store.writer(rebuild=rebuild)
+        try:
+            w.begin_run(["/c"], rebuild)
+            for i, b in enumerate(batches):
+                w.commit_batch(remove if i == 0 else (), b)
+            if not batches and remove:
+                w.commit_batch(remove, [])
+            if finish:
+                w.finish()
+            return w.documents()
+        finally:
+            w.close()
+
+
+def test_a_committed_batch_reads_back_whole(store) -> None:
+    rng = np.random.default_rng(0)
+    batch = docs(rng, 0, 5)
+    write(store, batch)
+    with store.reader() as r:
+        assert r.counts() == {"documents": 5, "chunks": 20, "spans": 20, "pages": 5}
+        assert r.info.same_build(INFO) and r.info.generation >= 1
+        for nd in batch:
+            for chunk, vec in zip(nd.chunks, nd.vectors, strict=True):
+                (cid, score), *_ = r.dense(vec, 1)
+                got, doc = r.chunks([cid])[cid]
+                assert got.text == chunk.text and doc.path == nd.doc.path and score == pytest.approx(1.0)
+                np.testing.assert_allclose(r.vectors([cid])[0], vec, rtol=1e-6)
+        assert r.lexical("doc 3 sentence", 3)
+
+
+def test_removed_documents_never_come_back_from_search(store) -> None:
+    rng = np.random.default_rng(1)
+    batch = docs(rng, 0, 6)
+    rows = write(store, batch)
+    gone = [rows["/c/doc1.txt"].id, rows["/c/doc4.txt"].id]
+    write(store, docs(rng, 6, 2), remove=gone)
+    with store.reader() as r:
+        assert r.counts()["documents"] == 6 and r.counts()["chunks"] == 24
+        for nd in (batch[1], batch[4]):
+            hits = r.dense(nd.vectors[0], 50)
+            found = r.chunks([cid for cid, _ in hits])
+            assert all(doc.path != nd.doc.path for _, doc in found.values())
+        assert all(not t.startswith("doc 1 ") for t in
+                   [c.text for c, _ in r.chunks([cid for cid, _ in r.lexical("doc 1 sentence", 50)]).values()])
+
+
+def test_a_reader_keeps_its_snapshot_while_batches_commit(store) -> None:
+    rng = np.random.default_rng(2)
+    write(store, docs(rng, 0, 3))
+    with store.reader() as before:
+        write(store, docs(rng, 3, 3))
+        assert before.counts()["documents"] == 3
+        assert len(before.dense(np.ones(DIM, dtype=np.float32) / DIM**0.5, 100)) == 12
+    with store.reader() as after:
+        assert after.counts()["documents"] == 6
+
+
+def test_many_small_batches_are_merged_and_old_readers_still_read(store) -> None:
+    rng = np.random.default_rng(3)
+    batches = [docs(rng, 5 * i, 5) for i in range(MAX_SEGMENTS + 4)]
+    write(store, *batches[:3])
+    with store.reader() as old:
+        write(store, *batches[3:])  # finish merges: the files ``old`` mapped are deleted
+        v = batches[0][0].vectors[0]
+        assert old.dense(v, 1)[0][1] == pytest.approx(1.0)
+    with store.reader() as r:
+        d = r.describe()
+        assert d["segments"] <= MAX_SEGMENTS and d["vectors"] == r.counts()["chunks"] == 4 * 5 * len(batches)
+        for b in batches:
+            assert r.dense(b[-1].vectors[-1], 1)[0][1] == pytest.approx(1.0)
+
+
+def test_large_index_switches_to_approximate_search_with_high_recall(store, monkeypatch) -> None:
+    rng = np.random.default_rng(4)
+    centres = rng.normal(size=(200, DIM))
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    monkeypatch.setattr(index.SqliteWriter, "ann_min_rows", 4000)
+    rows = write(store, *[docs(rng, 250 * i, 250, centres=centres) for i in range(5)])  # 5,000 chunks
+    gone = [rows[f"/c/doc{d}.txt"].id for d in range(0, 100)]
+    write(store, docs(rng, 2000, 25, centres=centres), remove=gone)  # tombstones and an exact tail
+    with store.reader() as r:
+        d = r.describe()
+        assert d["search"] == "approximate" and d["ann_recall_at_10"] >= 0.95
+        vs = r.vector_set
+        queries = centres[rng.integers(len(centres), size=100)] + rng.normal(scale=0.04, size=(100, DIM))
+        queries = (queries / np.linalg.norm(queries, axis=1, keepdims=True)).astype(np.float32)
+        hits = 0
+        for q in queries:
+            got = vs.search(q, 10)
+            assert len(got) == 10 and all(cid not in set(vs.dead.tolist()) for cid, _ in got)
+            hits += len({c for c, _ in got} & {c for c, _ in vs.search(q, 10, exact=True)})
+        assert hits / 1000 >= 0.95
+        removed = set(r.chunks([c for c, _ in vs.search(queries[0], 400)]).keys())
+        assert not any(doc.path in {f"/c/doc{d}.txt" for d in range(100)}
+                       for _, doc in r.chunks(list(removed)).values())
+
+
+def test_a_rebuild_is_invisible_until_it_finishes(store) -> None:
+    rng = np.random.default_rng(5)
+    write(store, docs(rng, 0, 4))
+    other = IndexInfo("synthetic", "synthetic-32b", DIM, {"chunk_tokens": 2})
+    with index.writer_lock(store.location):
+        w = store.writer(rebuild=True, info=other)
+        w.begin_run(["/c"], True)
+        w.commit_batch([], docs(rng, 100, 2, tag="new"))
+        with store.reader() as r:
+            assert r.counts()["documents"] == 4 and r.info.embedder_id == "synthetic-32"
+        w.finish()
+        w.close()
+    with store.reader() as r:
+        assert r.counts()["documents"] == 2 and r.info.embedder_id == "synthetic-32b"
+
+
+def test_a_format_1_index_is_upgraded_in_place_without_re_embedding(tmp_path: Path) -> None:
+    """Format 1: vectors as SQLite blobs (and a FAISS file), no segments, no counts in meta."""
+    rng = np.random.default_rng(6)
+    loc = tmp_path / "v1"
+    store = SqliteStore(loc)
+    batch = docs(rng, 0, 3)
+    write(store, batch)
+    # turn it into what ragcli 0.1 wrote
+    con = sqlite3.connect(loc / "index.sqlite")
+    con.execute("CREATE TABLE vectors (chunk_id INTEGER PRIMARY KEY, vec BLOB NOT NULL)")
+    ids = [r[0] for r in con.execute("SELECT id FROM chunks ORDER BY id")]
+    vecs = np.concatenate([nd.vectors for nd in batch])
+    con.executemany("INSERT INTO vectors VALUES (?, ?)", [(i, v.tobytes()) for i, v in zip(ids, vecs, strict=True)])
+    for t in ("segments", "tombstones", "runs"):
+        con.execute(f"DROP TABLE {t}")
+    con.execute("DELETE FROM meta WHERE key LIKE 'n\\_%' ESCAPE '\\' OR key = 'next_chunk_id'")
+    con.execute("UPDATE meta SET value = '1' WHERE key = 'format_version'")
+    con.commit()
+    con.close()
+    shutil.rmtree(loc / "segments")
+    (loc / "vectors-1.faiss").write_bytes(b"old")
+    with pytest.raises(index.StaleIndexError, match="rag ingest --index"):
+        store.reader()
+    with index.writer_lock(loc):
+        w = store.writer()
+        assert any("upgraded" in m for m in w.messages)
+        w.close()
+    assert not (loc / "vectors-1.faiss").exists()
+    with store.reader() as r:
+        assert r.counts() == {"documents": 3, "chunks": 12, "spans": 12, "pages": 3}
+        assert r.dense(vecs[5], 1)[0] == (ids[5], pytest.approx(1.0))
