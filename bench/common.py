@@ -102,3 +102,75 @@ def run_rag(args: list[str], env: dict, timeout: float = 3600) -> tuple[float, i
         wall = time.perf_counter() - t0
         raw = Path(tmp.name).read_text().strip()
     return wall, p.returncode, (int(raw) / 1024 if raw else float("nan")), p.stdout.decode(), p.stderr.decode()
+
+
+def _tree_rss_kb(root: int) -> int:
+    """Resident memory of ``root`` and all its descendants now (kB), from /proc."""
+    children: dict[int, list[int]] = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+                children.setdefault(ppid, []).append(int(d))
+            except (OSError, ValueError, IndexError):
+                pass
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        todo += children.get(pid, [])
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                total += next((int(line.split()[1]) for line in f if line.startswith("VmRSS:")), 0)
+        except OSError:
+            pass
+    return total
+
+
+def run_tree(cmd: list[str], env: dict, timeout: float = 7200, kill_after: float | None = None,
+             every: float = 0.25) -> dict:
+    """Run ``cmd`` (a whole process tree: ``rag ingest`` and its parse workers), sampling the
+    tree's resident memory every ``every`` s. ``kill_after``: SIGKILL it after that many
+    seconds (an interrupted ingest). Returns wall_s, rc, peak_tree_mb, stdout, stderr."""
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        t0 = time.perf_counter()
+        p = subprocess.Popen(cmd, env=env, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
+        peak = 0
+        while p.poll() is None:
+            peak = max(peak, _tree_rss_kb(p.pid))
+            elapsed = time.perf_counter() - t0
+            if kill_after is not None and elapsed >= kill_after:
+                _kill_tree(p.pid)  # the writer first: as a power cut, with no cleanup
+                p.wait()
+                break
+            if elapsed > timeout:
+                _kill_tree(p.pid)
+                raise TimeoutError(" ".join(cmd))
+            time.sleep(every)
+        wall = time.perf_counter() - t0
+        out.seek(0)
+        err.seek(0)
+        return {"wall_s": wall, "rc": p.returncode, "peak_tree_mb": peak / 1024,
+                "stdout": out.read().decode(errors="replace"), "stderr": err.read().decode(errors="replace")}
+
+
+def _kill_tree(root: int) -> None:
+    import signal
+
+    pids = [root]
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == root:
+                        pids.append(int(d))
+            except (OSError, ValueError, IndexError):
+                pass
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass

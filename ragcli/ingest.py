@@ -78,7 +78,8 @@ class IngestReport:
 
 
 def index_info(embedder: Embedder, params: ChunkParams) -> index.IndexInfo:
-    return index.IndexInfo(embedder.name, embedder.id, embedder.dim, params.as_dict())
+    return index.IndexInfo(embedder.name, embedder.id, embedder.dim, params.as_dict(),
+                           embedder_backend=getattr(embedder, "backend", ""))
 
 
 @dataclass(frozen=True)

@@ -225,6 +225,7 @@ def evaluate(golds: Sequence[Gold], settings: Settings, *, k: int | None = None,
 def status(settings: Settings) -> dict:
     """What ``rag status`` shows: location, counts, embedder, size, last ingest."""
     with open_index(settings) as st:  # opening checks the vector segments against the database
+        st.check()
         info = st.info
         return {
             "index": st.location,

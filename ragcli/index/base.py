@@ -35,6 +35,7 @@ class IndexInfo:
     format_version: int = FORMAT_VERSION
     generation: int = 0  # committed batches so far (0: never built)
     last_ingest: float = 0.0  # unix time of the last commit
+    embedder_backend: str = ""  # what computed the vectors, e.g. "onnxruntime-int8"; "" = not recorded
 
     def same_build(self, other: IndexInfo) -> bool:
         """Same embedder, dimension and chunking: vectors and chunks are interchangeable."""
@@ -100,6 +101,8 @@ class IndexReader(Protocol):
     def lexical(self, query: str, k: int) -> list[tuple[int, float]]: ...  # (chunk id, BM25), best first
 
     def describe(self) -> Mapping[str, object]: ...  # storage facts for `rag status`
+
+    def check(self) -> None: ...  # quick consistency checks; raises the ``damaged`` error
 
     def damaged(self, what: str) -> Exception: ...  # the error to raise, with the rebuild command
 

@@ -26,6 +26,7 @@ from .base import FORMAT_VERSION, DocRow, IndexInfo
 from .vectors import AnnInfo, SegmentRow, VectorFileError, VectorSet, open_segment, seg_dir
 
 _OPEN_TRIES = 5
+QUICK_CHECK_BYTES = 64 << 20  # `rag status` checks every page of a database up to this size
 
 
 def _checked(method):
@@ -149,6 +150,22 @@ class SqliteReader:
     # -- reading rows --------------------------------------------------------------------
     def counts(self) -> dict[str, int]:
         return schema.counts(self._meta)
+
+    @_checked
+    def check(self) -> None:
+        """The checks ``rag status`` runs: row counts against the recorded ones and, for a
+        database up to ``QUICK_CHECK_BYTES``, SQLite's page-level ``quick_check`` (larger ones
+        are read page by page only where a search goes, and report damage there)."""
+        counts = self.counts()
+        n_docs = self.con.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
+        n_chunks = self.con.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
+        if (n_docs, n_chunks) != (counts["documents"], counts["chunks"]):
+            raise self.damaged(f"{self.db.name} holds {n_docs} documents and {n_chunks} chunks, "
+                               f"its metadata says {counts['documents']} and {counts['chunks']}")
+        if self.db.stat().st_size <= QUICK_CHECK_BYTES:
+            result = self.con.execute("PRAGMA quick_check").fetchone()[0]
+            if result != "ok":
+                raise self.damaged(f"{self.db.name} fails SQLite's check ({result})")
 
     def describe(self) -> dict:
         d = self.vector_set.describe()

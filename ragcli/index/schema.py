@@ -132,6 +132,7 @@ def read_info(con: sqlite3.Connection, rows: dict[str, str] | None = None) -> In
         format_version=int(rows["format_version"]),
         generation=int(rows.get("generation", "0")),
         last_ingest=float(rows.get("last_ingest", "0")),
+        embedder_backend=rows.get("embedder_backend", ""),
     )
 
 
@@ -144,6 +145,7 @@ def write_info(con: sqlite3.Connection, info: IndexInfo) -> None:
         "format_version": str(info.format_version),
         "generation": str(info.generation),
         "last_ingest": repr(info.last_ingest),
+        "embedder_backend": info.embedder_backend,
     })
 
 

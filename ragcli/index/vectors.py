@@ -7,12 +7,13 @@ memory-map the segments (``np.load(mmap_mode="r")``): a new process opens them i
 microseconds and reads only the pages a search touches. Deleted chunks are tombstones
 (ids the search skips) until their segment is merged.
 
-Above ``ANN_MIN_ROWS`` live vectors an IVF-PQ index (``ann-<name>.faiss``, FAISS's own
+Above ``ANN_MIN_ROWS`` live vectors an IVF index with 8-bit scalar-quantised codes (``ann-<name>.faiss``, FAISS's own
 format, memory-mapped) covers the chunks with id below ``upto``; its candidates are
 re-scored exactly from the segments, and the chunks added since (ids >= ``upto``) are
 searched exactly. Its ``nprobe`` is tuned when it is built, on a sample of the index's own
 vectors, to reach recall@10 >= ``TARGET_RECALL`` against exact search. The segments stay
-the one full-precision copy; the IVF-PQ codes are 1/16 of their size.
+the one full-precision copy; the 8-bit codes are 1/4 of their size. (IVF-PQ codes would be
+smaller, but training 96 product quantisers took minutes on 2 cores, against seconds.)
 
 This module knows files and numpy; which segments exist is the database's business
 (``writer`` records them, ``reader`` lists them).
@@ -186,7 +187,7 @@ class VectorSet:
     segments: list[Segment]
     dead: np.ndarray  # (m,) int64 sorted: deleted chunk ids whose vectors are still on disk
     ann_info: AnnInfo | None = None
-    ann_path: Path | None = None  # the IVF-PQ file, memory-mapped on the first search (FAISS imported then)
+    ann_path: Path | None = None  # the IVF-SQ8 file, memory-mapped on the first search (FAISS imported then)
     _ann: object | None = None
     _keep: list = field(default_factory=list)  # FAISS selector objects kept alive
 
@@ -300,7 +301,7 @@ class VectorSet:
             d["search"] = "exact"
         else:
             a = self.ann_info
-            d.update(search="approximate", ann=f"IVF{a.nlist},PQ", ann_vectors=a.rows, nprobe=a.nprobe,
+            d.update(search="approximate", ann=f"IVF{a.nlist},SQ8", ann_vectors=a.rows, nprobe=a.nprobe,
                      ann_recall_at_10=round(a.recall, 4), exact_vectors=self.live - a.rows)
         return d
 
@@ -308,22 +309,9 @@ class VectorSet:
 # -- the approximate index ------------------------------------------------------------------------
 
 
-def pq_m(dim: int) -> int:
-    """PQ sub-quantizers: 4 dimensions each where that divides ``dim`` (8-bit codes: a
-    vector in ``dim / 4`` bytes, 1/16 of float32), at most 128 of them.
-
-    >>> pq_m(384), pq_m(256), pq_m(100), pq_m(1024)
-    (96, 64, 25, 128)
-    """
-    for width in (4, 8, 2, 1):
-        if dim % width == 0 and dim // width <= 128:
-            return dim // width
-    return 1
-
-
 def build_ann(index_dir: Path, rows: Sequence[SegmentRow], dim: int, dead, n_live: int,
               previous: tuple[object, AnnInfo] | None, vs: VectorSet) -> tuple[Path, AnnInfo]:
-    """Write an IVF-PQ index over every live vector; reuse ``previous``'s training when the
+    """Write an IVF-SQ8 index over every live vector; reuse ``previous``'s training when the
     index has grown less than 8x since. Returns the file (not yet named by the database)."""
     import faiss
     import numpy as np
@@ -338,7 +326,7 @@ def build_ann(index_dir: Path, rows: Sequence[SegmentRow], dim: int, dead, n_liv
         trained, nlist, start = previous[1].trained_rows, previous[1].nlist, previous[1].upto
     else:
         nlist = int(min(4096, max(64, round(np.sqrt(n_live)))))
-        index = faiss.index_factory(dim, f"IVF{nlist},PQ{pq_m(dim)}x8", faiss.METRIC_INNER_PRODUCT)
+        index = faiss.index_factory(dim, f"IVF{nlist},SQ8", faiss.METRIC_INNER_PRODUCT)
         rng = np.random.default_rng(0)
         want = min(n_live, 40 * nlist)
         sample = []
