@@ -24,7 +24,7 @@ import signal
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from . import index, loaders
@@ -96,6 +96,7 @@ class _Parsed:
     todo: _Todo
     docs: tuple[tuple[Document, tuple[Chunk, ...]], ...] = ()
     failed: tuple[tuple[str, str], ...] = ()  # (path, reason): the file, or one attachment
+    known: frozenset[str] = frozenset()  # of its documents' paths, those the index held before
 
     @property
     def n_chunks(self) -> int:
@@ -208,13 +209,12 @@ def ingest(
             notes = list(getattr(w, "messages", []))
             for m in notes:
                 say(m)
-            existing = w.documents()
             if not paths:
-                paths = sorted({r.root for r in existing.values()} | set(recorded))
+                paths = sorted(set(w.roots()) | set(recorded))
                 if not paths:
                     raise UsageError("the index is empty; give the files or directories to ingest")
             if not rebuild:
-                _check_compatible(w.info, wanted, location, existing)
+                _check_compatible(w.info, wanted, location, w.roots())
             interrupted = w.interrupted_run()
             w.begin_run([str(p) for p in paths], rebuild)
 
@@ -233,7 +233,7 @@ def ingest(
                 except SourceError as e:
                     failed.append((e.path, e.reason))
                     continue
-                row = existing.get(path)
+                row = w.document(path)
                 if row and row.sha256 == loaders.file_sha256(data):
                     unchanged.append(path)
                     if interrupted and row.ingested_at >= interrupted.started:
@@ -243,9 +243,11 @@ def ingest(
                 todos.append(_Todo(path, str(f.root), row.id if row else None))
             seen = {str(f.path) for f in found} | {p for p, _ in failed}
             dir_roots = [str(Path(p).expanduser().absolute()) for p in paths if Path(p).is_dir()]
-            gone = {path: row.id for path, row in existing.items()  # an attachment goes with its mail
-                    if loaders.container_of(path) not in seen
-                    and (rebuild or any(_under(path, r) for r in dir_roots))}
+            gone = {}  # indexed under an ingested directory, no longer there (an attachment goes with its mail)
+            for prefix in ([""] if rebuild else [r.rstrip(os.sep) + os.sep for r in dir_roots]):
+                for row in w.documents_with_prefix(prefix):
+                    if loaders.container_of(row.path) not in seen:
+                        gone[row.path] = row.id
             timings["read_s"] = time.perf_counter() - t0
             if resumed:
                 say(f"resuming an interrupted ingest: {len(resumed)} files it committed are kept")
@@ -271,13 +273,13 @@ def ingest(
                         add.append(index.NewDocument(doc, p.todo.root, chunks, vecs[pos : pos + len(chunks)]))
                         pos += len(chunks)
                     if p.todo.replaces is not None:  # the file's old version and its old attachments
-                        removals += [row.id for path, row in existing.items()
-                                     if loaders.container_of(path) == p.todo.path]
+                        removals += [row.id for row in w.documents_with_prefix(p.todo.path)
+                                     if loaders.container_of(row.path) == p.todo.path]
                 w.commit_batch(removals, add)
                 state["commit_s"] += time.perf_counter() - t1
                 for p in batch:
                     for doc, _ in p.docs:
-                        (updated if doc.path in existing and not rebuild else added).append(doc.path)
+                        (updated if doc.path in p.known and not rebuild else added).append(doc.path)
                 state["chunks"] += len(add_chunks)
                 state["batches"] += 1
                 state["removals"] = []
@@ -292,7 +294,8 @@ def ingest(
                     progress("ingesting", n, len(todos))
                 failed.extend(parsed.failed)
                 if parsed.docs:
-                    batch.append(parsed)
+                    known = frozenset(d.path for d, _ in parsed.docs if w.document(d.path) is not None)
+                    batch.append(replace(parsed, known=known))
                     pending += parsed.n_chunks
                     if pending >= batch_chunks or time.perf_counter() - state["last"] >= batch_seconds:
                         flush()
@@ -315,8 +318,7 @@ def ingest(
                         tuple(resumed), state["batches"], tuple(notes))
 
 
-def _check_compatible(info: index.IndexInfo, wanted: index.IndexInfo, location: Path, existing: dict) -> None:
-    roots = sorted({r.root for r in existing.values()})
+def _check_compatible(info: index.IndexInfo, wanted: index.IndexInfo, location: Path, roots: list[str]) -> None:
     hint = index.rebuild_hint(location, roots)
     if (info.embedder, info.embedder_id, info.dim) != (wanted.embedder, wanted.embedder_id, wanted.dim):
         raise StaleIndexError(f"the index at {location} was built with embedder '{info.embedder}' "

@@ -12,7 +12,7 @@ arrays ``(n, dim) float32`` with unit rows.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -114,7 +114,11 @@ class IndexWriter(Protocol):
 
     info: IndexInfo
 
-    def documents(self) -> dict[str, DocRow]: ...  # by path
+    def document(self, path: str) -> DocRow | None: ...
+
+    def documents_with_prefix(self, prefix: str) -> Iterator[DocRow]: ...  # streamed, by path
+
+    def roots(self) -> list[str]: ...  # directories (or files) the documents were ingested from
 
     def interrupted_run(self) -> Run | None: ...  # the last run, if it never finished
 

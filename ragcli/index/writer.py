@@ -169,7 +169,7 @@ class SqliteWriter:
             vec, ids = segment_files(self.index_dir, name)
             if not vec.is_file() or not ids.is_file() or ids.stat().st_size < rows * 8 \
                     or vec.stat().st_size < rows * self.info.dim * 4:
-                roots = sorted({r.root for r in self.documents().values()})
+                roots = self.roots()
                 raise DamagedIndexError(f"the index at {self.index_dir} is damaged: segment {name} is missing "
                                         f"or truncated. Rebuild it: {schema.rebuild_hint(self.index_dir, roots)}")
 
@@ -178,9 +178,24 @@ class SqliteWriter:
             self.con.close()
 
     # -- what is there -------------------------------------------------------------------
+    _DOC = "SELECT id, path, root, sha256, kind, encoding, size, mtime, n_pages, ingested_at FROM documents"
+
     def documents(self) -> dict[str, DocRow]:
-        return {r[1]: DocRow(*r) for r in self.con.execute(
-            "SELECT id, path, root, sha256, kind, encoding, size, mtime, n_pages, ingested_at FROM documents")}
+        """Every document by path (for tests and small indexes; ``ingest`` looks up by path)."""
+        return {r[1]: DocRow(*r) for r in self.con.execute(self._DOC)}
+
+    def document(self, path: str) -> DocRow | None:
+        r = self.con.execute(self._DOC + " WHERE path = ?", (path,)).fetchone()
+        return DocRow(*r) if r else None
+
+    def documents_with_prefix(self, prefix: str) -> Iterator[DocRow]:
+        """Documents whose path starts with ``prefix``, streamed (a range scan of the path index)."""
+        for r in self.con.execute(self._DOC + " WHERE path >= ? AND path < ? ORDER BY path",
+                                  (prefix, prefix + "\U0010ffff")):
+            yield DocRow(*r)
+
+    def roots(self) -> list[str]:
+        return [r for (r,) in self.con.execute("SELECT DISTINCT root FROM documents ORDER BY root")]
 
     def interrupted_run(self) -> Run | None:
         r = self.con.execute("SELECT id, started, finished, pid, paths, rebuild, batches FROM runs "
