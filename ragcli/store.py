@@ -74,6 +74,7 @@ class IndexInfo:
     format_version: int = FORMAT_VERSION
     generation: int = 0
     last_ingest: float = 0.0  # unix time of the last commit
+    embedder_backend: str = ""  # what computed the vectors, e.g. "onnxruntime-int8"; "" = not recorded (older indexes)
 
 
 @dataclass(frozen=True)
@@ -122,6 +123,7 @@ def _read_info(con: sqlite3.Connection) -> IndexInfo:
         format_version=int(rows["format_version"]),
         generation=int(rows.get("generation", "0")),
         last_ingest=float(rows.get("last_ingest", "0")),
+        embedder_backend=rows.get("embedder_backend", ""),
     )
 
 

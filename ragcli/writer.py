@@ -14,6 +14,7 @@ previous index is intact. Reading an index is ``store``; deciding what changed i
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import fcntl
 import json
@@ -139,6 +140,7 @@ def _write_info(con: sqlite3.Connection, info: IndexInfo) -> None:
         "format_version": str(info.format_version),
         "generation": str(info.generation),
         "last_ingest": repr(info.last_ingest),
+        "embedder_backend": info.embedder_backend,
     }
     con.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", rows.items())
 
@@ -199,8 +201,7 @@ def commit(
             os.fsync(fh.fileno())
         os.replace(tmp, _faiss_path(index_dir, new_gen))
         _fsync_dir(index_dir)
-        new_info = IndexInfo(info.embedder, info.embedder_id, info.dim, info.chunking,
-                             info.format_version, new_gen, now)
+        new_info = dataclasses.replace(info, generation=new_gen, last_ingest=now)
         _write_info(con, new_info)
         if before_commit:
             before_commit()
