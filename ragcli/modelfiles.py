@@ -246,7 +246,8 @@ ONNX_BACKENDS = {"onnx": "fp32", "onnx-int8": "int8"}  # embedder backend -> exp
 
 @dataclass(frozen=True)
 class OnnxFiles:
-    onnx: Path  # the exported model (input_ids, attention_mask, token_type_ids -> last_hidden_state)
+    onnx: Path  # the exported graph (input_ids, attention_mask, token_type_ids -> last_hidden_state);
+    #             its weights are in the file beside it, <name>.onnx.data
     tokenizer: Path  # the source folder's tokenizer.json, copied beside it
     weights_id: str  # ``embedders.weights_id`` of the source folder
     variant: str  # "fp32" | "int8"
@@ -254,19 +255,22 @@ class OnnxFiles:
 
 def onnx_files(spec: ModelSpec, cache_dir: Path) -> OnnxFiles:
     """The ONNX export of an embedder whose backend is "onnx" or "onnx-int8", in
-    ``cache_dir/models/<name>.onnx``; exported first when missing or stale (this imports torch).
+    ``cache_dir/models/<name>.onnx`` (+ ``.onnx.data``, its weights); exported first when missing
+    or stale (this imports torch).
 
-    Cheap when the export is in place: one marker read, no hashing, no imports. The export is
-    current when its marker's sha256 equals the entry's ``sha256``, or, for an entry without
-    one, when the source weights are unchanged. Raises ``ModelUnavailableError`` when the
-    source is missing or the export does not have the entry's sha256.
+    Cheap when the export is in place: one marker read and two stats, no hashing, no imports.
+    The export is current when its marker matches both files and its sha256 (of the graph file
+    followed by the data file) equals the entry's ``sha256``, or, for an entry without one, when
+    the source weights are unchanged. Raises ``ModelUnavailableError`` when the source is
+    missing or a new export does not have the entry's sha256.
     """
     variant = ONNX_BACKENDS[spec.backend]
     cache_dir = Path(cache_dir).expanduser()
     target = cache_dir / "models" / f"{spec.name}.onnx"
     tok = target.with_name(f"{spec.name}.tokenizer.json")
     marker = _fresh_marker(target, cache_dir)
-    if marker and tok.is_file() and marker.get("variant") == variant and marker.get("weights_id"):
+    if marker and tok.is_file() and marker.get("variant") == variant and marker.get("weights_id") \
+            and marker.get("data") == _signature([_data_path(target)])[0][1:]:
         if spec.sha256 and marker.get("sha256") == spec.sha256:
             return OnnxFiles(target, tok, marker["weights_id"], variant)
         if not spec.sha256:
@@ -274,6 +278,10 @@ def onnx_files(spec: ModelSpec, cache_dir: Path) -> OnnxFiles:
             if marker.get("sources") == _signature(_weight_files(src)):
                 return OnnxFiles(target, tok, marker["weights_id"], variant)
     return _export(spec, variant, target, tok, cache_dir)
+
+
+def _data_path(graph: Path) -> Path:
+    return graph.with_name(graph.name + ".data")  # as onnx_export.data_path, without importing it
 
 
 def _weight_files(folder: Path) -> list[Path]:
@@ -292,34 +300,38 @@ def _export(spec: ModelSpec, variant: str, target: Path, tok: Path, cache_dir: P
             "sentence-transformers."
         )
     sources = _signature(_weight_files(src))
-    tag = f"{os.getpid()}.{uuid.uuid4().hex[:8]}"
-    tmp = target.with_name(f".{target.name}.{tag}.tmp")
-    tok_tmp = tok.with_name(f".{tok.name}.{tag}.tmp")
+    data = _data_path(target)
+    tmp_dir = target.with_name(f".export-{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}")
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        export_onnx(src, tmp, variant)
+        tmp_dir.mkdir(parents=True)
+        # the graph names its data file, so both are written under their final names, then moved
+        graph_tmp, data_tmp = export_onnx(src, tmp_dir / target.name, variant)
+        tok_tmp = tmp_dir / tok.name
         shutil.copyfile(src / "tokenizer.json", tok_tmp)
-        for p in (tmp, tok_tmp):
+        for p in (graph_tmp, data_tmp, tok_tmp):
+            os.chmod(p, 0o644)  # onnx writes the data file private; a shared cache needs it readable
             with open(p, "rb") as fh:
                 os.fsync(fh.fileno())
+        target.unlink(missing_ok=True)  # a reader never sees a new data file with an old graph
         os.replace(tok_tmp, tok)
-        os.replace(tmp, target)
+        os.replace(data_tmp, data)
+        os.replace(graph_tmp, target)
     except OSError as exc:
         raise StorageError(
             f"Cannot write {target} ({exc.strerror or exc}). Free some disk space or point "
             "RAG_CACHE at a writable folder."
         ) from None
     finally:
-        tmp.unlink(missing_ok=True)
-        tok_tmp.unlink(missing_ok=True)
-    sha = _sha256_file(target)
-    _write_marker(target, cache_dir, sha, sources=sources, variant=variant, weights_id=weights_id(src))
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+    sha = _sha256_files([target, data])
+    _write_marker(target, cache_dir, sha, sources=sources, variant=variant, weights_id=weights_id(src),
+                  data=_signature([data])[0][1:])
     if spec.sha256 and sha != spec.sha256:
         raise ModelUnavailableError(
-            f"embedder {spec.name!r}: the ONNX export {target} has sha256 {sha}, but its models.toml "
-            f"entry expects {spec.sha256}. The exporter's versions differ from the pinned ones "
-            "(torch, transformers, onnx, onnxruntime: see pyproject.toml); reinstall those, or, if you "
-            "trust this export, set its sha256 in your models.toml."
+            f"embedder {spec.name!r}: the ONNX export {target} (+ .data) has sha256 {sha}, but its "
+            f"models.toml entry expects {spec.sha256}. The exporter's versions differ from the pinned "
+            "ones (torch, transformers, onnx, onnxruntime: see pyproject.toml); reinstall those, or, "
+            "if you trust this export, set its sha256 in your models.toml."
         )
     return OnnxFiles(target, tok, weights_id(src), variant)
 
@@ -403,10 +415,16 @@ def _check_sha256(spec: ModelSpec, path: Path, cache_dir: Path) -> None:
 
 def _sha256_file(path: Path) -> str:
     """Hex sha256 of a file, read 1 MiB at a time (about 2.5 s for 500 MB)."""
+    return _sha256_files([path])
+
+
+def _sha256_files(paths: Iterable[Path]) -> str:
+    """Hex sha256 of the files' bytes one after the other (``cat a b | sha256sum``)."""
     digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(_CHUNK):
-            digest.update(block)
+    for path in paths:
+        with open(path, "rb") as fh:
+            while block := fh.read(_CHUNK):
+                digest.update(block)
     return digest.hexdigest()
 
 

