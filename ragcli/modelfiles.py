@@ -270,7 +270,7 @@ def onnx_files(spec: ModelSpec, cache_dir: Path) -> OnnxFiles:
     tok = target.with_name(f"{spec.name}.tokenizer.json")
     marker = _fresh_marker(target, cache_dir)
     if marker and tok.is_file() and marker.get("variant") == variant and marker.get("weights_id") \
-            and marker.get("data") == _signature([_data_path(target)])[0][1:]:
+            and marker.get("data") == _data_signature(target):
         if spec.sha256 and marker.get("sha256") == spec.sha256:
             return OnnxFiles(target, tok, marker["weights_id"], variant)
         if not spec.sha256:
@@ -282,6 +282,15 @@ def onnx_files(spec: ModelSpec, cache_dir: Path) -> OnnxFiles:
 
 def _data_path(graph: Path) -> Path:
     return graph.with_name(graph.name + ".data")  # as onnx_export.data_path, without importing it
+
+
+def _data_signature(graph: Path) -> list[int] | None:
+    """[size, mtime_ns] of the graph's data file; None when it is missing."""
+    try:
+        st = _data_path(graph).stat()
+    except OSError:
+        return None
+    return [st.st_size, st.st_mtime_ns]
 
 
 def _weight_files(folder: Path) -> list[Path]:
@@ -325,7 +334,7 @@ def _export(spec: ModelSpec, variant: str, target: Path, tok: Path, cache_dir: P
         shutil.rmtree(tmp_dir, ignore_errors=True)
     sha = _sha256_files([target, data])
     _write_marker(target, cache_dir, sha, sources=sources, variant=variant, weights_id=weights_id(src),
-                  data=_signature([data])[0][1:])
+                  data=_data_signature(target))
     if spec.sha256 and sha != spec.sha256:
         raise ModelUnavailableError(
             f"embedder {spec.name!r}: the ONNX export {target} (+ .data) has sha256 {sha}, but its "

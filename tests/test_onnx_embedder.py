@@ -122,6 +122,9 @@ def test_onnx_files_trusts_a_fresh_marker_and_re_exports_when_a_file_changed(tmp
     (graph.parent / "x.onnx.data").write_bytes(b"other weights")  # the data file changed
     with pytest.raises(ModelUnavailableError, match="not_installed_model_pkg"):  # so it must export again
         modelfiles.onnx_files(spec, tmp_path / "cache")
+    (graph.parent / "x.onnx.data").unlink()  # or went missing
+    with pytest.raises(ModelUnavailableError, match="not_installed_model_pkg"):
+        modelfiles.onnx_files(spec, tmp_path / "cache")
 
 
 # --- the real model ------------------------------------------------------------------------
