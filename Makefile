@@ -1,6 +1,7 @@
 # Two commands do all set-up on a fresh machine (see README):
 #   make demo   - install, prepare the default models offline, ingest sample_corpus/, ask a question
-#   make test   - install, run the whole test suite (real embedder and real GGUF included)
+#   make test   - install, prepare the models (GGUF, ONNX export) into .cache/test-models, run
+#                 the whole test suite (real embedder and real GGUF included)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -29,7 +30,9 @@ demo: setup
 	@echo
 	@echo "Try more: $(BIN)/rag ask \"How long is the context window of Llama 2?\" --index $(DEMO_INDEX)"
 
+# The tests use the model files set-up prepares: the assembled GGUF and the ONNX exports.
 test: setup
+	RAG_CACHE=$(CURDIR)/.cache/test-models $(BIN)/rag models --fetch
 	RAG_TEST_CACHE=$(CURDIR)/.cache/test-models $(BIN)/python -m pytest
 
 # Benchmarks read ../shared/eval (override with EVAL=DIR); the other candidate LLMs come from

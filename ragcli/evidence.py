@@ -20,7 +20,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .embedders import Embedder
+from .embedders import Embedder, embed_batched
 from .grounding import STOPWORDS
 from .types import Hit, Span
 
@@ -95,7 +95,8 @@ def select_evidence(question: str, question_vec, hits: Sequence[Hit], embedder: 
             texts.append(text)
     if not cands:
         return []
-    sims = embedder.embed(texts) @ np.asarray(question_vec, dtype=np.float32)  # (n_cands,) cosines
+    # sorted by length, so short sentences share batches with little padding
+    sims = embed_batched(embedder, texts, batch_size=64) @ np.asarray(question_vec, dtype=np.float32)  # (n_cands,)
     scores = sims + lexical_weight * np.asarray(lexical_scores(question, texts), dtype=np.float32)
     order = np.argsort(-scores, kind="stable")[:n]
     return [

