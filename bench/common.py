@@ -70,7 +70,7 @@ class Stopwatch:
         self.s = time.perf_counter() - self.t0
 
 
-_HWM_WRAPPER = (
+_HWM_WRAPPER = (  # python -c WRAPPER (-m MODULE | -c CODE) ARGS...: runs it, then writes its VmHWM
     "import atexit, os, runpy, sys\n"
     "def _hwm():\n"
     "    with open('/proc/self/status') as f:\n"
@@ -78,30 +78,42 @@ _HWM_WRAPPER = (
     "    with open(os.environ['RAGCLI_BENCH_HWM'], 'w') as f:\n"
     "        f.write(str(kb))\n"
     "atexit.register(_hwm)\n"
-    "sys.argv = ['rag'] + sys.argv[1:]\n"
-    "runpy.run_module('ragcli', run_name='__main__', alter_sys=True)\n"
+    "how, what, *rest = sys.argv[1:]\n"
+    "if how == '-m':\n"
+    "    sys.argv = [what, *rest]\n"
+    "    runpy.run_module(what, run_name='__main__', alter_sys=True)\n"
+    "else:\n"
+    "    sys.argv = ['-c', *rest]\n"
+    "    exec(compile(what, '<string>', 'exec'), {'__name__': '__main__'})\n"
 )
 
 
-def run_rag(args: list[str], env: dict, timeout: float = 3600) -> tuple[float, int, float, str, str]:
-    """(wall s, exit code, peak RSS MB, stdout, stderr) of ``rag ARGS`` in a new process.
-
-    Peak RSS is the process's own high-water mark (VmHWM, read at exit). Not ``wait4``'s
-    ru_maxrss: Linux charges a child that was forked or vforked from a big process with the
-    parent's memory at exec time, so a bench that has loaded a model would inflate every
-    figure it measures that way (a 600 MB parent made ``python -c pass`` report 613 MB).
-    """
+def run_measured(argv: list[str], env: dict, timeout: float = 3600) -> tuple[float, int, float, str, str]:
+    """(wall s, exit code, peak RSS MB, stdout, stderr) of ``[python, -m|-c, X, ...]`` in a new
+    process. Peak RSS is the process's own high-water mark (VmHWM, read at exit). Not
+    ``wait4``'s ru_maxrss: Linux charges a child that was forked or vforked from a big process
+    with the parent's memory at exec, so a bench that has loaded a model would inflate every
+    figure it measures that way (a 600 MB parent made ``python -c pass`` report 613 MB)."""
     import subprocess
     import sys
     import tempfile
 
+    assert argv[1] in ("-m", "-c"), argv
     with tempfile.NamedTemporaryFile(suffix=".hwm") as tmp:
         t0 = time.perf_counter()
-        p = subprocess.run([sys.executable, "-c", _HWM_WRAPPER, *args], env={**env, "RAGCLI_BENCH_HWM": tmp.name},
-                           capture_output=True, timeout=timeout)
+        p = subprocess.run([sys.executable, "-c", _HWM_WRAPPER, *argv[1:]],
+                           env={**env, "RAGCLI_BENCH_HWM": tmp.name}, capture_output=True, timeout=timeout,
+                           stdin=subprocess.DEVNULL)
         wall = time.perf_counter() - t0
         raw = Path(tmp.name).read_text().strip()
     return wall, p.returncode, (int(raw) / 1024 if raw else float("nan")), p.stdout.decode(), p.stderr.decode()
+
+
+def run_rag(args: list[str], env: dict, timeout: float = 3600) -> tuple[float, int, float, str, str]:
+    """``run_measured`` of ``rag ARGS``."""
+    import sys
+
+    return run_measured([sys.executable, "-m", "ragcli", *args], env, timeout)
 
 
 def _tree_rss_kb(root: int) -> int:

@@ -40,23 +40,16 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DEFAULT_EVAL, ROOT, machine, table, write_report  # noqa: E402
+from common import DEFAULT_EVAL, ROOT, machine, run_measured, table, write_report  # noqa: E402
 
 QUESTION = "What is the incubation period of the virus?"  # COVID-QA papers
 SAMPLE_QUESTION = "How much KV cache memory does one token take in Llama 2 7B?"  # sample_corpus/
 
 
 def run(args: list[str], env: dict | None = None) -> tuple[float, int, float, str, str]:
-    """(wall seconds, exit code, peak RSS MB, stdout, stderr) of a child process."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        t0 = time.perf_counter()
-        p = subprocess.Popen(args, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env={**os.environ, **(env or {})})
-        _, status, usage = os.wait4(p.pid, 0)
-        wall = time.perf_counter() - t0
-        p.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        return wall, p.returncode, usage.ru_maxrss / 1024, out.read().decode(), err.read().decode()
+    """(wall seconds, exit code, peak RSS MB, stdout, stderr) of a child process (``common.run_measured``:
+    the child's own peak, not one inflated by this process's loaded model)."""
+    return run_measured(args, {**os.environ, **(env or {})})
 
 
 def rag(root: Path, *args: str) -> tuple[list[str], dict]:
