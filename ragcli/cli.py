@@ -15,7 +15,6 @@ import json
 import os
 import sys
 import time
-import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Optional
@@ -63,6 +62,8 @@ def _run(debug: bool, fn: Callable[[], int]) -> None:
         code = fn()
     except RagError as e:
         if debug:
+            import traceback
+
             traceback.print_exc()
         _err(f"rag: error: {e}")
         code = e.exit_code
@@ -77,6 +78,8 @@ def _run(debug: bool, fn: Callable[[], int]) -> None:
             pass
     except Exception as e:  # a bug: say so briefly, the traceback only on request
         if debug:
+            import traceback
+
             traceback.print_exc()
         _err(f"rag: internal error: {type(e).__name__}: {e} (run again with --debug for details)")
         code = EXIT_ERROR
