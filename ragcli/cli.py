@@ -16,7 +16,6 @@ import os
 import signal
 import sys
 import time
-import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Optional
@@ -64,6 +63,8 @@ def _run(debug: bool, fn: Callable[[], int]) -> None:
         code = fn()
     except RagError as e:
         if debug:
+            import traceback
+
             traceback.print_exc()
         _err(f"rag: error: {e}")
         code = e.exit_code
@@ -80,6 +81,8 @@ def _run(debug: bool, fn: Callable[[], int]) -> None:
             pass
     except Exception as e:  # a bug: say so briefly, the traceback only on request
         if debug:
+            import traceback
+
             traceback.print_exc()
         _err(f"rag: internal error: {type(e).__name__}: {e} (run again with --debug for details)")
         code = EXIT_ERROR
