@@ -26,10 +26,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import CACHE, DEFAULT_EVAL, Stopwatch, machine, settings_for, table, write_report  # noqa: E402
 
-from ragcli import pipeline, store  # noqa: E402
+from ragcli import pipeline  # noqa: E402
 from ragcli.answer import AnswerParams  # noqa: E402
 from ragcli.evaluate import Gold, hits_gold_span, score, summarize  # noqa: E402
 from ragcli.evidence import select_evidence  # noqa: E402
+from ragcli.index import open_reader  # noqa: E402
 from ragcli.retrieval import search as retrieve  # noqa: E402
 
 # Prompt / evidence variants compared for the default model; "default" is what `rag ask` uses.
@@ -91,7 +92,7 @@ def evidence_hit(golds: list[Gold], settings, emb, params: AnswerParams) -> floa
     """Share of answerable questions whose gold span is among the sentences shown to the model:
     the ceiling on citation hit that retrieval and evidence selection leave (no model run)."""
     rows = []
-    with store.Store.open(settings.index_dir) as st:
+    with open_reader(settings.index_dir) as st:
         for g in golds:
             if not g.spans:
                 continue
@@ -122,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     with Stopwatch() as t_ing:
         rep = pipeline.ingest([(args.data / "covidqa" / "docs").resolve()], settings)
     golds = load_questions(args.data, args.limit, args.unanswerable, args.seed, args.offset)
-    with store.Store.open(index) as st:
+    with open_reader(index) as st:
         emb = pipeline.embedder_for_index(st, settings, None)
         counts = st.counts()
     print(f"covidqa: {counts['documents']} papers, {counts['chunks']} chunks (ingest {t_ing.s:.1f}s, "

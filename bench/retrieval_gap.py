@@ -25,8 +25,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import CACHE, DEFAULT_EVAL, machine, settings_for, table, write_report  # noqa: E402
 from retrieval import load_beir  # noqa: E402
 
-from ragcli import pipeline, store  # noqa: E402
+from ragcli import pipeline  # noqa: E402
 from ragcli.evaluate import ndcg_at_k, recall_at_k  # noqa: E402
+from ragcli.index import exists, fts_terms, open_reader  # noqa: E402
 
 
 def scores(rankings: dict[str, list[str]], qrels: dict[str, dict[str, float]]) -> dict:
@@ -40,17 +41,15 @@ def dense_rankings(index: Path, queries: dict[str, str], first_only: bool) -> di
     """Documents by their best chunk, or by their first chunk only."""
     import numpy as np
 
-    con = sqlite3.connect(index / store.DB_NAME)
-    rows = con.execute("SELECT c.id, d.path, c.start, v.vec FROM chunks c JOIN documents d ON d.id = c.doc_id "
-                       "JOIN vectors v ON v.chunk_id = c.id ORDER BY d.path, c.page, c.start").fetchall()
-    con.close()
-    if first_only:
-        rows = [r for i, r in enumerate(rows) if i == 0 or rows[i - 1][1] != r[1]]
-    docs = [Path(r[1]).stem for r in rows]
-    mat = np.stack([np.frombuffer(r[3], dtype=np.float32) for r in rows])  # (n_chunks, dim)
     settings = settings_for(index)
-    with store.Store.open(index) as st:
+    with open_reader(index) as st:
+        rows = st.con.execute("SELECT c.id, d.path FROM chunks c JOIN documents d ON d.id = c.doc_id "
+                              "ORDER BY d.path, c.page, c.start").fetchall()
+        if first_only:
+            rows = [r for i, r in enumerate(rows) if i == 0 or rows[i - 1][1] != r[1]]
+        mat = np.asarray(st.vectors([r[0] for r in rows]))  # (n_chunks, dim), as stored
         emb = pipeline.embedder_for_index(st, settings, None)
+    docs = [Path(r[1]).stem for r in rows]
     qids = list(queries)
     sims = emb.embed([queries[q] for q in qids]) @ mat.T  # (n_queries, n_chunks)
     out = {}
@@ -72,7 +71,7 @@ def bm25_whole_docs(corpus: dict[str, dict], queries: dict[str, str]) -> dict[st
                     [(did, f"{d.get('title', '')}\n\n{d['text']}") for did, d in corpus.items()])
     out = {}
     for q, text in queries.items():
-        match = " OR ".join(f'"{t}"' for t in store.fts_terms(text))
+        match = " OR ".join(f'"{t}"' for t in fts_terms(text))
         out[q] = [r[0] for r in con.execute("SELECT did FROM f WHERE f MATCH ? ORDER BY bm25(f) LIMIT 100", (match,))]
     return out
 
@@ -82,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, default=DEFAULT_EVAL / "scifact", help="BEIR folder (corpus.jsonl, ...)")
     args = ap.parse_args(argv)
     index = CACHE / args.data.name / "index"
-    if not (index / store.DB_NAME).exists():
+    if not exists(index):
         raise SystemExit(f"no index at {index}: run .venv/bin/python bench/retrieval.py first")
     corpus, queries, qrels = load_beir(args.data)
     rows = [

@@ -80,10 +80,13 @@ def grow(location: Path, target: int, rng, centres, info) -> dict:
     """Add chunks until the index holds ``target``; then one timed 1,000-chunk batch."""
     from ragcli import index
 
+    have = 0
+    if index.exists(location):
+        with index.open_reader(location) as st:
+            have = st.counts()["chunks"]
     with index.writer_lock(location):
         w = index.open_writer(location, info)
         try:
-            have = int(w._meta.get("n_chunks", "0"))
             w.begin_run(["/synthetic"], False)
             t0 = time.perf_counter()
             while have < target - 1000:
