@@ -4,7 +4,9 @@
     schema      SQLite layout: paths, tables, metadata
     vectors     vector segments (memory-mapped) and the approximate index
     reader      SqliteReader: one committed snapshot
-    writer      the writer lock and SqliteWriter: atomic batches, merges, rebuild switch-over
+    lock        the writer lock; what a failed write tells the user
+    writer      SqliteWriter: atomic batches, merges, the approximate index, rebuild switch-over
+    migrate     creating a database, upgrading one from format 1
     repair      orphan files, damaged databases
     crash       named crash points for the crash tests
 
@@ -17,10 +19,11 @@ from pathlib import Path
 
 from ..errors import DamagedIndexError, IndexNotFoundError, StaleIndexError
 from .base import FORMAT_VERSION, DocRow, IndexInfo, IndexReader, IndexWriter, NewDocument, Run
+from .lock import writer_lock
 from .reader import SqliteReader, fts_terms, recorded_roots
 from .repair import set_aside_if_damaged
 from .schema import current_db, rebuild_hint
-from .writer import SqliteWriter, writer_lock
+from .writer import SqliteWriter
 
 __all__ = [
     "FORMAT_VERSION",

@@ -1,4 +1,4 @@
-"""Writing an SQLite index: the writer lock and one ingest run of atomic batches.
+"""Writing an SQLite index: one ingest run of atomic batches (the caller holds ``lock.writer_lock``).
 
 A batch commits like this (crash points in brackets, see ``crash``)::
 
@@ -24,20 +24,19 @@ as last committed is intact. Reading is ``reader``; what to ingest is ``ingest``
 from __future__ import annotations
 
 import contextlib
-import errno
-import fcntl
 import json
 import os
-import re
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from ..errors import DamagedIndexError, IndexBusyError, StorageError
+from ..errors import DamagedIndexError
 from . import crash, schema
-from .base import FORMAT_VERSION, DocRow, IndexInfo, NewDocument, Run
+from .base import DocRow, IndexInfo, NewDocument, Run
+from .lock import storage_error
+from .migrate import open_db
 from .repair import remove_orphans
 from .vectors import (
     ANN_MIN_ROWS,
@@ -56,55 +55,6 @@ from .vectors import (
 
 MAX_SEGMENTS = 8  # more than this after a run: the small ones are merged
 ANN_MIN_NEW = 50_000  # vectors added since the approximate index was built, before extending it
-
-
-@contextlib.contextmanager
-def writer_lock(index_dir: Path, wait: bool = True, on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
-    """Hold the index's writer lock (flock: released by the kernel if the process dies)."""
-    try:
-        index_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(index_dir / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as e:
-        raise StorageError(f"cannot create the index directory {index_dir}: {e.strerror}") from None
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
-            if not wait:
-                raise IndexBusyError(
-                    f"another ingest (pid {holder}) is writing to {index_dir}; wait for it or run without --no-wait"
-                ) from None
-            if on_wait:
-                on_wait(f"waiting for another ingest (pid {holder}) to finish writing {index_dir} ...")
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
-        yield
-    finally:
-        os.close(fd)  # closing releases the lock
-
-
-def storage_error(e: BaseException, location: Path) -> StorageError | None:
-    """The user-facing error for a failed write, or None if ``e`` is not one."""
-    intact = "the index as last committed is intact"
-    if isinstance(e, OSError):
-        if e.errno == errno.ENOSPC:
-            return StorageError(f"disk full while writing the index at {location}; {intact}. "
-                                "Free some space and run the ingest again")
-        return StorageError(f"cannot write the index at {location}: {e.strerror or e}; {intact}")
-    what = None
-    if isinstance(e, sqlite3.OperationalError):
-        msg = str(e).lower()
-        if "disk i/o" in msg or "full" in msg or "unable to open" in msg or "readonly" in msg:
-            what = str(e)
-    elif isinstance(e, RuntimeError) and "write" in str(e).lower():  # faiss.write_index
-        reason = re.search(r"\(([^()]+)\)\s*$", str(e))  # "... 99918 != 139264 (File too large)"
-        what = reason.group(1) if reason else "FAISS write error"
-    if what is None:
-        return None
-    return StorageError(f"cannot write the index at {location} ({what}): the disk may be full, or a file "
-                        f"size limit reached; {intact}. Free some space and run the ingest again")
 
 
 class SqliteWriter:
@@ -144,7 +94,7 @@ class SqliteWriter:
                 db = staging
             else:
                 db = current
-            con = _open_db(index_dir, db, wanted, messages)
+            con = open_db(index_dir, db, wanted, messages)
             keep = [db, current] + ([staging] if staging is not None else [])
             remove_orphans(index_dir, [p for p in dict.fromkeys(keep) if p.exists()])
             w = cls(index_dir, db, con, staging=rebuild)
@@ -203,10 +153,6 @@ class SqliteWriter:
         if r is None:
             return None
         return Run(r[0], r[1], r[2], r[3], tuple(json.loads(r[4])), bool(r[5]), r[6])
-
-    def set_info(self, info: IndexInfo) -> None:
-        """Adopt ``info`` (embedder, chunking) for an index that holds nothing yet."""
-        self.info = replace(info, generation=self.info.generation, last_ingest=self.info.last_ingest)
 
     # -- writing -------------------------------------------------------------------------
     def begin_run(self, paths: Sequence[str], rebuild: bool) -> None:
@@ -476,67 +422,3 @@ def _same_build(db: Path, wanted: IndexInfo) -> bool:
             con.close()
     except (sqlite3.DatabaseError, KeyError, ValueError):
         return False
-
-
-def _open_db(index_dir: Path, db: Path, wanted: IndexInfo, messages: list[str]) -> sqlite3.Connection:
-    """Open (creating, or upgrading from format 1) the database ``db``."""
-    con = schema.connect(db)
-    con.execute("PRAGMA journal_mode = WAL")
-    con.execute("PRAGMA synchronous = FULL")
-    # New, or created by an ingest killed before it wrote meta: create it in one
-    # transaction, so a kill leaves either nothing or a complete empty index.
-    if not con.execute("SELECT 1 FROM sqlite_master WHERE name = 'meta'").fetchone() or \
-            not con.execute("SELECT 1 FROM meta WHERE key = 'format_version'").fetchone():
-        con.execute("BEGIN IMMEDIATE")
-        for stmt in schema.statements():
-            con.execute(stmt)
-        schema.write_info(con, replace(wanted, generation=0, last_ingest=0.0))
-        schema.set_meta(con, {"next_chunk_id": "1", **{f"n_{k}": "0" for k in schema.COUNTS}})
-        con.execute("COMMIT")
-    info = schema.read_info(con)
-    if info.format_version == 1:
-        _upgrade_from_1(index_dir, con, info)
-        messages.append(f"upgraded the index from format 1 to {FORMAT_VERSION} (no re-embedding)")
-    return con
-
-
-def _upgrade_from_1(index_dir: Path, con: sqlite3.Connection, info: IndexInfo) -> None:
-    """Format 1 kept vectors as SQLite blobs (and again in a FAISS file): move them into one
-    segment, count the rows into meta, drop the blobs. One transaction; the segment is an
-    orphan until it commits."""
-    import numpy as np
-
-    written: list[Path] = []
-    try:
-        con.execute("BEGIN IMMEDIATE")
-        for stmt in schema.statements():
-            con.execute(stmt)
-        rows = con.execute("SELECT chunk_id, vec FROM vectors ORDER BY chunk_id").fetchall()
-        if rows:
-            ids = np.asarray([r[0] for r in rows], dtype=np.int64)
-            vecs = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), info.dim)
-            name = new_name("v1-")
-            written = write_segment(index_dir, name, ids, vecs, stage="upgrade")
-            con.execute("INSERT INTO segments(name, rows, first_id, last_id) VALUES (?, ?, ?, ?)",
-                        (name, len(rows), int(ids[0]), int(ids[-1])))
-        q = lambda sql: con.execute(sql).fetchone()[0]  # noqa: E731
-        schema.set_meta(con, {
-            "n_documents": str(q("SELECT COUNT(*) FROM documents")),
-            "n_chunks": str(q("SELECT COUNT(*) FROM chunks")),
-            "n_spans": str(q("SELECT COUNT(*) FROM spans")),
-            "n_pages": str(q("SELECT COALESCE(SUM(n_pages), 0) FROM documents")),
-            "next_chunk_id": str(q("SELECT COALESCE(MAX(id), 0) + 1 FROM chunks")),
-        })
-        con.execute("DROP TABLE vectors")
-        schema.write_info(con, replace(info, format_version=FORMAT_VERSION))
-        con.execute("COMMIT")
-    except BaseException:
-        with contextlib.suppress(sqlite3.Error):
-            con.execute("ROLLBACK")
-        for p in written:
-            with contextlib.suppress(OSError):
-                p.unlink()
-        raise
-    for p in index_dir.glob("vectors-*.faiss*"):
-        with contextlib.suppress(OSError):
-            p.unlink()
