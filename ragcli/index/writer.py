@@ -207,6 +207,8 @@ class SqliteWriter:
         crash.point("batch:db-committed")
         self._meta = meta
         self.info = replace(self.info, generation=gen, last_ingest=now)
+        if self.con.execute("SELECT COUNT(*) FROM segments").fetchone()[0] > 2 * MAX_SEGMENTS:
+            self._merge_segments()  # a long run keeps the files a reader opens few
 
     def finish(self) -> None:
         """Mark the run finished; merge segments, build the approximate index when large;
