@@ -176,6 +176,103 @@ def _under(path: str, root: str) -> bool:
     return path.startswith(root.rstrip(os.sep) + os.sep)
 
 
+@dataclass
+class _Plan:
+    """What to do, by path: decided before any file is read for its text."""
+
+    todos: list[_Todo] = field(default_factory=list)  # new or changed files, in walk order
+    unchanged: list[str] = field(default_factory=list)
+    resumed: list[str] = field(default_factory=list)  # unchanged because an interrupted run committed them
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    gone: dict[str, int] = field(default_factory=dict)  # path -> doc id, indexed but no longer there
+    n_bytes: int = 0  # of the files to read
+
+
+def _plan(w: index.IndexWriter, paths: Sequence[str | Path], excludes: Sequence[str], include_hidden: bool,
+          max_file_size: int, rebuild: bool, interrupted: index.Run | None, progress: Progress | None) -> _Plan:
+    """Walk ``paths``, hash every file and sort it into unchanged / to read; find what is gone."""
+    plan = _Plan()
+    found, walk_errors = loaders.walk(paths, excludes, include_hidden)
+    plan.failed = [(e.path, e.reason) for e in walk_errors]
+    for n, f in enumerate(found, start=1):
+        if progress:
+            progress("reading", n, len(found))
+        path = str(f.path)
+        try:
+            data = loaders.read_bytes(f.path, max_file_size)
+        except SourceError as e:
+            plan.failed.append((e.path, e.reason))
+            continue
+        row = w.document(path)
+        if row and row.sha256 == loaders.file_sha256(data):
+            plan.unchanged.append(path)
+            if interrupted and row.ingested_at >= interrupted.started:
+                plan.resumed.append(path)
+            continue
+        plan.n_bytes += len(data)
+        plan.todos.append(_Todo(path, str(f.root), row.id if row else None))
+    seen = {str(f.path) for f in found} | {p for p, _ in plan.failed}
+    dir_roots = [str(Path(p).expanduser().absolute()) for p in paths if Path(p).is_dir()]
+    for prefix in ([""] if rebuild else [r.rstrip(os.sep) + os.sep for r in dir_roots]):
+        for row in w.documents_with_prefix(prefix):  # streamed: memory does not grow with the index
+            if loaders.container_of(row.path) not in seen:  # an attachment goes with its mail
+                plan.gone[row.path] = row.id
+    return plan
+
+
+class _Batches:
+    """Collects parsed files and commits them, embedded, every ``batch_chunks`` chunks or
+    ``batch_seconds`` seconds. The first batch also removes the files that are gone."""
+
+    def __init__(self, w: index.IndexWriter, emb: Embedder, removals: list[int], rebuild: bool,
+                 batch_chunks: int, batch_seconds: float) -> None:
+        self.w, self.emb, self.rebuild = w, emb, rebuild
+        self.batch_chunks, self.batch_seconds = batch_chunks, batch_seconds
+        self.removals = removals
+        self.pending: list[_Parsed] = []
+        self.added: list[str] = []
+        self.updated: list[str] = []
+        self.chunks = self.batches = 0
+        self.timings = {"embedder_load_s": 0.0, "embed_s": 0.0, "commit_s": 0.0}
+        self.last = time.perf_counter()
+
+    def add(self, parsed: _Parsed) -> None:
+        known = frozenset(d.path for d, _ in parsed.docs if self.w.document(d.path) is not None)
+        self.pending.append(replace(parsed, known=known))
+        if (sum(p.n_chunks for p in self.pending) >= self.batch_chunks
+                or time.perf_counter() - self.last >= self.batch_seconds):
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.pending and not self.removals:
+            return
+        chunks = [c for p in self.pending for _, cs in p.docs for c in cs]
+        t0 = time.perf_counter()
+        load_before = getattr(self.emb, "load_s", 0.0)
+        vecs = embed_batched(self.emb, [c.embed for c in chunks])
+        load = getattr(self.emb, "load_s", 0.0) - load_before  # the model loads on the first batch
+        self.timings["embedder_load_s"] += load
+        self.timings["embed_s"] += time.perf_counter() - t0 - load
+        t0 = time.perf_counter()
+        add, pos, removals = [], 0, self.removals
+        for p in self.pending:
+            for doc, cs in p.docs:
+                add.append(index.NewDocument(doc, p.todo.root, cs, vecs[pos : pos + len(cs)]))
+                pos += len(cs)
+            if p.todo.replaces is not None:  # the file's old version and its old attachments
+                removals += [row.id for row in self.w.documents_with_prefix(p.todo.path)
+                             if loaders.container_of(row.path) == p.todo.path]
+        self.w.commit_batch(removals, add)
+        self.timings["commit_s"] += time.perf_counter() - t0
+        for p in self.pending:
+            for doc, _ in p.docs:
+                (self.updated if doc.path in p.known and not self.rebuild else self.added).append(doc.path)
+        self.chunks += len(chunks)
+        self.batches += 1
+        self.removals, self.pending = [], []
+        self.last = time.perf_counter()
+
+
 def ingest(
     paths: Sequence[str | Path],
     location: Path,
@@ -196,7 +293,6 @@ def ingest(
     """Bring the index at ``location`` in line with ``paths`` (no paths: the directories it
     recorded). ``embedder`` may be a function that loads it, called under the writer lock."""
     t_start = time.perf_counter()
-    timings: dict[str, float] = {}
     say = on_message or (lambda _m: None)
     with index.writer_lock(location, wait=wait, on_wait=on_message):
         recorded = index.recorded_roots(location)
@@ -218,104 +314,38 @@ def ingest(
             interrupted = w.interrupted_run()
             w.begin_run([str(p) for p in paths], rebuild)
 
-            # 1. the plan: paths only
             t0 = time.perf_counter()
-            found, walk_errors = loaders.walk(paths, excludes, include_hidden)
-            failed = [(e.path, e.reason) for e in walk_errors]
-            unchanged, resumed, todos = [], [], []
-            n_bytes = 0
-            for n, f in enumerate(found, start=1):
+            plan = _plan(w, paths, excludes, include_hidden, max_file_size, rebuild, interrupted, progress)
+            timings = {"read_s": time.perf_counter() - t0}
+            if plan.resumed:
+                say(f"resuming an interrupted ingest: {len(plan.resumed)} files it committed are kept")
+
+            # parse (worker processes) -> embed -> commit, overlapped, in batches
+            n_workers = default_workers(len(plan.todos), plan.n_bytes) if workers is None else workers
+            batches = _Batches(w, emb, list(plan.gone.values()), rebuild, batch_chunks, batch_seconds)
+            t_wait, waited = time.perf_counter(), 0.0
+            stream = _parsed_stream(plan.todos, emb, params, max_file_size, n_workers)
+            for n, parsed in enumerate(stream, start=1):
+                waited += time.perf_counter() - t_wait
                 if progress:
-                    progress("reading", n, len(found))
-                path = str(f.path)
-                try:
-                    data = loaders.read_bytes(f.path, max_file_size)
-                except SourceError as e:
-                    failed.append((e.path, e.reason))
-                    continue
-                row = w.document(path)
-                if row and row.sha256 == loaders.file_sha256(data):
-                    unchanged.append(path)
-                    if interrupted and row.ingested_at >= interrupted.started:
-                        resumed.append(path)
-                    continue
-                n_bytes += len(data)
-                todos.append(_Todo(path, str(f.root), row.id if row else None))
-            seen = {str(f.path) for f in found} | {p for p, _ in failed}
-            dir_roots = [str(Path(p).expanduser().absolute()) for p in paths if Path(p).is_dir()]
-            gone = {}  # indexed under an ingested directory, no longer there (an attachment goes with its mail)
-            for prefix in ([""] if rebuild else [r.rstrip(os.sep) + os.sep for r in dir_roots]):
-                for row in w.documents_with_prefix(prefix):
-                    if loaders.container_of(row.path) not in seen:
-                        gone[row.path] = row.id
-            timings["read_s"] = time.perf_counter() - t0
-            if resumed:
-                say(f"resuming an interrupted ingest: {len(resumed)} files it committed are kept")
-
-            # 2. stream: parse (workers) -> embed -> commit in batches
-            n_workers = default_workers(len(todos), n_bytes) if workers is None else workers
-            added, updated = [], []
-            batch: list[_Parsed] = []
-            state = {"chunks": 0, "batches": 0, "embed_s": 0.0, "commit_s": 0.0, "wait_s": 0.0,
-                     "load_s": 0.0, "last": time.perf_counter(), "removals": list(gone.values())}
-
-            def flush() -> None:
-                add_chunks = [c for p in batch for _, cs in p.docs for c in cs]
-                t1 = time.perf_counter()
-                load_before = getattr(emb, "load_s", 0.0)
-                vecs = embed_batched(emb, [c.embed for c in add_chunks])
-                state["load_s"] += getattr(emb, "load_s", 0.0) - load_before
-                state["embed_s"] += time.perf_counter() - t1 - (getattr(emb, "load_s", 0.0) - load_before)
-                t1 = time.perf_counter()
-                add, pos, removals = [], 0, list(state["removals"])
-                for p in batch:
-                    for doc, chunks in p.docs:
-                        add.append(index.NewDocument(doc, p.todo.root, chunks, vecs[pos : pos + len(chunks)]))
-                        pos += len(chunks)
-                    if p.todo.replaces is not None:  # the file's old version and its old attachments
-                        removals += [row.id for row in w.documents_with_prefix(p.todo.path)
-                                     if loaders.container_of(row.path) == p.todo.path]
-                w.commit_batch(removals, add)
-                state["commit_s"] += time.perf_counter() - t1
-                for p in batch:
-                    for doc, _ in p.docs:
-                        (updated if doc.path in p.known and not rebuild else added).append(doc.path)
-                state["chunks"] += len(add_chunks)
-                state["batches"] += 1
-                state["removals"] = []
-                state["last"] = time.perf_counter()
-                batch.clear()
-
-            pending = 0
-            t_wait = time.perf_counter()
-            for n, parsed in enumerate(_parsed_stream(todos, emb, params, max_file_size, n_workers), start=1):
-                state["wait_s"] += time.perf_counter() - t_wait
-                if progress:
-                    progress("ingesting", n, len(todos))
-                failed.extend(parsed.failed)
+                    progress("ingesting", n, len(plan.todos))
+                plan.failed.extend(parsed.failed)
                 if parsed.docs:
-                    known = frozenset(d.path for d, _ in parsed.docs if w.document(d.path) is not None)
-                    batch.append(replace(parsed, known=known))
-                    pending += parsed.n_chunks
-                    if pending >= batch_chunks or time.perf_counter() - state["last"] >= batch_seconds:
-                        flush()
-                        pending = 0
+                    batches.add(parsed)
                 t_wait = time.perf_counter()
-            if batch or state["removals"]:
-                flush()
+            batches.flush()
             t0 = time.perf_counter()
             w.finish()
-            timings.update(parse_wait_s=state["wait_s"], embedder_load_s=state["load_s"],
-                           embed_s=state["embed_s"], commit_s=state["commit_s"],
-                           finish_s=time.perf_counter() - t0)
-            timings["workers"] = float(n_workers)
+            timings.update(parse_wait_s=waited, **batches.timings, finish_s=time.perf_counter() - t0,
+                           workers=float(n_workers))
         finally:
             w.close()
+    added, updated = batches.added, batches.updated
     if rebuild:  # everything in the new index is new to it
         added, updated = sorted(added + updated), []
-    return IngestReport(str(location), tuple(added), tuple(updated), tuple(unchanged), tuple(sorted(gone)),
-                        tuple(failed), state["chunks"], time.perf_counter() - t_start, timings,
-                        tuple(resumed), state["batches"], tuple(notes))
+    return IngestReport(str(location), tuple(added), tuple(updated), tuple(plan.unchanged), tuple(sorted(plan.gone)),
+                        tuple(plan.failed), batches.chunks, time.perf_counter() - t_start, timings,
+                        tuple(plan.resumed), batches.batches, tuple(notes))
 
 
 def _check_compatible(info: index.IndexInfo, wanted: index.IndexInfo, location: Path, roots: list[str]) -> None:
