@@ -44,7 +44,9 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
-IndexOpt = typer.Option(None, "--index", help="Index directory (env RAG_INDEX; default $XDG_DATA_HOME/ragcli).")
+IndexOpt = typer.Option(
+    None, "--index", help="Index directory, or a PostgreSQL URL postgresql://user@host:port/db[?schema=NAME] "
+    "(env RAG_INDEX; default $XDG_DATA_HOME/ragcli).")
 ModelsOpt = typer.Option(None, "--models", help="Extra models.toml whose entries add to / override the built-in ones.")
 JsonOpt = typer.Option(False, "--json", help="Machine-readable output on stdout.")
 DebugOpt = typer.Option(False, "--debug", help="Show a Python traceback on errors.")
@@ -86,7 +88,7 @@ def _run(debug: bool, fn: Callable[[], int]) -> None:
     raise typer.Exit(code)
 
 
-def _settings(index: Optional[Path], models: Optional[Path], debug: bool, **kw: object) -> Settings:
+def _settings(index: Optional[str], models: Optional[Path], debug: bool, **kw: object) -> Settings:
     return resolve_settings(index=index, models=models, debug=debug, **kw)
 
 
@@ -130,7 +132,7 @@ class _Progress:
 @app.command()
 def ingest(
     paths: list[Path] = typer.Argument(None, help="Files and directories (recursive)."),
-    index: Optional[Path] = IndexOpt,
+    index: Optional[str] = IndexOpt,
     models: Optional[Path] = ModelsOpt,
     exclude: list[str] = typer.Option([], "--exclude", help="Skip files/directories matching this glob (repeatable)."),
     hidden: bool = typer.Option(False, "--hidden", help="Also ingest hidden files and directories (.git, .venv, ...)."),
@@ -183,7 +185,7 @@ def search(
     query: str = typer.Argument(..., help="What to look for ('-' reads standard input)."),
     k: int = typer.Option(5, "-k", "--top", min=1, max=1000, help="Number of passages."),
     mode: str = ModeOpt,
-    index: Optional[Path] = IndexOpt,
+    index: Optional[str] = IndexOpt,
     models: Optional[Path] = ModelsOpt,
     as_json: bool = JsonOpt,
     debug: bool = DebugOpt,
@@ -259,7 +261,7 @@ def ask(
     k: Optional[int] = TopOpt,
     model: Optional[str] = ModelOpt,
     mode: str = ModeOpt,
-    index: Optional[Path] = IndexOpt,
+    index: Optional[str] = IndexOpt,
     models: Optional[Path] = ModelsOpt,
     as_json: bool = JsonOpt,
     debug: bool = DebugOpt,
@@ -308,7 +310,7 @@ def eval_(
     k: Optional[int] = TopOpt,
     model: Optional[str] = ModelOpt,
     mode: str = ModeOpt,
-    index: Optional[Path] = IndexOpt,
+    index: Optional[str] = IndexOpt,
     models: Optional[Path] = ModelsOpt,
     as_json: bool = JsonOpt,
     debug: bool = DebugOpt,
@@ -356,7 +358,7 @@ def eval_(
 
 @app.command()
 def status(
-    index: Optional[Path] = IndexOpt,
+    index: Optional[str] = IndexOpt,
     models: Optional[Path] = ModelsOpt,
     as_json: bool = JsonOpt,
     debug: bool = DebugOpt,
@@ -376,7 +378,10 @@ def status(
         print(f"chunks:      {st['chunks']} ({st['spans']} sentences)")
         print(f"embedder:    {st['embedder']} (dim {st['dim']})")
         v = st["vectors"]
-        if v["search"] == "exact":
+        if v.get("store") == "postgresql":
+            print(f"vectors:     {v['vectors']} in PostgreSQL {v['server']}, schema {v['schema']} "
+                  f"(version {v['schema_version']}), {v['ann'] or 'exact search'}")
+        elif v["search"] == "exact":
             print(f"vectors:     {v['vectors']} in {v['segments']} segments, exact search")
         else:
             print(f"vectors:     {v['vectors']} in {v['segments']} segments, approximate search "

@@ -310,7 +310,7 @@ def ingest(
             w.close()
     if rebuild:  # everything in the new index is new to it
         added, updated = sorted(added + updated), []
-    return IngestReport(str(location), tuple(added), tuple(updated), tuple(unchanged), tuple(sorted(gone)),
+    return IngestReport(index.shown(str(location)), tuple(added), tuple(updated), tuple(unchanged), tuple(sorted(gone)),
                         tuple(failed), state["chunks"], time.perf_counter() - t_start, timings,
                         tuple(resumed), state["batches"], tuple(notes))
 

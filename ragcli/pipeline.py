@@ -95,20 +95,20 @@ def ingest(
 ) -> IngestReport:
     """Bring the index in line with ``paths``: add new files, re-chunk changed ones, drop
     files deleted from ingested directories; streaming, in atomic batches (``ingest``)."""
-    index_dir = settings.index_dir
-    loader = embedder if embedder is not None else (lambda: _embedder_for_ingest(settings, index_dir, rebuild))
+    location = settings.index
+    loader = embedder if embedder is not None else (lambda: _embedder_for_ingest(settings, location, rebuild))
     return ingest_mod.ingest(
-        paths, index_dir, loader, params=params, excludes=excludes, include_hidden=include_hidden,
+        paths, location, loader, params=params, excludes=excludes, include_hidden=include_hidden,
         rebuild=rebuild, max_file_size=max_file_size, wait=wait, progress=progress, on_message=on_message,
         batch_chunks=batch_chunks, workers=workers)
 
 
-def _embedder_for_ingest(settings: Settings, index_dir: Path, rebuild: bool) -> Embedder:
+def _embedder_for_ingest(settings: Settings, location: str | Path, rebuild: bool) -> Embedder:
     """An existing index keeps its embedder unless asked otherwise (then it must be rebuilt)."""
     name = settings.embedder
-    if name is None and not rebuild and index.exists(index_dir):
+    if name is None and not rebuild and index.exists(location):
         try:
-            with index.open_reader(index_dir) as st:
+            with index.open_reader(location) as st:
                 name = st.info.embedder
         except RagError:
             name = None
@@ -119,7 +119,7 @@ def _embedder_for_ingest(settings: Settings, index_dir: Path, rebuild: bool) -> 
 
 
 def open_index(settings: Settings) -> index.IndexReader:
-    return index.open_reader(settings.index_dir)
+    return index.open_reader(settings.index)
 
 
 def embedder_for_index(st: index.IndexReader, settings: Settings, embedder: Embedder | None) -> Embedder:
