@@ -291,7 +291,8 @@ def ask(
             if ans.citations:
                 print("\nSources:")
                 for c in ans.citations:
-                    print(f"[{c.id}] {_cited_where(c)}")
+                    checked = "file" if c.verified == "file" else "the index's copy (file not on this machine)"
+                    print(f"[{c.id}] {_cited_where(c)}  (verified against {checked})")
                     print(f'    "{" ".join(c.quote.split())}"')
         if ans.status == "no_evidence":
             if ans.reason and not as_json:

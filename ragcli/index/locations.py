@@ -41,7 +41,10 @@ def split(url: str) -> tuple[str, str]:
     """
     parts = urlsplit(url)
     query = parse_qsl(parts.query, keep_blank_values=True)
-    schema = next((v for k, v in query if k == "schema"), DEFAULT_SCHEMA)
+    given = [v for k, v in query if k == "schema"]
+    if len(given) > 1:
+        raise UsageError(f"the index URL names schema= {len(given)} times; give it once")
+    schema = given[0] if given else DEFAULT_SCHEMA
     if not _IDENT.fullmatch(schema):
         raise UsageError(f"schema={schema!r} in the index URL is not a plain name: use lower-case letters, "
                          "digits and '_' (at most 40), starting with a letter")
