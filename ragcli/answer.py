@@ -236,11 +236,13 @@ def answer_question(
     timings: dict | None = None,
     on_text: Callable[[str], None] | None = None,
     model_name: str = "",
+    verifier: Verifier | None = None,
 ) -> Answer:
     """The whole of ``rag ask`` after retrieval.
 
     ``generator`` may be a factory: the model is then loaded only when there is evidence
-    to show it (an off-topic question costs no model load).
+    to show it (an off-topic question costs no model load). ``verifier`` carries the index's
+    page copies for files not readable here (``verify.stored_pages``).
     """
     timings = dict(timings or {})
     model = model_name or getattr(generator, "name", "")
@@ -282,7 +284,7 @@ def answer_question(
             "the sentences the model picked are not related to the question"
         return no_evidence(question, model, emb, timings, why)
     t0 = time.perf_counter()
-    verifier = Verifier()
+    verifier = verifier or Verifier()
     citations: list[Citation] = []
     problems: list[str] = []
     for ev in picked:

@@ -50,8 +50,8 @@ class Index:
         return idx
 
     @property
-    def location(self) -> Path:
-        return self.settings.index_dir
+    def location(self) -> str | Path:
+        return self.settings.index
 
     def ingest(self, paths: Sequence[str | Path] = (), *, rebuild: bool = False,
                progress: Callable[[str, int, int], None] | None = None, **kw) -> IngestReport:

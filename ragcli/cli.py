@@ -43,7 +43,9 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
-IndexOpt = typer.Option(None, "--index", help="Index directory (env RAG_INDEX; default $XDG_DATA_HOME/ragcli).")
+IndexOpt = typer.Option(
+    None, "--index", help="Index directory, or a PostgreSQL URL postgresql://user@host:port/db[?schema=NAME] "
+    "(env RAG_INDEX; default $XDG_DATA_HOME/ragcli).")
 ModelsOpt = typer.Option(None, "--models", help="Extra models.toml whose entries add to / override the built-in ones.")
 JsonOpt = typer.Option(False, "--json", help="Machine-readable output on stdout.")
 DebugOpt = typer.Option(False, "--debug", help="Show a Python traceback on errors.")
@@ -89,7 +91,7 @@ def _run(debug: bool, fn: Callable[[], int]) -> None:
     raise typer.Exit(code)
 
 
-def _settings(index: Optional[Path], models: Optional[Path], debug: bool, **kw: object) -> Settings:
+def _settings(index: Optional[str], models: Optional[Path], debug: bool, **kw: object) -> Settings:
     return resolve_settings(index=index, models=models, debug=debug, **kw)
 
 
@@ -133,7 +135,7 @@ class _Progress:
 @app.command()
 def ingest(
     paths: list[Path] = typer.Argument(None, help="Files and directories (recursive)."),
-    index: Optional[Path] = IndexOpt,
+    index: Optional[str] = IndexOpt,
     models: Optional[Path] = ModelsOpt,
     exclude: list[str] = typer.Option([], "--exclude", help="Skip files/directories matching this glob (repeatable)."),
     hidden: bool = typer.Option(False, "--hidden", help="Also ingest hidden files and directories (.git, .venv, ...)."),
@@ -186,7 +188,7 @@ def search(
     query: str = typer.Argument(..., help="What to look for ('-' reads standard input)."),
     k: int = typer.Option(5, "-k", "--top", min=1, max=1000, help="Number of passages."),
     mode: str = ModeOpt,
-    index: Optional[Path] = IndexOpt,
+    index: Optional[str] = IndexOpt,
     models: Optional[Path] = ModelsOpt,
     as_json: bool = JsonOpt,
     debug: bool = DebugOpt,
@@ -262,7 +264,7 @@ def ask(
     k: Optional[int] = TopOpt,
     model: Optional[str] = ModelOpt,
     mode: str = ModeOpt,
-    index: Optional[Path] = IndexOpt,
+    index: Optional[str] = IndexOpt,
     models: Optional[Path] = ModelsOpt,
     as_json: bool = JsonOpt,
     debug: bool = DebugOpt,
@@ -292,7 +294,8 @@ def ask(
             if ans.citations:
                 print("\nSources:")
                 for c in ans.citations:
-                    print(f"[{c.id}] {_cited_where(c)}")
+                    checked = "file" if c.verified == "file" else "the index's copy (file not on this machine)"
+                    print(f"[{c.id}] {_cited_where(c)}  (verified against {checked})")
                     print(f'    "{" ".join(c.quote.split())}"')
         if ans.status == "no_evidence":
             if ans.reason and not as_json:
@@ -311,7 +314,7 @@ def eval_(
     k: Optional[int] = TopOpt,
     model: Optional[str] = ModelOpt,
     mode: str = ModeOpt,
-    index: Optional[Path] = IndexOpt,
+    index: Optional[str] = IndexOpt,
     models: Optional[Path] = ModelsOpt,
     as_json: bool = JsonOpt,
     debug: bool = DebugOpt,
@@ -359,7 +362,7 @@ def eval_(
 
 @app.command()
 def status(
-    index: Optional[Path] = IndexOpt,
+    index: Optional[str] = IndexOpt,
     models: Optional[Path] = ModelsOpt,
     as_json: bool = JsonOpt,
     debug: bool = DebugOpt,
@@ -379,7 +382,10 @@ def status(
         print(f"chunks:      {st['chunks']} ({st['spans']} sentences)")
         print(f"embedder:    {st['embedder']} (dim {st['dim']}, {st['embedder_backend']})")
         v = st["vectors"]
-        if v["search"] == "exact":
+        if v.get("store") == "postgresql":
+            print(f"vectors:     {v['vectors']} in PostgreSQL {v['server']}, schema {v['schema']} "
+                  f"(version {v['schema_version']}), {v['ann'] or 'exact search'}")
+        elif v["search"] == "exact":
             print(f"vectors:     {v['vectors']} in {v['segments']} segments, exact search")
         else:
             print(f"vectors:     {v['vectors']} in {v['segments']} segments, approximate search "

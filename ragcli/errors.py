@@ -12,6 +12,7 @@ The tree::
     ├── StaleIndexError           exit 1  index built with another embedder/chunking/format
     ├── DamagedIndexError         exit 1  index files unreadable or inconsistent
     ├── StorageError              exit 1  disk full / permission problems while writing
+    ├── IndexUnavailableError     exit 1  the index's server cannot be reached, or its driver is missing
     └── SourceError               (not fatal) one input file could not be ingested
 
 This module knows nothing of the CLI; ``cli.py`` maps ``exit_code`` to the process exit status.
@@ -59,6 +60,10 @@ class DamagedIndexError(RagError):
 
 
 class StorageError(RagError):
+    pass
+
+
+class IndexUnavailableError(RagError):
     pass
 
 

@@ -343,7 +343,7 @@ def ingest(
     added, updated = batches.added, batches.updated
     if rebuild:  # everything in the new index is new to it
         added, updated = sorted(added + updated), []
-    return IngestReport(str(location), tuple(added), tuple(updated), tuple(plan.unchanged), tuple(sorted(plan.gone)),
+    return IngestReport(index.shown(str(location)), tuple(added), tuple(updated), tuple(plan.unchanged), tuple(sorted(plan.gone)),
                         tuple(plan.failed), batches.chunks, time.perf_counter() - t_start, timings,
                         tuple(plan.resumed), batches.batches, tuple(notes))
 

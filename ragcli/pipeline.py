@@ -18,6 +18,7 @@ from . import index
 from .config import Settings
 from .errors import RagError, StaleIndexError, UsageError
 from .types import Answer, Hit
+from .verify import Verifier, stored_pages
 
 if TYPE_CHECKING:  # imported where used: `rag status` needs none of them, `rag search` few
     from .answer import AnswerParams
@@ -111,25 +112,25 @@ def ingest(
 ) -> IngestReport:
     """Bring the index in line with ``paths``: add new files, re-chunk changed ones, drop
     files deleted from ingested directories; streaming, in atomic batches (``ingest``)."""
-    index_dir = settings.index_dir
-    loader = embedder if embedder is not None else (lambda: _embedder_for_ingest(settings, index_dir, rebuild))
+    location = settings.index
+    loader = embedder if embedder is not None else (lambda: _embedder_for_ingest(settings, location, rebuild))
     from .chunking import ChunkParams
     from .ingest import BATCH_CHUNKS
     from .ingest import ingest as run_ingest  # (``from . import ingest`` would find ragcli's own ``ingest``)
     from .loaders import DEFAULT_MAX_FILE_SIZE
 
     return run_ingest(
-        paths, index_dir, loader, params=params or ChunkParams(), excludes=excludes, include_hidden=include_hidden,
+        paths, location, loader, params=params or ChunkParams(), excludes=excludes, include_hidden=include_hidden,
         rebuild=rebuild, max_file_size=max_file_size or DEFAULT_MAX_FILE_SIZE, wait=wait, progress=progress,
         on_message=on_message, batch_chunks=batch_chunks or BATCH_CHUNKS, workers=workers)
 
 
-def _embedder_for_ingest(settings: Settings, index_dir: Path, rebuild: bool) -> Embedder:
+def _embedder_for_ingest(settings: Settings, location: str | Path, rebuild: bool) -> Embedder:
     """An existing index keeps its embedder unless asked otherwise (then it must be rebuilt)."""
     name = settings.embedder
-    if name is None and not rebuild and index.exists(index_dir):
+    if name is None and not rebuild and index.exists(location):
         try:
-            with index.open_reader(index_dir) as st:
+            with index.open_reader(location) as st:
                 name = st.info.embedder
         except RagError:
             name = None
@@ -140,7 +141,7 @@ def _embedder_for_ingest(settings: Settings, index_dir: Path, rebuild: bool) -> 
 
 
 def open_index(settings: Settings) -> index.IndexReader:
-    return index.open_reader(settings.index_dir)
+    return index.open_reader(settings.index)
 
 
 def embedder_for_index(st: index.IndexReader, settings: Settings, embedder: Embedder | None) -> Embedder:
@@ -217,13 +218,14 @@ def ask(question: str, settings: Settings, *, k: int | None = None, mode: str | 
     with open_index(settings) as st:
         emb = embedder_for_index(st, settings, embedder)
         res, qv = _search(st, emb, question, k or params.k, mode or settings.mode)
+        verifier = Verifier(stored_pages(st, [(h.chunk.source, h.chunk.page) for h in res.hits]))
     if generator is not None:
         model_name, gen = generator.name, generator
     else:
         reg = registry_for(settings)
         model_name = reg.get(settings.model or reg.default_llm, "llm").name
         gen = lambda: load_generator(settings, reg)  # noqa: E731  (loaded only if needed)
-    answer = answer_question(question, res.hits, qv, emb, gen, params, res.timings, on_text, model_name)
+    answer = answer_question(question, res.hits, qv, emb, gen, params, res.timings, on_text, model_name, verifier)
     answer.timings["total_s"] = time.perf_counter() - t_all
     return answer
 

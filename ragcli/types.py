@@ -109,6 +109,7 @@ class Citation:
     unit: str = ""  # "paragraph" (docx, odt) or "cell" (ipynb): what unit_start/unit_end count
     unit_start: int = 0  # 1-based blocks of the page text holding the quote's first and last character
     unit_end: int = 0
+    verified: str = "file"  # what the quote was checked against: "file" (re-read) or "index" (its stored page)
 
     def to_json(self) -> dict:
         out = {
@@ -123,6 +124,7 @@ class Citation:
             "quote": self.quote,
             "encoding": self.encoding,
             "extraction": self.extraction,
+            "verified": self.verified,
         }
         if self.title:
             out["title"] = self.title

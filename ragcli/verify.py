@@ -6,6 +6,13 @@ whose recipes the README states) holds the quote at ``[start:end]``. Verificatio
 what a person needs to find the quote: the extraction that made the page text (``"pypdf"``,
 ``"ocr"``, ``"python-docx"``, ...), a slide's or chapter's title, and the paragraph or cell range.
 
+A machine that queries a shared index may not have the source files. When a cited file
+cannot be read here, and only then, the quote is checked against the page text the index
+stored at ingest (``stored_pages``): that text must still hash to the sha256 stored with it,
+belong to the document with the citation's sha256, and hold the quote at ``[start:end]``.
+The citation then says ``verified: "index"`` instead of ``"file"``. A file that is here but
+changed is not verified at all (the index copy would no longer be what the file says).
+
 What it does not do: choose quotes (``answer``), or know any file format (``loaders``).
 """
 
@@ -13,7 +20,8 @@ from __future__ import annotations
 
 import bisect
 import hashlib
-from collections.abc import Mapping
+import os
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 
 from . import loaders
@@ -37,12 +45,25 @@ def units(page: Page, start: int, end: int) -> tuple[int, int]:
     return bisect.bisect_right(page.blocks, start), bisect.bisect_right(page.blocks, max(start, end - 1))
 
 
-class Verifier:
-    """Re-reads each cited source once (its bytes, their sha256, each cited page)."""
+StoredPages = Mapping[tuple[str, int], tuple[Page, str, str]]  # (path, page) -> (page, its sha256, doc sha256)
 
-    def __init__(self) -> None:
+
+def stored_pages(reader: object, cited: Iterable[tuple[str, int]]) -> StoredPages:
+    """The index's copies of the pages ``cited`` ((path, page) pairs) whose file is not readable
+    here; {} when the index keeps no page text (the SQLite store reads the files)."""
+    fetch = getattr(reader, "pages", None)
+    away = sorted({(src, page) for src, page in cited if not os.access(loaders.container_of(src), os.R_OK)})
+    return fetch(away) if fetch is not None and away else {}
+
+
+class Verifier:
+    """Re-reads each cited source once (its bytes, their sha256, each cited page); ``stored``:
+    the index's page copies for sources not readable here (``stored_pages``)."""
+
+    def __init__(self, stored: StoredPages | None = None) -> None:
         self._data: dict[str, bytes | None] = {}
         self._pages: dict[tuple, Page | None] = {}
+        self.stored = stored or {}
 
     def data(self, source: str) -> bytes | None:
         if source not in self._data:
@@ -78,14 +99,34 @@ class Verifier:
             return f"{source} [{start}:{end}] does not hold the stored quote", None
         return None, text
 
+    def stored_problem(self, source: str, sha256: str, page: int | None, start: int, end: int,
+                       quote: str) -> tuple[str | None, Page | None]:
+        """Like ``problem``, against the index's copy of the page (for a file not readable here)."""
+        entry = self.stored.get((source, page or 1))
+        if entry is None:
+            return f"{source} can no longer be read", None
+        text, page_sha, doc_sha = entry
+        if hashlib.sha256(text.text.encode()).hexdigest() != page_sha:
+            return f"the index's copy of {source} does not match its sha256", None
+        if sha256 and doc_sha != sha256:
+            return f"the index's copy of {source} is of another version of it", None
+        if text.text[start:end] != quote:
+            return f"the index's copy of {source} [{start}:{end}] does not hold the stored quote", None
+        return None, text
+
     def check(self, c: Citation, kind: str) -> tuple[Citation | None, str]:
-        """(the citation with extraction, title and unit range filled in, "") or (None, reason)."""
-        err, page = self.problem(c.source, c.sha256, c.page, c.start, c.end, c.quote, c.encoding, kind)
+        """(the citation with extraction, title, unit range and ``verified`` filled in, "") or (None, reason)."""
+        verified = "file"
+        if self.data(c.source) is None and self.stored:
+            verified = "index"
+            err, page = self.stored_problem(c.source, c.sha256, c.page, c.start, c.end, c.quote)
+        else:
+            err, page = self.problem(c.source, c.sha256, c.page, c.start, c.end, c.quote, c.encoding, kind)
         if err or page is None:
             return None, err or "not verified"
         a, b = units(page, c.start, c.end)
         return replace(c, extraction=page.extraction or loaders.EXTRACTIONS.get(kind, kind), title=page.title,
-                       unit=page.block_name if a else "", unit_start=a, unit_end=b), ""
+                       unit=page.block_name if a else "", unit_start=a, unit_end=b, verified=verified), ""
 
 
 def kind_for(c: Mapping) -> str:

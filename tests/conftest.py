@@ -6,12 +6,15 @@ one cache per test session (assembling the 491 MB GGUF once, not once per test).
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from . import pg_server
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "sample_corpus"
@@ -58,6 +61,24 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, model_cache: Path)
     for var in ("RAG_INDEX", "RAG_MODEL", "RAG_EMBEDDER", "RAG_MODELS"):
         monkeypatch.delenv(var, raising=False)
     return home
+
+
+@pytest.fixture(scope="session")
+def pg_server_url(tmp_path_factory) -> str:
+    """A throwaway PostgreSQL 18 + pgvector server on 127.0.0.1 for the whole session."""
+    if not pg_server.available():
+        pytest.skip(pg_server.REASON)
+    with pg_server.start(tmp_path_factory.mktemp("postgres")) as url:
+        yield url
+
+
+_schemas = itertools.count(1)
+
+
+@pytest.fixture
+def pg_index(pg_server_url: str) -> str:
+    """An index URL of its own for each test: a fresh schema on the session's server."""
+    return f"{pg_server_url}?schema=t{os.getpid()}_{next(_schemas)}"
 
 
 @pytest.fixture

@@ -1,0 +1,217 @@
+"""Reading a PostgreSQL index: one REPEATABLE READ snapshot, held until ``close``.
+
+``PgReader.open`` locks the index's tables in ACCESS SHARE mode (so a rebuild's switch-over
+cannot drop them under it) and then reads everything in one snapshot: a batch committed
+meanwhile is invisible until the next open. Dense search is pgvector's HNSW index (cosine
+distance, ``hnsw.ef_search`` at least 100); ``exact=True`` makes the planner scan every row
+instead (for recall measurements). Lexical search is PostgreSQL full-text search:
+``ts_rank_cd`` (cover density) over an english ``tsvector`` of what was embedded, the query's
+words OR-ed. It is not BM25 (no IDF): README says how the two compare.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from ..errors import DamagedIndexError, IndexNotFoundError, StaleIndexError
+from ..types import Chunk, Page, Span
+from . import pg_schema, postgres
+from .base import DocRow, IndexInfo
+from .locations import shown, split
+from .schema import rebuild_hint
+
+EF_SEARCH = 100  # HNSW candidates per query (pgvector's default is 40); raised to k when k is larger
+TABLES = ("meta", "documents", "pages", "chunks", "spans")
+_DOC = "d.id, d.path, d.root, d.sha256, d.kind, d.encoding, d.size, d.mtime, d.n_pages, d.ingested_at"
+
+
+class PgReader:
+    """A read-only view of one committed state of a PostgreSQL index (``IndexReader``)."""
+
+    def __init__(self, url: str, schema: str, con: Any, info: IndexInfo, meta: dict[str, str], version: int) -> None:
+        self.url = url
+        self.location = shown(url)
+        self.schema = schema
+        self.con = con
+        self.info = info
+        self._meta = meta
+        self.version = version
+        self.open_s = 0.0
+
+    @classmethod
+    def open(cls, url: str) -> PgReader:
+        t0 = time.perf_counter()
+        _conninfo, schema = split(url)
+        con = postgres.connect(url, "search")
+        try:
+            version = pg_schema.version(con, schema)
+            if version == 0:
+                raise IndexNotFoundError(f"no index at {shown(url)}. Build one first: "
+                                         f"rag ingest PATH --index '{shown(url)}'")
+            if version < pg_schema.LATEST:
+                raise StaleIndexError(
+                    f"the index at {shown(url)} has schema version {version}, this ragcli needs "
+                    f"{pg_schema.LATEST}. Migrate it in place, without re-embedding anything: "
+                    f"rag ingest --index '{shown(url)}'")
+            if version > pg_schema.LATEST:
+                raise StaleIndexError(
+                    f"the index at {shown(url)} has schema version {version}, newer than this ragcli reads "
+                    f"({pg_schema.LATEST}); upgrade ragcli")
+            postgres.register_vector(con, url)
+            s = pg_schema.ident(schema)
+            con.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            con.execute(f"SET LOCAL search_path TO {s}, public")
+            con.execute(f"LOCK TABLE {', '.join(TABLES)} IN ACCESS SHARE MODE")  # before the snapshot
+            meta = pg_schema.read_meta(con)  # the snapshot starts here
+            try:
+                info = pg_schema.read_info(meta)
+            except (KeyError, ValueError) as e:
+                raise DamagedIndexError(f"the index at {shown(url)} is damaged (bad metadata: {e}). "
+                                        f"Rebuild it: {rebuild_hint(shown(url))}") from None
+            if info.generation == 0:
+                raise IndexNotFoundError(
+                    f"the index at {shown(url)} has not been built yet (the first ingest did not finish). "
+                    f"Run: rag ingest PATH --index '{shown(url)}'")
+        except BaseException:
+            con.close()
+            raise
+        reader = cls(url, schema, con, info, meta, version)
+        reader.open_s = time.perf_counter() - t0
+        return reader
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.con.close()  # ends the snapshot
+
+    def __enter__(self) -> PgReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def roots(self) -> list[str]:
+        return [r for (r,) in self.con.execute("SELECT DISTINCT root FROM documents ORDER BY root")]
+
+    def damaged(self, what: str) -> DamagedIndexError:
+        return DamagedIndexError(f"the index at {self.location} is damaged: {what}. "
+                                 f"Rebuild it: {rebuild_hint(self.location, self.roots())}")
+
+    # -- vectors -------------------------------------------------------------------------
+    def dense(self, query_vector, k: int, exact: bool = False) -> list[tuple[int, float]]:
+        """(chunk id, cosine) of the ``k`` nearest chunks; HNSW unless ``exact``."""
+        import numpy as np
+
+        q = np.asarray(query_vector, dtype=np.float32).reshape(-1)
+        ef = str(min(1000, max(EF_SEARCH, k)))
+        iterative = "strict_order" if k > 1000 else "off"  # past ef_search's limit: scan on until k rows
+        self.con.execute("SELECT set_config('hnsw.ef_search', %s, true), set_config('hnsw.iterative_scan', %s, true), "
+                         "set_config('enable_indexscan', %s, true)", (ef, iterative, "off" if exact else "on"))
+        rows = self.con.execute("SELECT id, 1 - (embedding <=> %s) AS sim FROM chunks "
+                                "ORDER BY embedding <=> %s LIMIT %s", (q, q, k)).fetchall()
+        return [(int(i), float(s)) for i, s in rows]
+
+    def vectors(self, ids: Sequence[int]):
+        import numpy as np
+
+        got = dict(self.con.execute("SELECT id, embedding FROM chunks WHERE id = ANY(%s)", (list(ids),)).fetchall())
+        missing = [i for i in ids if i not in got]
+        if missing:
+            raise self.damaged(f"chunk {missing[0]} has no stored vector")
+        return np.stack([_array(got[i]) for i in ids]) if ids else \
+            np.zeros((0, self.info.dim), dtype=np.float32)
+
+    # -- rows ----------------------------------------------------------------------------
+    def counts(self) -> dict[str, int]:
+        return pg_schema.counts(self._meta)
+
+    def check(self) -> None:
+        """Row counts against those recorded with each batch; every chunk has its vector."""
+        counts = self.counts()
+        real = dict(zip(pg_schema.COUNTS, self.con.execute(
+            "SELECT (SELECT count(*) FROM documents), (SELECT count(*) FROM chunks), "
+            "(SELECT count(*) FROM spans), (SELECT count(*) FROM pages)").fetchone(), strict=True))
+        if real != counts:
+            raise self.damaged(f"the tables hold {real}, the batches recorded {counts}")
+
+    def describe(self) -> dict:
+        hnsw = self.con.execute("SELECT indexdef FROM pg_indexes WHERE schemaname = %s AND indexname = "
+                                "'chunks_embedding_hnsw'", (self.schema,)).fetchone()
+        return {
+            "store": "postgresql",
+            "schema": self.schema,
+            "schema_version": self.version,
+            "search": "approximate" if hnsw else "exact",
+            "ann": "pgvector HNSW (cosine, m 16, ef_construction 64)" if hnsw else "",
+            "ef_search": EF_SEARCH,
+            "vectors": self.counts()["chunks"],
+            "lexical": "PostgreSQL full-text search (ts_rank_cd, english)",
+            "server": self.con.execute("SHOW server_version").fetchone()[0],
+        }
+
+    def size_bytes(self) -> int:
+        return int(self.con.execute(
+            "SELECT COALESCE(SUM(pg_total_relation_size(c.oid)), 0) FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relkind IN ('r', 'm')",
+            (self.schema,)).fetchone()[0])
+
+    def documents(self) -> list[DocRow]:
+        return [DocRow(*r) for r in self.con.execute(f"SELECT {_DOC} FROM documents d ORDER BY d.path")]
+
+    def chunks(self, ids: Sequence[int]) -> dict[int, tuple[Chunk, DocRow]]:
+        """Chunk rows (with their spans) and their documents, by chunk id."""
+        if not ids:
+            return {}
+        ids = [int(i) for i in ids]
+        rows = self.con.execute(
+            'SELECT c.id, c.key, c.page, c.start, c."end", c.line_start, c.line_end, c.text, c.heading, '
+            f"c.embed, c.n_tokens, {_DOC} FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE c.id = ANY(%s)",
+            (ids,)).fetchall()
+        spans: dict[int, list[Span]] = {}
+        for cid, page, a, b, la, lb, text in self.con.execute(
+                'SELECT chunk_id, page, start, "end", line_start, line_end, text FROM spans '
+                "WHERE chunk_id = ANY(%s) ORDER BY chunk_id, start", (ids,)):
+            spans.setdefault(cid, []).append(Span(page, a, b, la, lb, text))
+        out: dict[int, tuple[Chunk, DocRow]] = {}
+        for r in rows:
+            doc = DocRow(*r[11:])
+            out[r[0]] = (Chunk(key=r[1], source=doc.path, sha256=doc.sha256, page=r[2], start=r[3], end=r[4],
+                               line_start=r[5], line_end=r[6], text=r[7], spans=tuple(spans.get(r[0], ())),
+                               heading=r[8], embed=r[9], n_tokens=r[10]), doc)
+        return out
+
+    def pages(self, keys: Sequence[tuple[str, int]]) -> dict[tuple[str, int], tuple[Page, str, str]]:
+        """The stored text of pages, by (document path, page number): (page, its text's sha256,
+        the document's sha256). What ``verify`` checks a quote against when the file is not here."""
+        if not keys:
+            return {}
+        paths, numbers = [p for p, _ in keys], [int(n) for _, n in keys]
+        out = {}
+        for path, number, text, sha, extraction, title, blocks, block_name, doc_sha in self.con.execute(
+                "SELECT d.path, p.number, p.text, p.sha256, p.extraction, p.title, p.blocks, p.block_name, d.sha256 "
+                "FROM unnest(%s::text[], %s::int[]) AS k(path, number) JOIN documents d ON d.path = k.path "
+                "JOIN pages p ON p.doc_id = d.id AND p.number = k.number", (paths, numbers)):
+            page = Page(number, text, extraction=extraction, title=title, blocks=tuple(blocks), block_name=block_name)
+            out[(path, number)] = (page, sha, doc_sha)
+        return out
+
+    def lexical(self, query: str, k: int) -> list[tuple[int, float]]:
+        """Full-text search over what was embedded: [(chunk id, ts_rank_cd)], best first, score > 0."""
+        from .reader import fts_terms
+
+        terms = fts_terms(query)
+        if not terms:
+            return []
+        rows = self.con.execute(
+            "SELECT id, ts_rank_cd(tsv, q) AS s FROM chunks, to_tsquery('english', %s) AS q "
+            "WHERE tsv @@ q ORDER BY s DESC, id LIMIT %s", (" | ".join(terms), k)).fetchall()
+        return [(int(i), float(s)) for i, s in rows if s > 0]
+
+
+def _array(v: Any):
+    """A stored vector as numpy float32 (pgvector's ``Vector``, or already an array)."""
+    import numpy as np
+
+    return np.asarray(v.to_numpy() if hasattr(v, "to_numpy") else v, dtype=np.float32)
