@@ -72,6 +72,11 @@ def _run(debug: bool, fn: Callable[[], int]) -> None:
         code = e.exit_code
     except KeyboardInterrupt:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C while cleaning up changes nothing
+        # A KeyboardInterrupt raised inside exec()/eval() of a string (dataclasses and pydantic
+        # build code that way while modules load) leaves CPython's "unhandled KeyboardInterrupt"
+        # flag set even once handled, and the process then ends killed by SIGINT instead of
+        # exiting 130. Running any string through exec() clears the flag.
+        exec("pass")
         _err("rag: interrupted; the index is intact (an ingest keeps the batches it committed: "
              "run it again to carry on)")
         code = 130

@@ -142,8 +142,14 @@ def _parsed_stream(todos: Sequence[_Todo], embedder: Embedder, params: ChunkPara
             yield _parse(t)
         return
     ctx = multiprocessing.get_context("spawn")  # no inherited lock or model; safe after threads
-    pool = ctx.Pool(workers, initializer=_init_worker, initargs=(embedder, params, max_file_size))
+    # Workers are born with SIGINT blocked (the mask survives fork and exec): a Ctrl-C that lands
+    # while one starts up must not print its traceback; this process gets the signal on unblocking,
+    # inside the ``try``, so the pool is terminated whenever it comes.
+    pool = None
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
+        pool = ctx.Pool(workers, initializer=_init_worker, initargs=(embedder, params, max_file_size))
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
         window: deque = deque()
         it = iter(todos)
         for t in it:
@@ -159,7 +165,9 @@ def _parsed_stream(todos: Sequence[_Todo], embedder: Embedder, params: ChunkPara
         pool.close()
         pool.join()
     finally:
-        pool.terminate()
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        if pool is not None:
+            pool.terminate()
 
 
 def default_workers(n_files: int, n_bytes: int) -> int:

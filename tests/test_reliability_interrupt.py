@@ -299,7 +299,7 @@ def test_generation_zero_index_says_it_was_never_built(tmp_path: Path) -> None:
         pipeline.status(settings)
 
 
-@pytest.mark.parametrize("after", [0.05, 0.4, 0.8])
+@pytest.mark.parametrize("after", [0.0, 0.02, 0.05, 0.1, 0.4, 0.8])
 def test_ctrl_c_exits_130_with_a_short_message_and_keeps_the_committed_batches(world: dict, after: float) -> None:
     location = fresh_index(world, f"sigint-{after}")
     p = start_ingest(world, location)
