@@ -88,7 +88,8 @@ _HWM_WRAPPER = (  # python -c WRAPPER (-m MODULE | -c CODE) ARGS...: runs it, th
 )
 
 
-def run_measured(argv: list[str], env: dict, timeout: float = 3600) -> tuple[float, int, float, str, str]:
+def run_measured(argv: list[str], env: dict, timeout: float = 3600,
+                 cwd: Path | None = None) -> tuple[float, int, float, str, str]:
     """(wall s, exit code, peak RSS MB, stdout, stderr) of ``[python, -m|-c, X, ...]`` in a new
     process. Peak RSS is the process's own high-water mark (VmHWM, read at exit). Not
     ``wait4``'s ru_maxrss: Linux charges a child that was forked or vforked from a big process
@@ -103,7 +104,7 @@ def run_measured(argv: list[str], env: dict, timeout: float = 3600) -> tuple[flo
         t0 = time.perf_counter()
         p = subprocess.run([sys.executable, "-c", _HWM_WRAPPER, *argv[1:]],
                            env={**env, "RAGCLI_BENCH_HWM": tmp.name}, capture_output=True, timeout=timeout,
-                           stdin=subprocess.DEVNULL)
+                           stdin=subprocess.DEVNULL, cwd=cwd)
         wall = time.perf_counter() - t0
         raw = Path(tmp.name).read_text().strip()
     return wall, p.returncode, (int(raw) / 1024 if raw else float("nan")), p.stdout.decode(), p.stderr.decode()

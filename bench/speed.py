@@ -46,14 +46,15 @@ QUESTION = "What is the incubation period of the virus?"  # COVID-QA papers
 SAMPLE_QUESTION = "How much KV cache memory does one token take in Llama 2 7B?"  # sample_corpus/
 
 
-def run(args: list[str], env: dict | None = None) -> tuple[float, int, float, str, str]:
+def run(args: list[str], env: dict | None = None, cwd: Path | None = None) -> tuple[float, int, float, str, str]:
     """(wall seconds, exit code, peak RSS MB, stdout, stderr) of a child process (``common.run_measured``:
-    the child's own peak, not one inflated by this process's loaded model)."""
-    return run_measured(args, {**os.environ, **(env or {})})
+    the child's own peak, not one inflated by this process's memory)."""
+    return run_measured(args, {**os.environ, **(env or {})}, cwd=cwd)
 
 
 def rag(root: Path, *args: str) -> tuple[list[str], dict]:
-    """The command and environment that run the ragcli checked out at ``root``."""
+    """The command and environment that run the ragcli checked out at ``root`` (run it with
+    ``cwd=root``: ``python -m`` puts the current directory first on sys.path)."""
     env = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PYTHONPATH": str(root)}
     return [sys.executable, "-m", "ragcli", *args], env
 
@@ -87,13 +88,15 @@ ASK_PARTS = ("index_load_s", "embedder_load_s", "embed_query_s", "retrieve_s", "
 def measure_side(root: Path, docs: Path, index: Path, question: str) -> dict:
     """Ingest (twice: the second finds nothing changed) with the checkout at ``root``."""
     cmd, env = rag(root, "ingest", str(docs), "--index", str(index), "--json")
-    wall, code, rss, out, err = run(cmd, env)
+    wall, code, rss, out, err = run(cmd, env, root)
     if code != 0:
         raise SystemExit(f"ingest ({root}) failed ({code}): {err}")
     ing = json.loads(out)
-    wall2, _, rss2, out2, _ = run(cmd, env)
+    wall2, _, rss2, out2, _ = run(cmd, env, root)
     assert json.loads(out2)["chunks"] == 0, "re-ingest of an unchanged corpus embedded something"
-    return {"ingest": {"wall_s": wall, "chunks": ing["chunks"], "embed_s": ing["timings"]["embed_s"],
+    status = json.loads(run(rag(root, "status", "--json", "--index", str(index))[0], env, root)[3])
+    return {"embedder": f"{status['embedder']} ({status.get('embedder_backend', 'sentence-transformers')})",
+            "ingest": {"wall_s": wall, "chunks": ing["chunks"], "embed_s": ing["timings"]["embed_s"],
                        "timings": ing["timings"], "peak_rss_mb": rss},
             "reingest": {"wall_s": wall2, "peak_rss_mb": rss2}}
 
@@ -105,12 +108,12 @@ def new_processes(sides: dict[str, tuple[Path, Path]], question: str, repeat: in
     for _ in range(repeat):
         for side, (root, index) in sides.items():
             env = {"PYTHONPATH": str(root)}
-            runs[side]["py"].append(run([sys.executable, "-c", "pass"], env))
-            runs[side]["imports"].append(run([sys.executable, "-c", "import ragcli.cli, ragcli.pipeline"], env))
+            runs[side]["py"].append(run([sys.executable, "-c", "pass"], env, root))
+            runs[side]["imports"].append(run([sys.executable, "-c", "import ragcli.cli, ragcli.pipeline"], env, root))
             for what, args in (("status", ("status", "--json")), ("search", ("search", question, "--json")),
                                ("ask", ("ask", question, "--json"))):
                 cmd, env2 = rag(root, *args, "--index", str(index))
-                r = run(cmd, env2)
+                r = run(cmd, env2, root)
                 if r[1] not in (0, 4):
                     raise SystemExit(f"{what} ({root}) failed ({r[1]}): {r[4]}")
                 runs[side][what].append(r)
@@ -172,9 +175,9 @@ def main(argv: list[str] | None = None) -> int:
             shutil.copy2(p, docs / p.name)
         mb = sum(p.stat().st_size for p in docs.iterdir()) / 1e6
         sides = {side: measure_side(root, docs, work / f"index-{side}", args.question) for side, root in roots.items()}
-        raw_s, raw_chunks, wordpieces = raw_encode(work / "index-new", 32)
-        assert raw_chunks == sides["new"]["ingest"]["chunks"]
         procs = new_processes({s: (roots[s], work / f"index-{s}") for s in roots}, args.question, args.repeat)
+        raw_s, raw_chunks, wordpieces = raw_encode(work / "index-new", 32)  # last: it makes this process big
+        assert raw_chunks == sides["new"]["ingest"]["chunks"]
         for side in sides:
             sides[side].update(procs[side])
             ing = sides[side]["ingest"]
@@ -201,6 +204,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
+    for side, r in sides.items():
+        print(f"{side}: {roots[side]}, embedder {r['embedder']}")
     print(f"corpus: {report['files']} files, {mb:.2f} MB, {raw_chunks} chunks, {wordpieces} wordpieces\n")
     rows = []
     for side, r in sides.items():
