@@ -18,7 +18,6 @@ from . import index
 from .config import Settings
 from .errors import RagError, StaleIndexError, UsageError
 from .types import Answer, Hit
-from .verify import Verifier, stored_pages
 
 if TYPE_CHECKING:  # imported where used: `rag status` needs none of them, `rag search` few
     from .answer import AnswerParams
@@ -211,6 +210,7 @@ def ask(question: str, settings: Settings, *, k: int | None = None, mode: str | 
         params: AnswerParams | None = None, on_text: Callable[[str], None] | None = None) -> Answer:
     """Retrieve, let the model pick evidence under a grammar, verify quotes, answer."""
     from .answer import AnswerParams, answer_question
+    from .verify import Verifier, stored_pages
 
     params = params or AnswerParams()
     t_all = time.perf_counter()
