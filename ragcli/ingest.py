@@ -21,9 +21,11 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -142,14 +144,10 @@ def _parsed_stream(todos: Sequence[_Todo], embedder: Embedder, params: ChunkPara
             yield _parse(t)
         return
     ctx = multiprocessing.get_context("spawn")  # no inherited lock or model; safe after threads
-    # Workers are born with SIGINT blocked (the mask survives fork and exec): a Ctrl-C that lands
-    # while one starts up must not print its traceback; this process gets the signal on unblocking,
-    # inside the ``try``, so the pool is terminated whenever it comes.
     pool = None
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
-        pool = ctx.Pool(workers, initializer=_init_worker, initargs=(embedder, params, max_file_size))
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        with _sigint_deferred():
+            pool = ctx.Pool(workers, initializer=_init_worker, initargs=(embedder, params, max_file_size))
         window: deque = deque()
         it = iter(todos)
         for t in it:
@@ -165,9 +163,40 @@ def _parsed_stream(todos: Sequence[_Todo], embedder: Embedder, params: ChunkPara
         pool.close()
         pool.join()
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
         if pool is not None:
             pool.terminate()
+
+
+@contextmanager
+def _sigint_deferred() -> Iterator[None]:
+    """Hold a Ctrl-C back while worker processes are being started, then deliver it.
+
+    A worker interrupted while its parent is still writing its start-up data dies with an
+    EOFError traceback on the user's terminal, and one the pool has not registered yet
+    outlives ``terminate()``. Blocking SIGINT in this thread is not enough on its own: the
+    kernel hands the signal to any thread that does not block it (BLAS, ONNX Runtime), and
+    Python then raises KeyboardInterrupt in the main thread all the same. So a handler
+    records it, and the mask (which spawned children inherit) keeps the workers deaf to it
+    until their initializer ignores it.
+    """
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    got: list[int] = []
+    old_handler = None
+    if threading.current_thread() is threading.main_thread():
+        current = signal.getsignal(signal.SIGINT)
+        if current is not signal.SIG_IGN:
+            old_handler = signal.signal(signal.SIGINT, lambda signum, frame: got.append(signum))
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+        if old_handler is not None:
+            signal.signal(signal.SIGINT, old_handler)
+            if got:
+                if callable(old_handler):
+                    old_handler(signal.SIGINT, None)
+                elif old_handler == signal.SIG_DFL:
+                    signal.raise_signal(signal.SIGINT)
 
 
 def default_workers(n_files: int, n_bytes: int) -> int:

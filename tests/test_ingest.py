@@ -180,3 +180,51 @@ def test_damaged_vector_segment_is_reported_and_repaired_by_a_rebuild(docs: Path
     r = ingest([], settings, rebuild=True)
     assert len(r.added) == N_SAMPLE + 1
     assert pipeline.search("tokens", settings, embedder=EMB).hits
+
+
+def test_a_ctrl_c_while_workers_start_is_held_back_then_delivered_once() -> None:
+    """A SIGINT that the kernel hands to another thread (BLAS, ONNX Runtime) while the parse
+    workers start is not raised until they have started: one raised mid-start left a worker
+    reading half its start-up data (an EOFError traceback on the terminal, seen in CI)."""
+    import signal
+    import threading
+    import time
+
+    from ragcli.ingest import _sigint_deferred
+
+    ready, fire = threading.Event(), threading.Event()
+
+    def other_thread() -> None:  # a thread that does not block SIGINT, like a BLAS worker
+        ready.set()
+        fire.wait(10)
+
+    t = threading.Thread(target=other_thread)
+    t.start()
+    ready.wait(10)
+    raised_inside = False
+    with pytest.raises(KeyboardInterrupt):
+        with _sigint_deferred():
+            signal.pthread_kill(t.ident, signal.SIGINT)
+            fire.set()
+            try:
+                for _ in range(50):  # Python runs signal handlers between these
+                    time.sleep(0.002)
+            except KeyboardInterrupt:
+                raised_inside = True
+    t.join()
+    assert not raised_inside
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_an_ignored_ctrl_c_stays_ignored_while_workers_start() -> None:
+    import signal
+
+    from ragcli.ingest import _sigint_deferred
+
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with _sigint_deferred():
+            signal.raise_signal(signal.SIGINT)
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, old)
