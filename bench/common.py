@@ -28,6 +28,37 @@ def settings_for(index: Path, **kw):
     return resolve_settings(index=index, **kw)
 
 
+def chunk_params(spec: str = ""):
+    """ChunkParams from "field=value,..." over the defaults (``--chunking``): builds what an
+    older default built, or a variant, with today's code.
+
+    >>> chunk_params("chunk_tokens=100").chunk_tokens
+    100
+    """
+    from dataclasses import fields, replace
+
+    from ragcli.chunking import ChunkParams
+
+    base = ChunkParams()
+    kinds = {f.name: type(getattr(base, f.name)) for f in fields(base)}
+    over = {}
+    for item in filter(None, (x.strip() for x in spec.split(","))):
+        key, _, val = item.partition("=")
+        if key not in kinds:
+            raise SystemExit(f"--chunking: unknown field {key!r}; known: {', '.join(kinds)}")
+        over[key] = kinds[key](int(val)) if kinds[key] is bool else kinds[key](val)
+    return replace(base, **over)
+
+
+def index_dir(corpus: str, params, embedder: str | None = None) -> Path:
+    """bench/.cache/CORPUS/index-<hash of chunking and embedder>: one index per build, so
+    configurations that build the same index share it and a changed build never meets a stale one."""
+    import hashlib
+
+    key = json.dumps({"chunking": params.as_dict(), "embedder": embedder or "default"}, sort_keys=True)
+    return CACHE / corpus / f"index-{hashlib.sha1(key.encode()).hexdigest()[:10]}"
+
+
 def machine() -> dict:
     return {
         "date": time.strftime("%Y-%m-%d"),

@@ -2,8 +2,10 @@
 
     .venv/bin/python bench/qa.py [--data ../shared/eval] [--limit 60] [--unanswerable 20]
                                  [--configs qwen2.5-coder-0.5b:default,gemma-3-270m:default]
+                                 [--chunking field=value,...]
 
-COVID-QA's papers are ingested once (bench/.cache/covidqa, straight from the data folder);
+COVID-QA's papers are ingested once per chunking (bench/.cache/covidqa, straight from the data
+folder; ``--chunking`` builds a variant of today's ``ChunkParams``);
 each dev question is asked through ``pipeline.ask`` and scored by ``ragcli.evaluate``:
 answer accuracy (a gold answer in the answer or its quotes) and token F1; citation hit (a
 citation from the gold paper overlapping the gold answer's characters) and precision; quote
@@ -11,6 +13,12 @@ verification (re-reading every cited file); abstention on SciFact claims asked a
 (the corpus cannot answer them) and answerable questions wrongly answered no_evidence;
 latency p50/p95 and tokens per second. The questions are a seeded sample, the same for
 every configuration.
+
+The funnel (``ragcli.evaluate.funnel``) says, per configuration, where each answerable
+question is lost: the gold paper among the first 10 / 50 retrieved chunks, a gold chunk among
+the candidates (the first ``k``) / the first 50, the gold sentence offered to the model
+(``answer.offer``, the function ``rag ask`` calls), offered and the model asked (no abstention
+gate), cited, and the answer holding the gold text.
 """
 
 from __future__ import annotations
@@ -24,12 +32,21 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import CACHE, DEFAULT_EVAL, Stopwatch, machine, settings_for, table, write_report  # noqa: E402
+from common import (  # noqa: E402
+    DEFAULT_EVAL,
+    Stopwatch,
+    chunk_params,
+    index_dir,
+    machine,
+    settings_for,
+    table,
+    write_report,
+)
 
+import ragcli  # noqa: E402
 from ragcli import pipeline  # noqa: E402
-from ragcli.answer import AnswerParams  # noqa: E402
-from ragcli.evaluate import Gold, hits_gold_span, score, summarize  # noqa: E402
-from ragcli.evidence import select_evidence  # noqa: E402
+from ragcli.answer import AnswerParams, offer  # noqa: E402
+from ragcli.evaluate import FUNNEL_STAGES, Gold, funnel, lost_at, score, summarize, summarize_funnel  # noqa: E402
 from ragcli.index import open_reader  # noqa: E402
 from ragcli.retrieval import search as retrieve  # noqa: E402
 
@@ -79,29 +96,32 @@ def load_questions(data: Path, limit: int, n_unanswerable: int, seed: int, offse
     return golds
 
 
-def run_config(golds: list[Gold], settings, emb, gen, params: AnswerParams) -> list:
+FUNNEL_DEPTH = 50  # chunks retrieved for the funnel's "@50" stages
+
+
+def diagnose(st, emb, g: Gold, settings, params: AnswerParams) -> dict:
+    """What ``rag ask`` retrieves and offers for ``g`` under ``params`` (no model run):
+    the first 50 chunks, the candidates' count, the offered sentences and whether a gate stops it."""
+    qv = emb.embed([g.question])[0]
+    ranked = retrieve(st, emb, g.question, max(FUNNEL_DEPTH, params.k), settings.mode, query_vector=qv)
+    hits = retrieve(st, emb, g.question, params.k, settings.mode, query_vector=qv)  # exactly ask's call
+    offered, why_not = offer(g.question, qv, hits, emb, params)
+    return {"ranked": [(h.chunk.source, h.chunk.start, h.chunk.end) for h in ranked],
+            "k": params.k,
+            "offered": [(e.source, e.span.start, e.span.end) for e in offered],
+            "asked": not why_not}
+
+
+def run_config(golds: list[Gold], settings, emb, gen, params: AnswerParams, diags: list[dict]) -> list:
+    """Ask every question through ``pipeline.ask``; each score carries its funnel in ``extra``."""
     scored = []
-    for g in golds:
+    for g, d in zip(golds, diags, strict=True):
         t0 = time.perf_counter()
         ans = pipeline.ask(g.question, settings, embedder=emb, generator=gen, params=params)
-        scored.append(score(g, ans.to_json(), time.perf_counter() - t0))
+        s = score(g, ans.to_json(), time.perf_counter() - t0)
+        stages = funnel(g, d["ranked"], d["k"], d["offered"], d["asked"], s)
+        scored.append(replace(s, extra={"funnel": stages, "lost_at": lost_at(stages) if stages else None}))
     return scored
-
-
-def evidence_hit(golds: list[Gold], settings, emb, params: AnswerParams) -> float | None:
-    """Share of answerable questions whose gold span is among the sentences shown to the model:
-    the ceiling on citation hit that retrieval and evidence selection leave (no model run)."""
-    rows = []
-    with open_reader(settings.index_dir) as st:
-        for g in golds:
-            if not g.spans:
-                continue
-            qv = emb.embed([g.question])[0]
-            hits = retrieve(st, emb, g.question, params.k, settings.mode, query_vector=qv)
-            offered = select_evidence(g.question, qv, hits, emb, n=params.n_evidence, min_words=params.min_words,
-                                      lexical_weight=params.lexical_weight)
-            rows.append(any(hits_gold_span(g, e.source, e.span.start, e.span.end) for e in offered))
-    return sum(rows) / len(rows) if rows else None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -115,24 +135,28 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--offset", type=int, default=TUNED_ON,
                     help=f"skip this many shuffled dev questions (default {TUNED_ON}: the ones evidence "
                          "selection was tuned on, so the report scores held-out questions)")
+    ap.add_argument("--chunking", default="",
+                    help="ChunkParams fields over today's defaults, e.g. identity=0 (an index per chunking)")
     ap.add_argument("--out", type=Path, help="report path (default bench/results/qa-<time>.json)")
     args = ap.parse_args(argv)
 
-    index = CACHE / "covidqa" / "index"
+    params_c = chunk_params(args.chunking)
+    index = index_dir("covidqa", params_c)
     settings = settings_for(index)
     with Stopwatch() as t_ing:
-        rep = pipeline.ingest([(args.data / "covidqa" / "docs").resolve()], settings)
+        rep = pipeline.ingest([(args.data / "covidqa" / "docs").resolve()], settings, params=params_c)
     golds = load_questions(args.data, args.limit, args.unanswerable, args.seed, args.offset)
     with open_reader(index) as st:
         emb = pipeline.embedder_for_index(st, settings, None)
         counts = st.counts()
-    print(f"covidqa: {counts['documents']} papers, {counts['chunks']} chunks (ingest {t_ing.s:.1f}s, "
-          f"{rep.chunks} embedded); {sum(g.answerable for g in golds)} answerable + "
-          f"{sum(not g.answerable for g in golds)} unanswerable questions", file=sys.stderr)
+    print(f"ragcli {ragcli.__file__}; covidqa: {counts['documents']} papers, {counts['chunks']} chunks "
+          f"(ingest {t_ing.s:.1f}s, {rep.chunks} embedded; chunking {params_c.as_dict()}); "
+          f"{sum(g.answerable for g in golds)} answerable + {sum(not g.answerable for g in golds)} unanswerable "
+          "questions", file=sys.stderr)
 
-    rows, details = [], {}
+    rows, funnels, details = [], [], {}
     gens: dict[str, object] = {}
-    ev_hits: dict[tuple, float | None] = {}
+    diag_cache: dict[AnswerParams, list[dict]] = {}
     for config in args.configs.split(","):
         model, _, variant = config.partition(":")
         variant = variant or "default"
@@ -140,29 +164,38 @@ def main(argv: list[str] | None = None) -> int:
         if model not in gens:
             gens.clear()  # one model in memory at a time
             gens[model] = pipeline.load_generator(replace(settings, model=model))
+        if params not in diag_cache:
+            with open_reader(index) as st:
+                diag_cache[params] = [diagnose(st, emb, g, settings, params) for g in golds]
         with Stopwatch() as t_run:
-            scored = run_config(golds, settings, emb, gens[model], params)
+            scored = run_config(golds, settings, emb, gens[model], params, diag_cache[params])
         summary = summarize(scored)
-        offered = (params.k, params.n_evidence, params.min_words, params.lexical_weight)
-        if offered not in ev_hits:
-            ev_hits[offered] = evidence_hit(golds, settings, emb, params)
-        rows.append({"model": model, "variant": variant, **summary, "evidence_hit": ev_hits[offered],
+        fun = summarize_funnel([s.extra["funnel"] for s in scored])
+        rows.append({"model": model, "variant": variant, **summary, "evidence_hit": fun["offered"],
                      "run_s": t_run.s})
+        funnels.append({"model": model, "variant": variant, **{k: v for k, v in fun.items() if k != "lost_at"},
+                        **{f"lost_at_{k}": v for k, v in fun["lost_at"].items()}})
         details[config] = [asdict(s) for s in scored]
         print(f"  {config}: acc {summary['accuracy']:.3f}  cit-hit {summary['citation_hit']:.3f}  "
-              f"verified {summary['quote_verified']}  {t_run.s:.0f}s", file=sys.stderr)
+              f"offered {fun['offered']:.3f}  verified {summary['quote_verified']}  {t_run.s:.0f}s", file=sys.stderr)
 
     report = {"bench": "qa", "machine": machine(), "embedder": emb.name, "seed": args.seed,
-              "offset": args.offset,
+              "offset": args.offset, "limit": args.limit, "unanswerable": args.unanswerable,
+              "chunking": params_c.as_dict(),
               "papers": counts["documents"], "chunks": counts["chunks"],
               "variants": {n: asdict(p) for n, p in VARIANTS.items()},
-              "rows": rows, "questions": details}
+              "rows": rows, "funnel": funnels, "questions": details}
     path = write_report("qa", report, args.out)
     print(table(rows, ["model", "variant", "accuracy", "f1", "evidence_hit", "citation_hit", "citation_precision",
                        "source_hit",
                        "quote_verified", "wrong_no_evidence", "abstention", "latency_p50_s", "latency_p95_s",
                        "gen_tokens_per_s"], {"latency_p50_s": ".2f", "latency_p95_s": ".2f",
                                              "gen_tokens_per_s": ".1f"}))
+    print("\nfunnel (share of answerable questions reaching each stage; lost_at_X: questions whose first "
+          "failed stage is X)")
+    if funnels:
+        print(table(funnels, ["model", "variant", "questions", *FUNNEL_STAGES,
+                              *[k for k in funnels[0] if k.startswith("lost_at_")]]))
     print(f"\nreport: {path}")
     return 0
 

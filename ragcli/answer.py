@@ -188,6 +188,28 @@ def no_evidence(question: str, model: str, embedder: str, timings: dict, reason:
     return Answer(question, NO_EVIDENCE_TEXT, "no_evidence", (), model, embedder, timings, reason)
 
 
+def offer(question: str, question_vec, hits: Sequence[Hit], embedder: Embedder,
+          params: AnswerParams = AnswerParams()) -> tuple[list[Evidence], str]:
+    """The sentences shown to the model and, when a gate stops the question first, why.
+
+    Returns ``(evidence, "")`` when the model is to be asked, ``(evidence, reason)`` when it is
+    not (``evidence`` may then be empty: the best chunk was too far to select from). ``rag ask``
+    and bench/qa.py's funnel both call this, so the funnel measures what ``ask`` does.
+    """
+    if not hits or max(h.similarity for h in hits) < params.min_similarity:
+        best = max((h.similarity for h in hits), default=0.0)
+        return [], f"no passage is close to the question (best similarity {best:.2f} < {params.min_similarity})"
+    evidence = select_evidence(question, question_vec, hits, embedder, n=params.n_evidence,
+                               min_words=params.min_words, lexical_weight=params.lexical_weight)
+    if not evidence:
+        return [], "the retrieved passages hold no citable sentence"
+    closest = max(ev.similarity for ev in evidence)
+    if closest < params.min_sentence_similarity:
+        return evidence, (f"no sentence is close to the question (best similarity {closest:.2f} "
+                          f"< {params.min_sentence_similarity})")
+    return evidence, ""
+
+
 class AnswerStream:
     """Feeds the answer text to ``on_text`` while the model's JSON is still being generated."""
 
@@ -247,21 +269,11 @@ def answer_question(
     timings = dict(timings or {})
     model = model_name or getattr(generator, "name", "")
     emb = embedder.name
-    if not hits or max(h.similarity for h in hits) < params.min_similarity:
-        best = max((h.similarity for h in hits), default=0.0)
-        return no_evidence(question, model, emb, timings,
-                           f"no passage is close to the question (best similarity {best:.2f} < {params.min_similarity})")
     t0 = time.perf_counter()
-    evidence = select_evidence(question, question_vec, hits, embedder, n=params.n_evidence,
-                               min_words=params.min_words, lexical_weight=params.lexical_weight)
+    evidence, why_not = offer(question, question_vec, hits, embedder, params)
     timings["select_s"] = time.perf_counter() - t0
-    if not evidence:
-        return no_evidence(question, model, emb, timings, "the retrieved passages hold no citable sentence")
-    closest = max(ev.similarity for ev in evidence)
-    if closest < params.min_sentence_similarity:
-        return no_evidence(question, model, emb, timings,
-                           f"no sentence is close to the question (best similarity {closest:.2f} "
-                           f"< {params.min_sentence_similarity})")
+    if why_not:
+        return no_evidence(question, model, emb, timings, why_not)
     stream = AnswerStream(on_text)
     if not hasattr(generator, "generate"):
         t0 = time.perf_counter()

@@ -30,14 +30,21 @@ class ChunkParams:
     max_tokens: int = 254  # hard limit for header + chunk text (model window minus [CLS]/[SEP])
     header_tokens: int = 40  # the context header is cut to this many wordpieces
     version: int = 2  # bump when segmentation or embedded text changes: old indexes must be rebuilt
+    # the header starts with the file's name as words ("3M_2018_10K.pdf" -> "3M 2018 10K"): a
+    # question naming a company and a year finds that filing's chunks. Embedded and in BM25's
+    # text only; never in a chunk's text or its quotes
+    name_in_header: bool = False
 
     def as_dict(self) -> dict:
-        return {
+        out: dict = {
             "chunk_tokens": self.chunk_tokens,
             "max_tokens": self.max_tokens,
             "header_tokens": self.header_tokens,
             "version": self.version,
         }
+        if self.name_in_header:  # recorded only when on: an index built before the field existed still matches
+            out["name_in_header"] = True
+        return out
 
 
 # A block boundary: blank line(s), or a line that starts a markdown structure element.
@@ -209,6 +216,7 @@ def chunk_document(doc: Document, count: TokenCounter, params: ChunkParams) -> l
     """
     budget = min(params.chunk_tokens, params.max_tokens - params.header_tokens)
     title = _title(doc)
+    name = name_words(doc.path) if params.name_in_header else ""
     chunks: list[Chunk] = []
     for page in doc.pages:
         spans = page_spans(page, count, budget)
@@ -220,7 +228,7 @@ def chunk_document(doc: Document, count: TokenCounter, params: ChunkParams) -> l
         for span, n in spans:
             is_heading = _is_heading(page.visible, span)
             if group and (group_n + n > budget or is_heading):
-                chunks.append(_make_chunk(doc, page, group, group_heading, count, params))
+                chunks.append(_make_chunk(doc, page, group, group_heading, count, params, name))
                 group, group_n = [], 0
             if is_heading:
                 heading = _join_heading(title, span.text)
@@ -229,18 +237,19 @@ def chunk_document(doc: Document, count: TokenCounter, params: ChunkParams) -> l
             group.append(span)
             group_n += n
         if group:
-            chunks.append(_make_chunk(doc, page, group, group_heading, count, params))
+            chunks.append(_make_chunk(doc, page, group, group_heading, count, params, name))
     # exact wordpiece counts of what is embedded (the header may merge with the body)
     ns = count([c.embed for c in chunks]) if chunks else []
     return [replace(c, n_tokens=n) for c, n in zip(chunks, ns, strict=True)]
 
 
 def _make_chunk(doc: Document, page: Page, group: list[Span], heading: str, count: TokenCounter,
-                params: ChunkParams) -> Chunk:
-    """One chunk from consecutive spans of a page; ``embed`` is what the embedder reads."""
+                params: ChunkParams, name: str = "") -> Chunk:
+    """One chunk from consecutive spans of a page; ``embed`` is what the embedder reads:
+    the header (``name``, then ``heading``) and the visible text of the spans."""
     a, b = group[0].start, group[-1].end
     body = " ".join(" ".join(page.visible[s.start : s.end].split()) for s in group)
-    header = _cut_header(heading, count, params.header_tokens)
+    header = _cut_header(_name_and(name, heading), count, params.header_tokens)
     if header and body.startswith(header):  # a chunk that opens with its own heading
         header = ""
     return Chunk(
@@ -269,6 +278,37 @@ def _join_heading(title: str, heading: str) -> str:
     if not title or heading.lower() == title.lower():
         return heading
     return f"{title} — {heading}"
+
+
+def name_words(path: str) -> str:
+    """A file's name as words, for the header; "" when it names nothing (a number, a hash).
+
+    >>> name_words("/f/3M_2018_10K.pdf"), name_words("/f/Pfizer_2023Q2_10Q.pdf"), name_words("/d/1545.txt")
+    ('3M 2018 10K', 'Pfizer 2023 Q2 10Q', '')
+    >>> name_words("/d/quantization-and-gguf.md"), name_words("/d/5f2b9c0e4d1a7b3c9e8f.txt")
+    ('quantization and gguf', '')
+    """
+    stem = path.replace("\\", "/").rsplit("/", 1)[-1]
+    stem = stem.rsplit(".", 1)[0] if "." in stem[1:] else stem
+    words = [w for w in re.split(r"[\W_]+", stem) if w]
+    # a year glued to a letter group ("2023Q2") is two words to a tokenizer: "2023 Q2"
+    words = [p for w in words for p in re.split(r"(?<=\d{4})(?=[^\W\d_])", w)]
+    if not any(re.search(r"[^\W\d_]", w) for w in words):  # only numbers: an id
+        return ""
+    if len(words) == 1 and re.fullmatch(r"[0-9a-fA-F]{16,}", words[0]):  # a hash or uuid-like id
+        return ""
+    return " ".join(words)
+
+
+def _name_and(name: str, heading: str) -> str:
+    """``name — heading``; the name alone is left out when the heading already says it.
+
+    >>> _name_and("3M 2018 10K", "UNITED STATES"), _name_and("quantization and gguf", "Quantization and GGUF")
+    ('3M 2018 10K — UNITED STATES', 'Quantization and GGUF')
+    """
+    if not name or name.lower() in heading.lower():
+        return heading
+    return f"{name} — {heading}" if heading else name
 
 
 def _title(doc: Document) -> str:

@@ -78,6 +78,19 @@ def recall_at_k(ranked: Sequence[str], relevant: Mapping[str, float], k: int) ->
     return len(rel & set(ranked[:k])) / len(rel) if rel else 0.0
 
 
+def found_at(ranked: Sequence[tuple[str, int | None]], source: str, pages: Iterable[int] | None = None,
+             k: int = 5) -> bool:
+    """Whether one of the first ``k`` results ``(path, page)`` comes from ``source`` (a path or
+    a file name it ends with, as ``same_source``) and, when ``pages`` is given, from one of them.
+
+    >>> r = [("/f/a.pdf", 3), ("/f/b.pdf", 60)]
+    >>> found_at(r, "b.pdf", k=2), found_at(r, "b.pdf", [60], k=1), found_at(r, "b.pdf", [59, 60], k=2)
+    (True, False, True)
+    """
+    want = None if pages is None else set(pages)
+    return any(same_source(path, source) and (want is None or page in want) for path, page in ranked[:k])
+
+
 # --- cited answers --------------------------------------------------------------------------
 
 
@@ -220,6 +233,71 @@ def summarize(rows: Sequence[Scored]) -> dict:
         "gen_tokens_per_s": sum(r.completion_tokens for r in rows) / gen_s if gen_s else None,
         "prompt_tokens_per_s": sum(r.prompt_tokens for r in rows) / prompt_s if prompt_s else None,
     }
+
+
+# --- the funnel: where an answerable question is lost ---------------------------------------
+
+# In order: each stage but the side ones ("chunk@50", "answer") implies the one before it.
+FUNNEL_STAGES = ("paper@50", "paper@10", "chunk", "chunk@50", "offered", "asked", "cited", "answer")
+_CHAIN = ("paper@50", "paper@10", "chunk", "offered", "asked", "cited")
+
+Located = tuple[str, int, int]  # (source path, start, end): a retrieved chunk or an offered sentence
+
+
+def funnel(gold: Gold, ranked: Sequence[Located], k: int, offered: Sequence[Located], asked: bool,
+           scored: Scored) -> dict[str, bool] | None:
+    """One answerable question's way through the pipeline, stage by stage.
+
+    ``ranked``: the retrieved chunks, best first (at least 50 where the corpus has them);
+    ``k``: how many of them the configuration selects sentences from; ``offered``: the
+    sentences shown to the model; ``asked``: the model was asked (no abstention gate stopped
+    the question); ``scored``: the answer's ``score``. ``None`` when the gold data has no
+    span (nothing to locate). Stages: the gold paper among the first 10 / 50 chunks; a chunk
+    overlapping the gold span among the first ``k`` (the candidates) / 50; a gold sentence
+    offered; offered and the model asked; a citation overlapping the gold span; the answer
+    (or its quotes) holding a gold answer.
+
+    >>> g = Gold("q", ("x",), "/p.txt", ((5, 6),))
+    >>> s = score(g, {"status": "answered", "answer": "x", "citations": []}, 0.0, verify=False)
+    >>> f = funnel(g, [("/q.txt", 0, 9), ("/p.txt", 0, 9)], 1, [], False, s)
+    >>> [name for name, ok in f.items() if ok]
+    ['paper@50', 'paper@10', 'chunk@50', 'answer']
+    """
+    if not gold.answerable or not gold.spans or not gold.source:
+        return None
+    src = gold.source
+    from_gold = [same_source(r[0], src) for r in ranked]
+    gold_chunk = [hits_gold_span(gold, *r) for r in ranked]
+    return {
+        "paper@50": any(from_gold[:50]),
+        "paper@10": any(from_gold[:10]),
+        "chunk": any(gold_chunk[:k]),
+        "chunk@50": any(gold_chunk[:50]),
+        "offered": any(hits_gold_span(gold, *o) for o in offered),
+        "asked": asked and any(hits_gold_span(gold, *o) for o in offered),
+        "cited": bool(scored.citation_hit),
+        "answer": bool(scored.correct),
+    }
+
+
+def lost_at(stages: Mapping[str, bool]) -> str:
+    """The first stage of the chain a question fails ("" = cited).
+
+    >>> lost_at({"paper@50": True, "paper@10": True, "chunk": False})
+    'chunk'
+    """
+    return next((s for s in _CHAIN if not stages.get(s)), "")
+
+
+def summarize_funnel(rows: Sequence[Mapping[str, bool] | None]) -> dict:
+    """Share of questions reaching each stage, and how many are lost at each stage of the chain."""
+    rows = [r for r in rows if r is not None]
+    out: dict = {"questions": len(rows)}
+    for s in FUNNEL_STAGES:
+        out[s] = sum(r[s] for r in rows) / len(rows) if rows else None
+    lost = Counter(lost_at(r) for r in rows)
+    out["lost_at"] = {s: lost.get(s, 0) for s in _CHAIN}
+    return out
 
 
 # --- `rag eval` files -----------------------------------------------------------------------

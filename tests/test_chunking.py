@@ -164,3 +164,39 @@ def test_chunk_keys_depend_on_content() -> None:
 )
 def test_document_title_for_chunk_headers(text: str, path: str, title: str) -> None:
     assert chunking._title(_doc(text, path)) == title
+
+
+def test_name_in_header_is_embedded_but_never_stored_as_text(tokenizer) -> None:
+    text = "UNITED STATES\n\nCapital expenditures were $1,577 million. " * 40
+    doc = _doc(text, "/filings/3M_2018_10K.pdf")
+    plain = chunk_document(doc, tokenizer.count_tokens, ChunkParams())
+    named = chunk_document(doc, tokenizer.count_tokens, ChunkParams(name_in_header=True))
+    assert [(c.start, c.end, c.text, c.spans) for c in named] == [(c.start, c.end, c.text, c.spans) for c in plain]
+    assert all(c.embed.startswith("3M 2018 10K — UNITED STATES: ") for c in named[1:])
+    assert not any("3M 2018 10K" in c.embed for c in plain)
+    assert all("3M" not in c.text and "3M" not in s.text for c in named for s in c.spans)
+    assert all(c.n_tokens + 2 <= 256 for c in named)  # the name fits in the header budget
+
+
+def test_name_in_header_is_recorded_only_when_on() -> None:
+    assert "name_in_header" not in ChunkParams().as_dict()  # older indexes keep matching the default-off build
+    assert ChunkParams(name_in_header=True).as_dict()["name_in_header"] is True
+    assert ChunkParams(name_in_header=True).as_dict() != ChunkParams().as_dict()
+
+
+@pytest.mark.parametrize(("path", "words"), [
+    ("/f/3M_2018_10K.pdf", "3M 2018 10K"),
+    ("/f/Pfizer_2023Q2_10Q.pdf", "Pfizer 2023 Q2 10Q"),
+    ("/f/quantization-and-gguf.md", "quantization and gguf"),
+    ("/f/1545.txt", ""),  # a number names nothing
+    ("/f/5f2b9c0e4d1a7b3c9e8f.txt", ""),  # nor does a hash
+    ("/f/.bashrc", "bashrc"),
+])
+def test_name_words(path: str, words: str) -> None:
+    assert chunking.name_words(path) == words
+
+
+def test_name_is_not_repeated_when_the_title_says_it(tokenizer) -> None:
+    doc = _doc("# Quantization and GGUF\n\nQ4 uses four bits per weight.\n", "/d/quantization-and-gguf.md")
+    (c,) = chunk_document(doc, tokenizer.count_tokens, ChunkParams(name_in_header=True))
+    assert c.embed.lower().count("quantization and gguf") == 1

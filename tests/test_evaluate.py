@@ -163,3 +163,47 @@ def test_evaluate_runs_every_question_with_one_model_load(tmp_path: Path) -> Non
     assert rows[0].correct and rows[0].source_hit and rows[0].verified == 1
     assert summary["accuracy"] == 0.5 and summary["quote_verified"] == 1.0
     json.dumps(summary)  # the --json output is serialisable
+
+
+def test_funnel_stages_and_where_a_question_is_lost(tmp_path: Path) -> None:
+    from ragcli.evaluate import funnel, lost_at, summarize_funnel
+
+    gold = Gold("q", ("5.2 days",), "/d/paper.txt", ((100, 108),))
+    other = ("/d/other.txt", 0, 500)
+    gold_chunk, same_paper = ("/d/paper.txt", 50, 200), ("/d/paper.txt", 300, 400)
+    answered = {"status": "answered", "answer": "5.2 days",
+                "citations": [{"source": "/d/paper.txt", "start": 90, "end": 110, "quote": "x"}]}
+    s_hit = score(gold, answered, 0.0, verify=False)
+    s_none = score(gold, {"status": "no_evidence", "answer": "", "citations": []}, 0.0, verify=False)
+
+    full = funnel(gold, [gold_chunk], 10, [("/d/paper.txt", 95, 120)], True, s_hit)
+    assert all(full.values()) and lost_at(full) == ""
+    # the paper only at rank 11: in the top 50, not the top 10
+    deep = funnel(gold, [other] * 10 + [same_paper, gold_chunk], 10, [], True, s_none)
+    assert (deep["paper@50"], deep["paper@10"], deep["chunk"], deep["chunk@50"]) == (True, False, False, True)
+    assert lost_at(deep) == "paper@10"
+    # offered, but an abstention gate kept the model from seeing it
+    gated = funnel(gold, [gold_chunk], 10, [("/d/paper.txt", 95, 120)], False, s_none)
+    assert gated["offered"] and not gated["asked"] and lost_at(gated) == "asked"
+    # the gold paper's chunk, but not the gold span's
+    wrong_chunk = funnel(gold, [same_paper], 10, [], True, s_none)
+    assert wrong_chunk["paper@10"] and not wrong_chunk["chunk"] and lost_at(wrong_chunk) == "chunk"
+    assert funnel(Gold("q", answerable=False), [gold_chunk], 10, [], True, s_none) is None
+    assert funnel(Gold("q", ("x",), "/d/paper.txt"), [gold_chunk], 10, [], True, s_none) is None  # no span
+
+    summary = summarize_funnel([full, deep, gated, wrong_chunk, None])
+    assert summary["questions"] == 4
+    assert summary["paper@50"] == 1.0 and summary["paper@10"] == 0.75 and summary["offered"] == 0.5
+    assert summary["cited"] == 0.25
+    assert summary["lost_at"] == {"paper@50": 0, "paper@10": 1, "chunk": 1, "offered": 0, "asked": 1, "cited": 0}
+
+
+def test_found_at_filing_and_page() -> None:
+    from ragcli.evaluate import found_at
+
+    ranked = [("/fb/3M_2022_10K.pdf", 60), ("/fb/3M_2018_10K.pdf", 12), ("/fb/3M_2018_10K.pdf", 60)]
+    assert found_at(ranked, "3M_2018_10K.pdf", None, 2)
+    assert not found_at(ranked, "3M_2018_10K.pdf", None, 1)
+    assert not found_at(ranked, "3M_2018_10K.pdf", [60], 2)  # page 60 of the wrong filing does not count
+    assert found_at(ranked, "3M_2018_10K.pdf", [59, 60], 3)
+    assert not found_at(ranked, "M_2018_10K.pdf", None, 3)  # a whole file name, not a suffix

@@ -1,0 +1,111 @@
+"""FinanceBench (dev part) through ragcli's own ingest and search: is the evidence page found?
+
+    .venv/bin/python bench/financebench.py [--data ../shared/eval/financebench] [--k 10]
+                                           [--chunking field=value,...] [--limit N]
+
+The 39 SEC filings under ``pdfs/`` are ingested as a user would (``pipeline.ingest``, the
+code of `rag ingest`, worker processes and all) into bench/.cache/financebench/index-<build>,
+one index per chunking (``--chunking``: ChunkParams fields over today's defaults), reused
+while the build is the same. Each of the 63 questions (company, fiscal year and figure named
+in the question) goes through ``pipeline.search``, the code of `rag search`, in the default
+mode. Scored by ``ragcli.evaluate.found_at``:
+
+- evidence page in top 5 / top 10: a result from the question's filing on one of its evidence
+  pages (``evidence_page_num`` is 0-based; ragcli pages are 1-based);
+- right filing in top 5 / first: a result from the question's filing.
+
+No threshold is tuned on these questions in this script; the report says which build ran.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import (  # noqa: E402
+    DEFAULT_EVAL,
+    Stopwatch,
+    chunk_params,
+    index_dir,
+    machine,
+    settings_for,
+    table,
+    write_report,
+)
+
+import ragcli  # noqa: E402
+from ragcli import pipeline  # noqa: E402
+from ragcli.evaluate import found_at, percentile  # noqa: E402
+from ragcli.index import open_reader  # noqa: E402
+
+METRICS = ("page@5", "page@10", "filing@5", "filing@1")
+
+
+def load_questions(data: Path) -> list[dict]:
+    with open(data / "questions.jsonl", encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+def score_question(q: dict, ranked: list[tuple[str, int | None]]) -> dict[str, bool]:
+    source = f"{q['doc_name']}.pdf"
+    pages = [e["evidence_page_num"] + 1 for e in q["evidence"]]  # 0-based in the data
+    return {"page@5": found_at(ranked, source, pages, 5), "page@10": found_at(ranked, source, pages, 10),
+            "filing@5": found_at(ranked, source, None, 5), "filing@1": found_at(ranked, source, None, 1)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, default=DEFAULT_EVAL / "financebench", help="folder with pdfs/ and questions.jsonl")
+    ap.add_argument("--k", type=int, default=10, help="results per search (>= 10)")
+    ap.add_argument("--mode", default=None, help="retrieval mode (default: rag search's)")
+    ap.add_argument("--chunking", default="",
+                    help="ChunkParams fields over today's defaults, e.g. identity=0 (an index per chunking)")
+    ap.add_argument("--limit", type=int, default=0, help="only the first N questions")
+    ap.add_argument("--out", type=Path, help="report path (default bench/results/financebench-<time>.json)")
+    args = ap.parse_args(argv)
+
+    params = chunk_params(args.chunking)
+    index = index_dir("financebench", params)
+    settings = settings_for(index)
+    with Stopwatch() as t_ing:
+        rep = pipeline.ingest([(args.data / "pdfs").resolve()], settings, params=params,
+                              on_message=lambda m: print(m, file=sys.stderr))
+    if rep.failed:
+        print(f"warning: {len(rep.failed)} files failed, e.g. {rep.failed[0]}", file=sys.stderr)
+    questions = load_questions(args.data)
+    if args.limit:
+        questions = questions[: args.limit]
+    with open_reader(index) as st:
+        emb = pipeline.embedder_for_index(st, settings, None)
+        counts = st.counts()
+    print(f"ragcli {ragcli.__file__}; financebench: {counts['documents']} filings, {counts['pages']} pages, "
+          f"{counts['chunks']} chunks (ingest {t_ing.s:.1f}s, {rep.chunks} embedded; chunking "
+          f"{params.as_dict()}); {len(questions)} questions", file=sys.stderr)
+
+    emb.embed(["warm up"])
+    per_q, lat = [], []
+    for q in questions:
+        t0 = time.perf_counter()
+        res = pipeline.search(q["question"], settings, k=max(10, args.k), mode=args.mode, embedder=emb)
+        lat.append(time.perf_counter() - t0)
+        ranked = [(h.chunk.source, h.chunk.page) for h in res.hits]
+        per_q.append({"id": q["financebench_id"], "doc": q["doc_name"], **score_question(q, ranked),
+                      "top": [f"{Path(s).stem}:{p}" for s, p in ranked[:5]]})
+    row = {"chunking": json.dumps(params.as_dict(), sort_keys=True), "mode": args.mode or settings.mode,
+           "questions": len(per_q), **{m: sum(r[m] for r in per_q) / len(per_q) for m in METRICS},
+           "search_p50_s": percentile(lat, 50)}
+    report = {"bench": "financebench", "machine": machine(), "embedder": emb.name, "chunking": params.as_dict(),
+              "filings": counts["documents"], "pages": counts["pages"], "chunks": counts["chunks"],
+              "ingest_s": t_ing.s if rep.chunks else None, "rows": [row], "questions": per_q}
+    path = write_report("financebench", report, args.out)
+    print(table([row], ["mode", "questions", *METRICS, "search_p50_s"], {"search_p50_s": ".2f"}))
+    print(f"\nreport: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
