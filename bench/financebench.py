@@ -7,8 +7,9 @@ The 39 SEC filings under ``pdfs/`` are ingested as a user would (``pipeline.inge
 code of `rag ingest`, worker processes and all) into bench/.cache/financebench/index-<build>,
 one index per chunking (``--chunking``: ChunkParams fields over today's defaults), reused
 while the build is the same. Each of the 63 questions (company, fiscal year and figure named
-in the question) goes through ``pipeline.search``, the code of `rag search`, in the default
-mode. Scored by ``ragcli.evaluate.found_at``:
+in the question) goes through ``ragcli.retrieval.search``, what `rag search` runs, in the
+default mode (``--lexical-weights`` / ``--doc-weights``: a row per fusion setting).
+Scored by ``ragcli.evaluate.found_at``:
 
 - evidence page in top 5 / top 10: a result from the question's filing on one of its evidence
   pages (``evidence_page_num`` is 0-based; ragcli pages are 1-based);
@@ -41,6 +42,7 @@ import ragcli  # noqa: E402
 from ragcli import pipeline  # noqa: E402
 from ragcli.evaluate import found_at, percentile  # noqa: E402
 from ragcli.index import open_reader  # noqa: E402
+from ragcli.retrieval import DOC_WEIGHT, LEXICAL_WEIGHT, search  # noqa: E402
 
 METRICS = ("page@5", "page@10", "filing@5", "filing@1")
 
@@ -65,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--chunking", default="",
                     help="ChunkParams fields over today's defaults, e.g. identity=0 (an index per chunking)")
     ap.add_argument("--limit", type=int, default=0, help="only the first N questions")
+    ap.add_argument("--lexical-weights", default=str(LEXICAL_WEIGHT), help="hybrid: BM25's weights in the fusion")
+    ap.add_argument("--doc-weights", default=str(DOC_WEIGHT), help="hybrid: weights of the document signal")
     ap.add_argument("--out", type=Path, help="report path (default bench/results/financebench-<time>.json)")
     args = ap.parse_args(argv)
 
@@ -79,30 +83,38 @@ def main(argv: list[str] | None = None) -> int:
     questions = load_questions(args.data)
     if args.limit:
         questions = questions[: args.limit]
+    mode = args.mode or settings.mode
+    rows, per_setting = [], {}
     with open_reader(index) as st:
         emb = pipeline.embedder_for_index(st, settings, None)
         counts = st.counts()
-    print(f"ragcli {ragcli.__file__}; financebench: {counts['documents']} filings, {counts['pages']} pages, "
-          f"{counts['chunks']} chunks (ingest {t_ing.s:.1f}s, {rep.chunks} embedded; chunking "
-          f"{params.as_dict()}); {len(questions)} questions", file=sys.stderr)
-
-    emb.embed(["warm up"])
-    per_q, lat = [], []
-    for q in questions:
-        t0 = time.perf_counter()
-        res = pipeline.search(q["question"], settings, k=max(10, args.k), mode=args.mode, embedder=emb)
-        lat.append(time.perf_counter() - t0)
-        ranked = [(h.chunk.source, h.chunk.page) for h in res.hits]
-        per_q.append({"id": q["financebench_id"], "doc": q["doc_name"], **score_question(q, ranked),
-                      "top": [f"{Path(s).stem}:{p}" for s, p in ranked[:5]]})
-    row = {"chunking": json.dumps(params.as_dict(), sort_keys=True), "mode": args.mode or settings.mode,
-           "questions": len(per_q), **{m: sum(r[m] for r in per_q) / len(per_q) for m in METRICS},
-           "search_p50_s": percentile(lat, 50)}
+        print(f"ragcli {ragcli.__file__}; financebench: {counts['documents']} filings, {counts['pages']} pages, "
+              f"{counts['chunks']} chunks (ingest {t_ing.s:.1f}s, {rep.chunks} embedded; chunking "
+              f"{params.as_dict()}); {len(questions)} questions", file=sys.stderr)
+        qvs = emb.embed([q["question"] for q in questions])  # (n_questions, dim), once for every setting
+        for lw in map(float, args.lexical_weights.split(",")):
+            for dw in map(float, args.doc_weights.split(",")):
+                per_q, lat = [], []
+                for q, qv in zip(questions, qvs, strict=True):
+                    t0 = time.perf_counter()
+                    hits = search(st, emb, q["question"], max(10, args.k), mode, query_vector=qv,
+                                  lexical_weight=lw, doc_weight=dw)
+                    lat.append(time.perf_counter() - t0)
+                    ranked = [(h.chunk.source, h.chunk.page) for h in hits]
+                    per_q.append({"id": q["financebench_id"], "doc": q["doc_name"], **score_question(q, ranked),
+                                  "top": [f"{Path(s).stem}:{p}" for s, p in ranked[:5]]})
+                row = {"mode": mode, "lexical_weight": lw, "doc_weight": dw, "questions": len(per_q),
+                       **{m: sum(r[m] for r in per_q) / len(per_q) for m in METRICS},
+                       "search_p50_s": percentile(lat, 50)}
+                rows.append(row)
+                per_setting[f"lw={lw},dw={dw}"] = per_q
+                print(f"  lw={lw} dw={dw}: " + "  ".join(f"{m} {row[m]:.3f}" for m in METRICS), file=sys.stderr)
     report = {"bench": "financebench", "machine": machine(), "embedder": emb.name, "chunking": params.as_dict(),
               "filings": counts["documents"], "pages": counts["pages"], "chunks": counts["chunks"],
-              "ingest_s": t_ing.s if rep.chunks else None, "rows": [row], "questions": per_q}
+              "ingest_s": t_ing.s if rep.chunks else None, "rows": rows, "questions": per_setting}
     path = write_report("financebench", report, args.out)
-    print(table([row], ["mode", "questions", *METRICS, "search_p50_s"], {"search_p50_s": ".2f"}))
+    print(table(rows, ["mode", "lexical_weight", "doc_weight", "questions", *METRICS, "search_p50_s"],
+                {"search_p50_s": ".2f"}))
     print(f"\nreport: {path}")
     return 0
 

@@ -58,6 +58,10 @@ VARIANTS: dict[str, AnswerParams] = {
     "evidence8": AnswerParams(n_evidence=8),  # a longer prompt: 8 sentences
     "cite1": AnswerParams(max_citations=1),  # one citation only: precision over recall
     "no_sentence_gate": AnswerParams(min_sentence_similarity=0.0),  # abstain on chunk similarity only
+    "k20": AnswerParams(k=20),  # more candidate chunks: their sentences compete for the 5 slots
+    "k30": AnswerParams(k=30),
+    "lex1": AnswerParams(lexical_weight=1.0),  # word overlap counts as much as the cosine
+    "k20_lex1": AnswerParams(k=20, lexical_weight=1.0),
 }
 # Evidence selection (k, lexical weight, sentence count) was tuned by looking at the first 400
 # questions of the seed-0 shuffle; reported figures come from the questions after them.
@@ -75,7 +79,8 @@ def gold_spans(text: str, answer: str) -> list[tuple[int, int]]:
     return spans
 
 
-def load_questions(data: Path, limit: int, n_unanswerable: int, seed: int, offset: int = 0) -> list[Gold]:
+def load_questions(data: Path, limit: int, n_unanswerable: int, seed: int, offset: int = 0,
+                   claims_offset: int = 0) -> list[Gold]:
     docs = data / "covidqa" / "docs"
     dev = json.loads((data / "covidqa" / "dev.json").read_text(encoding="utf-8"))
     random.Random(seed).shuffle(dev)
@@ -91,12 +96,31 @@ def load_questions(data: Path, limit: int, n_unanswerable: int, seed: int, offse
         for line in fh:
             claims.append(json.loads(line)["text"].strip().rstrip("."))
     random.Random(seed).shuffle(claims)
-    for c in claims[:n_unanswerable]:
+    for c in claims[claims_offset: claims_offset + n_unanswerable]:
         golds.append(Gold(f"Is it true that {c[0].lower() + c[1:]}?", answerable=False))
     return golds
 
 
 FUNNEL_DEPTH = 50  # chunks retrieved for the funnel's "@50" stages
+
+
+class MemoEmbedder:
+    """The index's embedder with a memory of the texts it embedded: the funnel of several
+    variants embeds each question and candidate sentence once (vectors as the embedder gives them)."""
+
+    def __init__(self, emb) -> None:
+        self.emb, self.memo = emb, {}
+
+    def __getattr__(self, name: str):
+        return getattr(self.emb, name)
+
+    def embed(self, texts):
+        import numpy as np
+
+        new = [t for t in dict.fromkeys(texts) if t not in self.memo]
+        if new:
+            self.memo.update(zip(new, self.emb.embed(new), strict=True))
+        return np.stack([self.memo[t] for t in texts]) if texts else self.emb.embed(texts)
 
 
 def diagnose(st, emb, g: Gold, settings, params: AnswerParams) -> dict:
@@ -135,6 +159,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--offset", type=int, default=TUNED_ON,
                     help=f"skip this many shuffled dev questions (default {TUNED_ON}: the ones evidence "
                          "selection was tuned on, so the report scores held-out questions)")
+    ap.add_argument("--claims-offset", type=int, default=0,
+                    help="skip this many shuffled SciFact claims (the report uses the first ones; tune gates "
+                         "with --claims-offset 40 and more)")
+    ap.add_argument("--retrieval-only", action="store_true",
+                    help="the funnel up to the model only (no model run): for tuning retrieval and evidence")
     ap.add_argument("--chunking", default="",
                     help="ChunkParams fields over today's defaults, e.g. identity=0 (an index per chunking)")
     ap.add_argument("--out", type=Path, help="report path (default bench/results/qa-<time>.json)")
@@ -145,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = settings_for(index)
     with Stopwatch() as t_ing:
         rep = pipeline.ingest([(args.data / "covidqa" / "docs").resolve()], settings, params=params_c)
-    golds = load_questions(args.data, args.limit, args.unanswerable, args.seed, args.offset)
+    golds = load_questions(args.data, args.limit, args.unanswerable, args.seed, args.offset, args.claims_offset)
     with open_reader(index) as st:
         emb = pipeline.embedder_for_index(st, settings, None)
         counts = st.counts()
@@ -157,16 +186,29 @@ def main(argv: list[str] | None = None) -> int:
     rows, funnels, details = [], [], {}
     gens: dict[str, object] = {}
     diag_cache: dict[AnswerParams, list[dict]] = {}
+    memo = MemoEmbedder(emb)
     for config in args.configs.split(","):
         model, _, variant = config.partition(":")
         variant = variant or "default"
         params = VARIANTS[variant]
+        if params not in diag_cache:
+            with open_reader(index) as st:
+                diag_cache[params] = [diagnose(st, memo, g, settings, params) for g in golds]
+        diags = diag_cache[params]
+        gated = [not d["asked"] for g, d in zip(golds, diags, strict=True) if not g.answerable]
+        gate_row = {"gated_unanswerable": sum(gated) / len(gated) if gated else None,
+                    "gated_answerable": sum(not d["asked"] for g, d in zip(golds, diags, strict=True) if g.answerable)
+                    / max(1, sum(g.answerable for g in golds))}
+        if args.retrieval_only:  # the funnel up to the model: no model loaded, nothing asked
+            fun = summarize_funnel([funnel(g, d["ranked"], d["k"], d["offered"], d["asked"], None)
+                                    for g, d in zip(golds, diag_cache[params], strict=True)])
+            funnels.append({"model": "-", "variant": variant, **{k: v for k, v in fun.items() if k != "lost_at"},
+                            **gate_row, **{f"lost_at_{k}": v for k, v in fun["lost_at"].items()}})
+            print(f"  {variant}: offered {fun['offered']:.3f}  asked {fun['asked']:.3f}", file=sys.stderr)
+            continue
         if model not in gens:
             gens.clear()  # one model in memory at a time
             gens[model] = pipeline.load_generator(replace(settings, model=model))
-        if params not in diag_cache:
-            with open_reader(index) as st:
-                diag_cache[params] = [diagnose(st, emb, g, settings, params) for g in golds]
         with Stopwatch() as t_run:
             scored = run_config(golds, settings, emb, gens[model], params, diag_cache[params])
         summary = summarize(scored)
@@ -174,28 +216,30 @@ def main(argv: list[str] | None = None) -> int:
         rows.append({"model": model, "variant": variant, **summary, "evidence_hit": fun["offered"],
                      "run_s": t_run.s})
         funnels.append({"model": model, "variant": variant, **{k: v for k, v in fun.items() if k != "lost_at"},
-                        **{f"lost_at_{k}": v for k, v in fun["lost_at"].items()}})
+                        **gate_row, **{f"lost_at_{k}": v for k, v in fun["lost_at"].items()}})
         details[config] = [asdict(s) for s in scored]
         print(f"  {config}: acc {summary['accuracy']:.3f}  cit-hit {summary['citation_hit']:.3f}  "
               f"offered {fun['offered']:.3f}  verified {summary['quote_verified']}  {t_run.s:.0f}s", file=sys.stderr)
 
-    report = {"bench": "qa", "machine": machine(), "embedder": emb.name, "seed": args.seed,
+    report = {"bench": "qa-retrieval" if args.retrieval_only else "qa", "machine": machine(), "embedder": emb.name,
+              "seed": args.seed,
               "offset": args.offset, "limit": args.limit, "unanswerable": args.unanswerable,
+              "claims_offset": args.claims_offset,
               "chunking": params_c.as_dict(),
               "papers": counts["documents"], "chunks": counts["chunks"],
               "variants": {n: asdict(p) for n, p in VARIANTS.items()},
               "rows": rows, "funnel": funnels, "questions": details}
     path = write_report("qa", report, args.out)
-    print(table(rows, ["model", "variant", "accuracy", "f1", "evidence_hit", "citation_hit", "citation_precision",
-                       "source_hit",
-                       "quote_verified", "wrong_no_evidence", "abstention", "latency_p50_s", "latency_p95_s",
-                       "gen_tokens_per_s"], {"latency_p50_s": ".2f", "latency_p95_s": ".2f",
-                                             "gen_tokens_per_s": ".1f"}))
+    if rows:
+        print(table(rows, ["model", "variant", "accuracy", "f1", "evidence_hit", "citation_hit", "citation_precision",
+                           "source_hit", "quote_verified", "wrong_no_evidence", "abstention", "latency_p50_s",
+                           "latency_p95_s", "gen_tokens_per_s"],
+                    {"latency_p50_s": ".2f", "latency_p95_s": ".2f", "gen_tokens_per_s": ".1f"}))
     print("\nfunnel (share of answerable questions reaching each stage; lost_at_X: questions whose first "
           "failed stage is X)")
     if funnels:
-        print(table(funnels, ["model", "variant", "questions", *FUNNEL_STAGES,
-                              *[k for k in funnels[0] if k.startswith("lost_at_")]]))
+        print(table(funnels, ["model", "variant", "questions", *FUNNEL_STAGES, "gated_answerable",
+                              "gated_unanswerable", *[k for k in funnels[0] if k.startswith("lost_at_")]]))
     print(f"\nreport: {path}")
     return 0
 

@@ -22,30 +22,31 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import CACHE, DEFAULT_EVAL, Stopwatch, machine, settings_for, table, write_report  # noqa: E402
+from common import CACHE, DEFAULT_EVAL, Stopwatch, chunk_params, index_dir, machine, settings_for, table, write_report  # noqa: E402
 
 from ragcli import pipeline  # noqa: E402
 from ragcli.evaluate import ndcg_at_k, recall_at_k  # noqa: E402
 from ragcli.index import open_reader  # noqa: E402
-from ragcli.retrieval import MODES, search  # noqa: E402
+from ragcli.retrieval import DOC_WEIGHT, LEXICAL_WEIGHT, MODES, search  # noqa: E402
 
 PUBLISHED = {"dense": 0.645, "lexical": 0.665}  # BEIR paper / SBERT: all-MiniLM-L6-v2, BM25
 
 
-def load_beir(data: Path) -> tuple[dict[str, dict], dict[str, str], dict[str, dict[str, float]]]:
+def load_beir(data: Path, split: str = "test") -> tuple[dict[str, dict], dict[str, str], dict[str, dict[str, float]]]:
     corpus = {}
     with open(data / "corpus.jsonl", encoding="utf-8") as fh:
         for line in fh:
             d = json.loads(line)
             corpus[str(d["_id"])] = d
     queries = {}
-    qfile = data / "queries_test.jsonl" if (data / "queries_test.jsonl").exists() else data / "queries.jsonl"
+    qfile = data / "queries_test.jsonl" if split == "test" and (data / "queries_test.jsonl").exists() \
+        else data / "queries.jsonl"
     with open(qfile, encoding="utf-8") as fh:
         for line in fh:
             q = json.loads(line)
             queries[str(q["_id"])] = q["text"]
     qrels: dict[str, dict[str, float]] = {}
-    with open(data / "qrels" / "test.tsv", encoding="utf-8") as fh:
+    with open(data / "qrels" / f"{split}.tsv", encoding="utf-8") as fh:
         for row in csv.DictReader(fh, delimiter="\t"):
             qrels.setdefault(str(row["query-id"]), {})[str(row["corpus-id"])] = float(row["score"])
     queries = {q: t for q, t in queries.items() if q in qrels}
@@ -83,10 +84,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--chunks", type=int, default=300, help="chunks retrieved per query (for 100 documents)")
     ap.add_argument("--embedders", default="all-minilm-l6-v2,all-minilm-l6-v2-int8",
                     help="comma-separated registry names; the first is the reference of the deltas")
+    ap.add_argument("--split", default="test", help="qrels split: test (reported) or train (for tuning)")
+    ap.add_argument("--lexical-weights", default=str(LEXICAL_WEIGHT),
+                    help="hybrid: comma-separated weights of BM25's list in the fusion (one row each)")
+    ap.add_argument("--doc-weights", default=str(DOC_WEIGHT),
+                    help="hybrid: comma-separated weights of the document signal (one row each)")
+    ap.add_argument("--chunking", default="",
+                    help="ChunkParams fields over today's defaults, e.g. name_in_header=0 (an index per chunking)")
     ap.add_argument("--out", type=Path, help="report path (default bench/results/retrieval-<time>.json)")
     args = ap.parse_args(argv)
+    params = chunk_params(args.chunking)
 
-    corpus, queries, qrels = load_beir(args.data)
+    corpus, queries, qrels = load_beir(args.data, args.split)
     qids = sorted(queries, key=lambda q: int(q) if q.isdigit() else q)
     if args.limit:
         qids = qids[: args.limit]
@@ -95,10 +104,10 @@ def main(argv: list[str] | None = None) -> int:
     write_docs(corpus, docs)
     rows, ingests = [], {}
     for emb_name in args.embedders.split(","):
-        index = CACHE / name / f"index-{emb_name}"
+        index = index_dir(name, params, emb_name)
         settings = settings_for(index, embedder=emb_name)
         with Stopwatch() as t_ing:
-            rep = pipeline.ingest([docs], settings, on_message=lambda m: print(m, file=sys.stderr))
+            rep = pipeline.ingest([docs], settings, params=params, on_message=lambda m: print(m, file=sys.stderr))
         if rep.failed:
             print(f"warning: {len(rep.failed)} documents failed, e.g. {rep.failed[0]}", file=sys.stderr)
         print(f"{name} / {emb_name}: {len(corpus)} documents, {len(qids)} queries; ingest {t_ing.s:.1f}s "
@@ -109,30 +118,40 @@ def main(argv: list[str] | None = None) -> int:
             ingests[emb_name] = {"s": t_ing.s, "chunks_embedded": rep.chunks, "chunks": counts.get("chunks"),
                                  "embed_s": rep.timings.get("embed_s"), "backend": emb.backend, "id": emb.id}
             emb.embed(["warm up"])
-            for mode in args.modes.split(","):
+            runs = [(m, LEXICAL_WEIGHT, DOC_WEIGHT) for m in args.modes.split(",") if m != "hybrid"]
+            if "hybrid" in args.modes.split(","):
+                runs += [("hybrid", float(lw), float(dw)) for lw in args.lexical_weights.split(",")
+                         for dw in args.doc_weights.split(",")]
+            for mode, lw, dw in runs:
                 ndcg, r10, r100 = [], [], []
                 t0 = time.perf_counter()
                 for q in qids:
-                    ranked = doc_ranking(search(st, emb, queries[q], args.chunks, mode))
+                    ranked = doc_ranking(search(st, emb, queries[q], args.chunks, mode, lexical_weight=lw,
+                                                doc_weight=dw))
                     ndcg.append(ndcg_at_k(ranked, qrels[q], 10))
                     r10.append(recall_at_k(ranked, qrels[q], 10))
                     r100.append(recall_at_k(ranked, qrels[q], 100))
                 secs = time.perf_counter() - t0
-                row = {"embedder": emb_name, "mode": mode, "ndcg@10": sum(ndcg) / len(ndcg),
+                row = {"embedder": emb_name, "mode": mode, "lexical_weight": lw if mode == "hybrid" else None,
+                       "doc_weight": dw if mode == "hybrid" else None, "ndcg@10": sum(ndcg) / len(ndcg),
                        "recall@10": sum(r10) / len(r10), "recall@100": sum(r100) / len(r100),
                        "qps": len(qids) / secs, "published_ndcg@10": PUBLISHED.get(mode)}
                 rows.append(row)
-                print(f"  {emb_name} {mode}: nDCG@10 {row['ndcg@10']:.3f}  R@10 {row['recall@10']:.3f}  "
+                print(f"  {emb_name} {mode} lw={lw} dw={dw}: nDCG@10 {row['ndcg@10']:.4f}  R@10 {row['recall@10']:.3f}  "
                       f"R@100 {row['recall@100']:.3f}  {row['qps']:.1f} q/s", file=sys.stderr)
-    ref = {r["mode"]: r["ndcg@10"] for r in rows if r["embedder"] == rows[0]["embedder"]}
-    for r in rows:
-        r["ndcg@10_vs_first"] = r["ndcg@10"] - ref[r["mode"]]
+    def key(r: dict) -> tuple:
+        return r["mode"], r["lexical_weight"], r["doc_weight"]
+
+    ref = {key(r): r["ndcg@10"] for r in rows if r["embedder"] == rows[0]["embedder"]}
+    for r in rows:  # against the first embedder's row of the same mode and weights
+        r["ndcg@10_vs_first"] = r["ndcg@10"] - ref[key(r)] if key(r) in ref else None
 
     report = {"bench": "retrieval", "dataset": name, "machine": machine(), "embedders": args.embedders.split(","),
+              "chunking": params.as_dict(), "split": args.split,
               "documents": len(corpus), "queries": len(qids), "chunks_per_query": args.chunks,
               "ingests": ingests, "rows": rows}
     path = write_report(f"retrieval-{name}", report, args.out)
-    print(table(rows, ["embedder", "mode", "ndcg@10", "ndcg@10_vs_first", "recall@10", "recall@100", "qps",
+    print(table(rows, ["embedder", "mode", "lexical_weight", "doc_weight", "ndcg@10", "ndcg@10_vs_first", "recall@10", "recall@100", "qps",
                        "published_ndcg@10"], {"qps": ".1f", "ndcg@10_vs_first": "+.4f"}))
     print(f"\nreport: {path}")
     return 0

@@ -245,7 +245,7 @@ Located = tuple[str, int, int]  # (source path, start, end): a retrieved chunk o
 
 
 def funnel(gold: Gold, ranked: Sequence[Located], k: int, offered: Sequence[Located], asked: bool,
-           scored: Scored) -> dict[str, bool] | None:
+           scored: Scored | None) -> dict[str, bool | None] | None:
     """One answerable question's way through the pipeline, stage by stage.
 
     ``ranked``: the retrieved chunks, best first (at least 50 where the corpus has them);
@@ -275,26 +275,28 @@ def funnel(gold: Gold, ranked: Sequence[Located], k: int, offered: Sequence[Loca
         "chunk@50": any(gold_chunk[:50]),
         "offered": any(hits_gold_span(gold, *o) for o in offered),
         "asked": asked and any(hits_gold_span(gold, *o) for o in offered),
-        "cited": bool(scored.citation_hit),
-        "answer": bool(scored.correct),
+        "cited": None if scored is None else bool(scored.citation_hit),
+        "answer": None if scored is None else bool(scored.correct),
     }
 
 
-def lost_at(stages: Mapping[str, bool]) -> str:
-    """The first stage of the chain a question fails ("" = cited).
+def lost_at(stages: Mapping[str, bool | None]) -> str:
+    """The first stage of the chain a question fails ("" = cited, or asked when there was no model run).
 
     >>> lost_at({"paper@50": True, "paper@10": True, "chunk": False})
     'chunk'
     """
-    return next((s for s in _CHAIN if not stages.get(s)), "")
+    return next((s for s in _CHAIN if stages.get(s) is False or s not in stages), "")
 
 
-def summarize_funnel(rows: Sequence[Mapping[str, bool] | None]) -> dict:
-    """Share of questions reaching each stage, and how many are lost at each stage of the chain."""
+def summarize_funnel(rows: Sequence[Mapping[str, bool | None] | None]) -> dict:
+    """Share of questions reaching each stage (``None`` for a stage not measured), and how many
+    are lost at each stage of the chain."""
     rows = [r for r in rows if r is not None]
     out: dict = {"questions": len(rows)}
     for s in FUNNEL_STAGES:
-        out[s] = sum(r[s] for r in rows) / len(rows) if rows else None
+        vals = [r[s] for r in rows if r.get(s) is not None]
+        out[s] = sum(vals) / len(rows) if vals and len(vals) == len(rows) else None
     lost = Counter(lost_at(r) for r in rows)
     out["lost_at"] = {s: lost.get(s, 0) for s in _CHAIN}
     return out

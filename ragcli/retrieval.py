@@ -2,7 +2,10 @@
 
 - ``dense``: cosine similarity of embeddings (the index's vector search over unit vectors);
 - ``lexical``: BM25 over chunk text (SQLite FTS5, porter stemming);
-- ``hybrid``: reciprocal-rank fusion of both lists (score = sum of 1 / (60 + rank)).
+- ``hybrid``: reciprocal-rank fusion of both lists (score = sum of w / (60 + rank), ``w`` 1 for
+  the dense list and ``lexical_weight`` for BM25's), plus, with ``doc_weight`` > 0, a document
+  signal: each chunk gains ``doc_weight`` times the fused scores of its document's other
+  chunks in the pool (a document several of whose chunks match is more likely the right one).
 
 Every hit also carries ``similarity``, the dense cosine with the query, whatever the
 mode: ``answer`` uses it to decide whether the index holds evidence at all.
@@ -23,10 +26,13 @@ if TYPE_CHECKING:
 
 MODES = ("dense", "lexical", "hybrid")
 RRF_K = 60  # the usual constant of reciprocal-rank fusion (Cormack et al., 2009)
+LEXICAL_WEIGHT = 1.0  # BM25's list against the dense list in the fusion
+DOC_WEIGHT = 0.0  # the document signal's weight (0: off)
 
 
 def search(store: IndexReader, embedder: Embedder, query: str, k: int = 5, mode: str = "hybrid",
-           query_vector: np.ndarray | None = None) -> list[Hit]:
+           query_vector: np.ndarray | None = None, *, lexical_weight: float = LEXICAL_WEIGHT,
+           doc_weight: float = DOC_WEIGHT) -> list[Hit]:
     """The ``k`` best chunks for ``query``, best first."""
     import numpy as np
 
@@ -44,9 +50,17 @@ def search(store: IndexReader, embedder: Embedder, query: str, k: int = 5, mode:
         ranked = lexical
     else:
         fused: dict[int, float] = {}
-        for lst in (dense, lexical):
+        for lst, w in ((dense, 1.0), (lexical, lexical_weight)):
             for rank, (cid, _) in enumerate(lst, start=1):
-                fused[cid] = fused.get(cid, 0.0) + 1.0 / (RRF_K + rank)
+                fused[cid] = fused.get(cid, 0.0) + w / (RRF_K + rank)
+        pool_rows = store.chunks(list(fused)) if doc_weight else {}
+        if pool_rows:
+            per_doc: dict[int, float] = {}
+            for cid, sc in fused.items():
+                if cid in pool_rows:
+                    per_doc[pool_rows[cid][1].id] = per_doc.get(pool_rows[cid][1].id, 0.0) + sc
+            fused = {cid: sc + doc_weight * (per_doc[pool_rows[cid][1].id] - sc) if cid in pool_rows else sc
+                     for cid, sc in fused.items()}
         ranked = sorted(fused.items(), key=lambda kv: -kv[1])
     ranked = ranked[:k]
     cos = dict(dense)

@@ -327,17 +327,26 @@ _STOP = frozenset(
 )
 
 
+_YEAR_IN_WORD = re.compile(r"(?<![0-9])[0-9]{4}(?![0-9])")
+
+
 def fts_terms(query: str) -> list[str]:
-    """Query words for FTS5, quoted later, stop words dropped.
+    """Query words for FTS5, quoted later, stop words dropped. A four-digit number glued to
+    letters ("FY2018", "2023Q2") also gives the number alone: documents write "2018".
 
     >>> fts_terms('What is "GGUF" used for?')
     ['gguf', 'used']
+    >>> fts_terms("FY2018 capex for 3M")
+    ['fy2018', '2018', 'capex', '3m']
     """
     words = re.findall(r"\w+", query.lower())
     seen: dict[str, None] = {}
     for w in words:
         if w not in _STOP and w not in seen:
             seen[w] = None
+            if not w.isdigit():
+                for year in _YEAR_IN_WORD.findall(w):
+                    seen.setdefault(year, None)
     return list(seen) or [w for w in words][:32]
 
 
