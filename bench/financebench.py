@@ -69,18 +69,26 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--limit", type=int, default=0, help="only the first N questions")
     ap.add_argument("--lexical-weights", default=str(LEXICAL_WEIGHT), help="hybrid: BM25's weights in the fusion")
     ap.add_argument("--doc-weights", default=str(DOC_WEIGHT), help="hybrid: weights of the document signal")
+    ap.add_argument("--index", type=Path, help="score this index as it is, no ingest (e.g. a copy kept to some "
+                    "filings); only the questions about filings it holds are asked")
     ap.add_argument("--out", type=Path, help="report path (default bench/results/financebench-<time>.json)")
     args = ap.parse_args(argv)
 
     params = chunk_params(args.chunking)
-    index = index_dir("financebench", params)
+    index = args.index or index_dir("financebench", params)
     settings = settings_for(index)
     with Stopwatch() as t_ing:
-        rep = pipeline.ingest([(args.data / "pdfs").resolve()], settings, params=params,
-                              on_message=lambda m: print(m, file=sys.stderr))
-    if rep.failed:
+        rep = None if args.index else pipeline.ingest(
+            [(args.data / "pdfs").resolve()], settings, params=params, on_message=lambda m: print(m, file=sys.stderr))
+    if rep and rep.failed:
         print(f"warning: {len(rep.failed)} files failed, e.g. {rep.failed[0]}", file=sys.stderr)
     questions = load_questions(args.data)
+    if args.index:
+        with open_reader(index) as st:
+            held = {Path(d.path).stem for d in st.documents()}
+            params = chunk_params(",".join(f"{k}={int(v) if isinstance(v, bool) else v}"
+                                           for k, v in st.info.chunking.items()))
+        questions = [q for q in questions if q["doc_name"] in held]
     if args.limit:
         questions = questions[: args.limit]
     mode = args.mode or settings.mode
@@ -89,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         emb = pipeline.embedder_for_index(st, settings, None)
         counts = st.counts()
         print(f"ragcli {ragcli.__file__}; financebench: {counts['documents']} filings, {counts['pages']} pages, "
-              f"{counts['chunks']} chunks (ingest {t_ing.s:.1f}s, {rep.chunks} embedded; chunking "
+              f"{counts['chunks']} chunks (ingest {t_ing.s:.1f}s, {rep.chunks if rep else 0} embedded; chunking "
               f"{params.as_dict()}); {len(questions)} questions", file=sys.stderr)
         qvs = emb.embed([q["question"] for q in questions])  # (n_questions, dim), once for every setting
         for lw in map(float, args.lexical_weights.split(",")):
@@ -111,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  lw={lw} dw={dw}: " + "  ".join(f"{m} {row[m]:.3f}" for m in METRICS), file=sys.stderr)
     report = {"bench": "financebench", "machine": machine(), "embedder": emb.name, "chunking": params.as_dict(),
               "filings": counts["documents"], "pages": counts["pages"], "chunks": counts["chunks"],
-              "ingest_s": t_ing.s if rep.chunks else None, "rows": rows, "questions": per_setting}
+              "ingest_s": t_ing.s if rep and rep.chunks else None, "index": str(index) if args.index else None,
+              "rows": rows, "questions": per_setting}
     path = write_report("financebench", report, args.out)
     print(table(rows, ["mode", "lexical_weight", "doc_weight", "questions", *METRICS, "search_p50_s"],
                 {"search_p50_s": ".2f"}))

@@ -31,9 +31,9 @@ class ChunkParams:
     header_tokens: int = 40  # the context header is cut to this many wordpieces
     version: int = 2  # bump when segmentation or embedded text changes: old indexes must be rebuilt
     # the header starts with the file's name as words ("3M_2018_10K.pdf" -> "3M 2018 10K"): a
-    # question naming a company and a year finds that filing's chunks. Embedded and in BM25's
-    # text only; never in a chunk's text or its quotes
-    name_in_header: bool = False
+    # question naming a company and a year finds that filing's chunks (FinanceBench, bench/
+    # financebench.py). Embedded and in BM25's text only; never in a chunk's text or its quotes
+    name_in_header: bool = True
 
     def as_dict(self) -> dict:
         out: dict = {
@@ -42,7 +42,7 @@ class ChunkParams:
             "header_tokens": self.header_tokens,
             "version": self.version,
         }
-        if self.name_in_header:  # recorded only when on: an index built before the field existed still matches
+        if self.name_in_header:  # recorded only when on: an index built before the field existed is a build without it
             out["name_in_header"] = True
         return out
 

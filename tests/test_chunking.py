@@ -169,8 +169,8 @@ def test_document_title_for_chunk_headers(text: str, path: str, title: str) -> N
 def test_name_in_header_is_embedded_but_never_stored_as_text(tokenizer) -> None:
     text = "UNITED STATES\n\nCapital expenditures were $1,577 million. " * 40
     doc = _doc(text, "/filings/3M_2018_10K.pdf")
-    plain = chunk_document(doc, tokenizer.count_tokens, ChunkParams())
-    named = chunk_document(doc, tokenizer.count_tokens, ChunkParams(name_in_header=True))
+    plain = chunk_document(doc, tokenizer.count_tokens, ChunkParams(name_in_header=False))
+    named = chunk_document(doc, tokenizer.count_tokens, ChunkParams())
     assert [(c.start, c.end, c.text, c.spans) for c in named] == [(c.start, c.end, c.text, c.spans) for c in plain]
     assert all(c.embed.startswith("3M 2018 10K — UNITED STATES: ") for c in named[1:])
     assert not any("3M 2018 10K" in c.embed for c in plain)
@@ -179,9 +179,10 @@ def test_name_in_header_is_embedded_but_never_stored_as_text(tokenizer) -> None:
 
 
 def test_name_in_header_is_recorded_only_when_on() -> None:
-    assert "name_in_header" not in ChunkParams().as_dict()  # older indexes keep matching the default-off build
-    assert ChunkParams(name_in_header=True).as_dict()["name_in_header"] is True
-    assert ChunkParams(name_in_header=True).as_dict() != ChunkParams().as_dict()
+    assert ChunkParams().as_dict()["name_in_header"] is True
+    # an index from before the field existed records exactly what a build without it records
+    assert ChunkParams(name_in_header=False).as_dict() == {"chunk_tokens": 200, "max_tokens": 254, "header_tokens": 40,
+                                                           "version": 2}
 
 
 @pytest.mark.parametrize(("path", "words"), [

@@ -231,11 +231,11 @@ def test_an_ignored_ctrl_c_stays_ignored_while_workers_start() -> None:
 
 
 def test_index_built_without_the_name_in_its_header_is_refused_with_the_rebuild_hint(docs: Path, settings) -> None:
-    ingest([docs], settings)  # an index from before: no file name in the embedded header
+    ingest([docs], settings, params=ChunkParams(name_in_header=False))  # as indexes from before were built
     with pytest.raises(StaleIndexError, match="rag ingest --rebuild"):
-        ingest([docs], settings, params=ChunkParams(name_in_header=True))
+        ingest([docs], settings)
     assert pipeline.search("tokens", settings, embedder=EMB).hits  # it still answers searches
-    r = ingest([docs], settings, params=ChunkParams(name_in_header=True), rebuild=True)
+    r = ingest([docs], settings, rebuild=True)
     assert r.added and not r.failed
     with index.open_reader(settings.index) as st:
         assert st.info.chunking["name_in_header"] is True
