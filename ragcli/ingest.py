@@ -41,7 +41,6 @@ BATCH_CHUNKS = 1000  # chunks per atomic batch: a kill loses at most this much e
 BATCH_SECONDS = 60.0  # ... or this much time, whichever comes first
 PARALLEL_MIN_FILES = 8  # fewer files to read than this (and little data): read them in-process
 PARALLEL_MIN_BYTES = 4 << 20
-WORKER_FILES = 8  # files a parse worker reads before a fresh one takes over
 
 
 @dataclass(frozen=True)
@@ -148,10 +147,7 @@ def _parsed_stream(todos: Sequence[_Todo], embedder: Embedder, params: ChunkPara
     pool = None
     try:
         with _sigint_deferred():
-            # A worker is replaced after a few files: pypdf's object caches and a fragmented heap
-            # otherwise grow a long-lived worker over a folder of large PDFs.
-            pool = ctx.Pool(workers, initializer=_init_worker, initargs=(embedder, params, max_file_size),
-                            maxtasksperchild=WORKER_FILES)
+            pool = ctx.Pool(workers, initializer=_init_worker, initargs=(embedder, params, max_file_size))
         window: deque = deque()
         it = iter(todos)
         for t in it:
