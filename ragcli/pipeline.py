@@ -49,16 +49,16 @@ def load_embedder(settings: Settings, name: str | None = None, registry: Registr
     reg = registry or registry_for(settings)
     spec = reg.get(name or settings.embedder or reg.default_embedder, "embedder")
     if spec.backend == "hash":
-        return HashEmbedder(dim=spec.dim, name=spec.name, delay=spec.delay)
+        return HashEmbedder(dim=spec.dim, name=spec.name, delay=spec.delay, device=spec.device)
     if spec.backend in ONNX_BACKENDS:  # no torch: the export was made at set-up (`rag models --fetch`)
         files = onnx_files(spec, settings.cache_dir)
         # fp32 computes sentence-transformers' vectors, so it shares their id; int8 does not
         eid = files.weights_id if files.variant == "fp32" else f"{files.weights_id}:onnx-{files.variant}"
         return OnnxEmbedder(files.onnx, files.tokenizer, spec.name, eid, dim=spec.dim, max_tokens=spec.max_tokens,
-                            variant=files.variant, n_threads=settings.n_threads)
+                            variant=files.variant, n_threads=settings.n_threads, device=spec.device)
     model_dir = resolve_model_path(spec, settings.cache_dir)
     return SentenceTransformerEmbedder(model_dir, spec.name, dim=spec.dim, max_tokens=spec.max_tokens,
-                                       n_threads=settings.n_threads)
+                                       n_threads=settings.n_threads, device=spec.device)
 
 
 def load_generator(settings: Settings, registry: Registry | None = None) -> Generator:

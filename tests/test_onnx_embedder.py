@@ -72,6 +72,16 @@ def test_onnx_embedder_pads_masks_truncates_and_pools(tmp_path: Path) -> None:
     assert emb.backend == "onnxruntime-fp32"
 
 
+def test_a_cuda_device_without_onnxruntime_gpu_says_what_to_install() -> None:
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("this onnxruntime has CUDA: the refusal is for builds without it")
+    emb = OnnxEmbedder(Path("model.onnx"), _tokenizer_json(), "mini", "mini:1", device="cuda")
+    with pytest.raises(ModelUnavailableError, match=r"pip install onnxruntime-gpu.*device = \"cpu\""):
+        emb.embed(["hello"])
+
+
 def test_mean_pool_ignores_masked_tokens() -> None:
     hidden = np.array([[[1.0, 0.0], [0.0, 1.0]], [[2.0, 0.0], [50.0, 50.0]]], dtype=np.float32)
     out = mean_pool(hidden, np.array([[1, 1], [1, 0]]))
