@@ -108,10 +108,18 @@ def ingest(
     on_message: Callable[[str], None] | None = None,
     batch_chunks: int | None = None,
     workers: int | None = None,
+    ray: str | None = None,
 ) -> IngestReport:
     """Bring the index in line with ``paths``: add new files, re-chunk changed ones, drop
-    files deleted from ingested directories; streaming, in atomic batches (``ingest``)."""
+    files deleted from ingested directories; streaming, in atomic batches (``ingest``).
+    ``ray``: read, chunk and embed on the Ray cluster at this address ("local": one started
+    for the run; ``ingest_ray``), with ``workers`` actors; else locally, ``workers`` processes."""
     location = settings.index
+    run_files = None
+    if ray is not None:
+        from .ingest_ray import executor
+
+        run_files = executor(ray, workers)  # fails now if Ray is missing or the address is not one
     loader = embedder if embedder is not None else (lambda: _embedder_for_ingest(settings, location, rebuild))
     from .chunking import ChunkParams
     from .ingest import BATCH_CHUNKS
@@ -121,7 +129,7 @@ def ingest(
     return run_ingest(
         paths, location, loader, params=params or ChunkParams(), excludes=excludes, include_hidden=include_hidden,
         rebuild=rebuild, max_file_size=max_file_size or DEFAULT_MAX_FILE_SIZE, wait=wait, progress=progress,
-        on_message=on_message, batch_chunks=batch_chunks or BATCH_CHUNKS, workers=workers)
+        on_message=on_message, batch_chunks=batch_chunks or BATCH_CHUNKS, workers=workers, executor=run_files)
 
 
 def _embedder_for_ingest(settings: Settings, location: str | Path, rebuild: bool) -> Embedder:

@@ -26,7 +26,7 @@ from ragcli.registry import load_registry
 
 from .conftest import SAMPLE, rag
 
-HEAVY = ("torch", "sentence_transformers", "transformers")
+HEAVY = ("torch", "sentence_transformers", "transformers", "ray")
 
 
 def _tokenizer_json() -> Path:
