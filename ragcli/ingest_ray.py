@@ -109,8 +109,8 @@ def _share(total: float, n: int) -> float:
 
 
 class _Worker:
-    """A Ray actor: reads, chunks and embeds files with its own embedder, loaded once.
-    ``model_files``: the embedder's files, which must be on the actor's node too."""
+    """A Ray actor: chunks and embeds the files whose bytes it is sent, with its own embedder
+    (loaded on the first file). ``model_files``: the embedder's files, needed on its node too."""
 
     def __init__(self, embedder: Embedder, params: ChunkParams, threads: int, model_files: tuple[str, ...]) -> None:
         if getattr(embedder, "device", "cpu") != "cpu":
