@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import ROOT, machine, run_rag, table, write_report  # noqa: E402
+from bench.common import ROOT, machine, postgres_server, run_rag, table, with_schema, write_report  # noqa: E402
 
 
 def corpus(copies: int, work: Path) -> Path:
@@ -64,12 +64,7 @@ def main() -> None:
     rows, keys = [], {}
     try:
         with contextlib.ExitStack() as stack:
-            if args.url:
-                url = args.url
-            else:
-                from tests import pg_server
-
-                url = stack.enter_context(pg_server.start(tmp / "pg"))
+            url = postgres_server(stack, args.url, tmp)
             docs = corpus(args.copies, tmp)
             stamp = int(time.time())
             cluster_s = None
@@ -83,7 +78,7 @@ def main() -> None:
                     stack.callback(ray.shutdown)
                     cluster_s = time.perf_counter() - t0
                     flags.append(ray.get_runtime_context().gcs_address)
-                location = url + ("&" if "?" in url else "?") + f"schema=raybench_{stamp}_{n}"
+                location = with_schema(url, f"raybench_{stamp}_{n}")
                 print(f"{name}: rag ingest {' '.join(flags)} ...", file=sys.stderr)
                 load_before = os.getloadavg()[0]  # the machine may be shared: say how busy it was
                 wall, code, peak_mb, out, err = run_rag(["ingest", str(docs), "--index", location, "--json", *flags],
