@@ -203,21 +203,27 @@ def test_a_ctrl_c_while_workers_start_is_held_back_then_delivered_once() -> None
         signal.pthread_kill(threading.get_ident(), signal.SIGINT)
         sent.set()
 
+    # Python's own Ctrl-C handler, whatever this process inherited (a shell's background job,
+    # as CI may run the suite in, starts with SIGINT ignored)
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
     t = threading.Thread(target=other_thread)
     t.start()
     raised_inside = False
-    with pytest.raises(KeyboardInterrupt):
-        with _sigint_deferred():
-            try:
-                go.set()
-                assert sent.wait(60)
-                t.join(60)
-                for _ in range(5):  # more instructions and GIL hand-overs: Python's handler has run
-                    time.sleep(0.001)
-            except KeyboardInterrupt:
-                raised_inside = True
-    assert not raised_inside
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with _sigint_deferred():
+                try:
+                    go.set()
+                    assert sent.wait(60)
+                    t.join(60)
+                    for _ in range(5):  # more instructions and GIL hand-overs: Python's handler has run
+                        time.sleep(0.001)
+                except KeyboardInterrupt:
+                    raised_inside = True
+        assert not raised_inside
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, inherited)
 
 
 def test_an_ignored_ctrl_c_stays_ignored_while_workers_start() -> None:
