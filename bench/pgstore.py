@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import machine, table, write_report  # noqa: E402
+from bench.common import machine, postgres_server, table, with_schema, write_report  # noqa: E402
 from bench.scale import DIM, WORDS, batch_docs, clustered  # noqa: E402
 
 
@@ -128,13 +128,7 @@ def main() -> None:
     rows, tops = [], {}
     try:
         with contextlib.ExitStack() as stack:
-            if args.url:
-                url = args.url
-            else:
-                from tests import pg_server
-
-                url = stack.enter_context(pg_server.start(tmp / "pg"))
-            url = url + ("&" if "?" in url else "?") + f"schema=bench_{int(time.time())}"
+            url = with_schema(postgres_server(stack, args.url, tmp), f"bench_{int(time.time())}")
             for name, location in (("sqlite", tmp / "sqlite"), ("postgres", url)):
                 print(f"{name}: ingesting {args.chunks} chunks ...", file=sys.stderr)
                 f = fill(location, args.chunks, seed=7)

@@ -151,7 +151,13 @@ def ingest(
     batch_size: int = typer.Option(1000, "--batch-size", min=1,
                                    help="Chunks per atomic batch (an interrupted ingest keeps its committed batches)."),
     workers: Optional[int] = typer.Option(None, "--workers", min=0,
-                                          help="Processes that read and chunk files [default: cores - 1; 0: none]."),
+                                          help="Processes that read and chunk files [default: cores - 1; 0: none]; "
+                                          "with --ray, Ray workers [default: the cluster's CPUs, or GPUs]."),
+    ray: Optional[str] = typer.Option(
+        None, "--ray", metavar="[ADDRESS]",
+        help="Read, chunk and embed on a Ray cluster: ADDRESS (HOST:PORT, ray://HOST:PORT, auto) or, with "
+        "none, a local one started for this run. Batches are still committed here. Needs: pip install "
+        "'ragcli[ray]'; every node needs the embedder's files at the same path (see README)."),
     as_json: bool = JsonOpt,
     debug: bool = DebugOpt,
 ) -> None:
@@ -167,7 +173,7 @@ def ingest(
             report = do_ingest(
                 [str(p) for p in paths or []], settings, excludes=exclude, include_hidden=hidden,
                 rebuild=rebuild, max_file_size=int(max_file_size * 1e6), wait=not no_wait,
-                progress=bar, on_message=_err, batch_chunks=batch_size, workers=workers,
+                progress=bar, on_message=_err, batch_chunks=batch_size, workers=workers, ray=ray,
             )
         finally:
             bar.close()
@@ -449,5 +455,23 @@ def main(
     """Answer questions about your own documents, offline, with exact verified quotes."""
 
 
+def _ray_without_address(args: list[str]) -> list[str]:
+    """``--ray`` may come without its value (a local cluster): give it "local" then, as typer
+    has no options with an optional value.
+
+    >>> _ray_without_address(["ingest", "docs", "--ray"]), _ray_without_address(["ingest", "--ray", "--json", "d"])
+    (['ingest', 'docs', '--ray', 'local'], ['ingest', '--ray', 'local', '--json', 'd'])
+    >>> _ray_without_address(["ingest", "d", "--ray", "head:6379"]), _ray_without_address(["ingest", "--", "--ray"])
+    (['ingest', 'd', '--ray', 'head:6379'], ['ingest', '--', '--ray'])
+    """
+    out = list(args)
+    for i, a in enumerate(out):
+        if a == "--":
+            break
+        if a == "--ray" and (i + 1 == len(out) or out[i + 1].startswith("-")):
+            return out[: i + 1] + ["local"] + out[i + 1 :]
+    return out
+
+
 def run() -> None:
-    app(prog_name="rag")
+    app(prog_name="rag", args=_ray_without_address(sys.argv[1:]))

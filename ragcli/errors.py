@@ -13,6 +13,7 @@ The tree::
     ├── DamagedIndexError         exit 1  index files unreadable or inconsistent
     ├── StorageError              exit 1  disk full / permission problems while writing
     ├── IndexUnavailableError     exit 1  the index's server cannot be reached, or its driver is missing
+    ├── ClusterError              exit 1  --ray: Ray missing, its cluster unreachable, or a worker lost
     └── SourceError               (not fatal) one input file could not be ingested
 
 This module knows nothing of the CLI; ``cli.py`` maps ``exit_code`` to the process exit status.
@@ -64,6 +65,10 @@ class StorageError(RagError):
 
 
 class IndexUnavailableError(RagError):
+    pass
+
+
+class ClusterError(RagError):
     pass
 
 

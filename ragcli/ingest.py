@@ -3,10 +3,16 @@
 The plan comes first and holds only paths: walk the inputs, hash each file, and sort it
 into unchanged (same sha256 as indexed), new, changed, or gone (indexed under an ingested
 directory, no longer there). Then the files to read stream through three stages that
-overlap: worker processes read and chunk them (``_parse``; pypdf is slow and
-single-threaded), the main process embeds, and every ``batch_chunks`` chunks (or
-``batch_seconds``) a batch commits atomically (``index.IndexWriter.commit_batch``). Memory
-holds one batch and a few parsed files ahead of it, whatever the corpus size.
+overlap: an executor reads and chunks them, the main process embeds, and every
+``batch_chunks`` chunks (or ``batch_seconds``) a batch commits atomically
+(``index.IndexWriter.commit_batch``). Memory holds one batch and a few parsed files ahead of
+it, whatever the corpus size.
+
+An executor turns the plan's files into ``Parsed`` files, yielded in plan order. The local
+one (``read_locally``) reads and chunks in worker processes (pypdf is slow and
+single-threaded) and leaves the embedding to the batches; ``ingest_ray`` reads, chunks and
+embeds on a Ray cluster and yields files that carry their vectors. Either way planning,
+batching, committing and the report are this module's, in this one loop.
 
 Interrupted (Ctrl-C, kill, a laptop going to sleep for good), an ingest keeps every batch
 it committed; running it again skips those files as unchanged and reports them as resumed.
@@ -24,16 +30,21 @@ import signal
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Generator, Iterator, Sequence
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 from . import index, loaders
 from .chunking import ChunkParams, chunk_document
 from .embedders import Embedder, embed_batched
 from .errors import SourceError, StaleIndexError, UsageError
 from .types import Chunk, Document
+
+if TYPE_CHECKING:
+    import numpy as np
 
 Progress = Callable[[str, int, int], None]  # (phase, done, total)
 
@@ -85,27 +96,63 @@ def index_info(embedder: Embedder, params: ChunkParams) -> index.IndexInfo:
 
 
 @dataclass(frozen=True)
-class _Todo:
+class Todo:
+    """A file the plan says to read: new, or changed since it was indexed."""
+
     path: str
     root: str
     replaces: int | None  # doc id of the indexed version, if the file changed
+    size: int = 0  # bytes, as the plan read them
 
 
 @dataclass(frozen=True)
-class _Parsed:
+class Parsed:
     """One file read and chunked: its documents (an .eml: the mail and its attachments)."""
 
-    todo: _Todo
+    todo: Todo
     docs: tuple[tuple[Document, tuple[Chunk, ...]], ...] = ()
     failed: tuple[tuple[str, str], ...] = ()  # (path, reason): the file, or one attachment
     known: frozenset[str] = frozenset()  # of its documents' paths, those the index held before
+    vectors: np.ndarray | None = None  # (n_chunks, dim) float32 in docs' order, if already embedded
+    embed_s: float = 0.0  # seconds spent embedding it where it was embedded (a Ray worker)
+    load_s: float = 0.0  # ... and loading the embedder there, for the first file a worker embeds
 
     @property
     def n_chunks(self) -> int:
         return sum(len(cs) for _, cs in self.docs)
 
 
-# -- parsing, in worker processes -------------------------------------------------------------
+class Executor(Protocol):
+    """Reads and chunks the plan's files, perhaps embeds them too; yields them in plan order.
+
+    ``timings`` is the report's: an executor adds what it ran on (``workers``) and what its
+    start-up cost. It keeps only a bounded number of files in flight (memory stays flat).
+    """
+
+    def __call__(self, todos: Sequence[Todo], embedder: Embedder, params: ChunkParams, max_file_size: int,
+                 timings: dict[str, float]) -> Generator[Parsed, None, None]: ...
+
+
+def parse_file(todo: Todo, data: bytes, count_tokens: Callable[[Sequence[str]], list[int]], params: ChunkParams,
+               stat: tuple[int, float] | None = None) -> Parsed:
+    """Chunk one file's bytes: its documents, and what failed (the file, or an attachment).
+    ``stat``: its (size, mtime) if taken elsewhere (``loaders.load_all``)."""
+    path = Path(todo.path)
+    try:
+        docs, errors = loaders.load_all(path, data, stat=stat)
+    except SourceError as e:
+        return Parsed(todo, failed=((e.path, e.reason),))
+    out, failed = [], [(e.path, e.reason) for e in errors]
+    for doc in docs:
+        chunks = chunk_document(doc, count_tokens, params)
+        if chunks:
+            out.append((doc, tuple(chunks)))
+        else:
+            failed.append((doc.path, "no text to index after cleaning"))
+    return Parsed(todo, tuple(out), tuple(failed))
+
+
+# -- the local executor: parsing in worker processes --------------------------------------------
 
 _WORKER: dict = {}
 
@@ -116,28 +163,23 @@ def _init_worker(embedder: Embedder, params: ChunkParams, max_file_size: int, in
     _WORKER.update(count=embedder.count_tokens, params=params, max_file_size=max_file_size)
 
 
-def _parse(todo: _Todo) -> _Parsed:
+def _parse(todo: Todo) -> Parsed:
     """Read and chunk one file (in a worker process, or in-process for small ingests)."""
-    path = Path(todo.path)
     try:
-        data = loaders.read_bytes(path, _WORKER["max_file_size"])
-        docs, errors = loaders.load_all(path, data)
+        data = loaders.read_bytes(Path(todo.path), _WORKER["max_file_size"])
     except SourceError as e:
-        return _Parsed(todo, failed=((e.path, e.reason),))
-    out, failed = [], [(e.path, e.reason) for e in errors]
-    for doc in docs:
-        chunks = chunk_document(doc, _WORKER["count"], _WORKER["params"])
-        if chunks:
-            out.append((doc, tuple(chunks)))
-        else:
-            failed.append((doc.path, "no text to index after cleaning"))
-    return _Parsed(todo, tuple(out), tuple(failed))
+        return Parsed(todo, failed=((e.path, e.reason),))
+    return parse_file(todo, data, _WORKER["count"], _WORKER["params"])
 
 
-def _parsed_stream(todos: Sequence[_Todo], embedder: Embedder, params: ChunkParams, max_file_size: int,
-                   workers: int) -> Iterator[_Parsed]:
-    """Parsed files in plan order; with ``workers`` > 0, parsed ahead by a process pool with a
-    bounded window (memory stays flat when parsing outruns embedding)."""
+def read_locally(todos: Sequence[Todo], embedder: Embedder, params: ChunkParams, max_file_size: int,
+                 timings: dict[str, float], workers: int | None = None) -> Generator[Parsed, None, None]:
+    """The local executor: parsed files in plan order, not embedded (the batches embed). With
+    ``workers`` > 0 (None: ``default_workers``), parsed ahead by a process pool with a bounded
+    window (memory stays flat when parsing outruns embedding)."""
+    if workers is None:
+        workers = default_workers(len(todos), sum(t.size for t in todos))
+    timings["workers"] = float(workers)
     if workers <= 0:
         _init_worker(embedder, params, max_file_size, in_process=True)
         for t in todos:
@@ -217,12 +259,11 @@ def _under(path: str, root: str) -> bool:
 class _Plan:
     """What to do, by path: decided before any file is read for its text."""
 
-    todos: list[_Todo] = field(default_factory=list)  # new or changed files, in walk order
+    todos: list[Todo] = field(default_factory=list)  # new or changed files, in walk order
     unchanged: list[str] = field(default_factory=list)
     resumed: list[str] = field(default_factory=list)  # unchanged because an interrupted run committed them
     failed: list[tuple[str, str]] = field(default_factory=list)
     gone: dict[str, int] = field(default_factory=dict)  # path -> doc id, indexed but no longer there
-    n_bytes: int = 0  # of the files to read
 
 
 def _plan(w: index.IndexWriter, paths: Sequence[str | Path], excludes: Sequence[str], include_hidden: bool,
@@ -246,8 +287,7 @@ def _plan(w: index.IndexWriter, paths: Sequence[str | Path], excludes: Sequence[
             if interrupted and row.ingested_at >= interrupted.started:
                 plan.resumed.append(path)
             continue
-        plan.n_bytes += len(data)
-        plan.todos.append(_Todo(path, str(f.root), row.id if row else None))
+        plan.todos.append(Todo(path, str(f.root), row.id if row else None, len(data)))
     seen = {str(f.path) for f in found} | {p for p, _ in plan.failed}
     dir_roots = [str(Path(p).expanduser().absolute()) for p in paths if Path(p).is_dir()]
     for prefix in ([""] if rebuild else [r.rstrip(os.sep) + os.sep for r in dir_roots]):
@@ -259,21 +299,22 @@ def _plan(w: index.IndexWriter, paths: Sequence[str | Path], excludes: Sequence[
 
 class _Batches:
     """Collects parsed files and commits them, embedded, every ``batch_chunks`` chunks or
-    ``batch_seconds`` seconds. The first batch also removes the files that are gone."""
+    ``batch_seconds`` seconds. The first batch also removes the files that are gone. Files
+    that come with their vectors (a Ray worker embedded them) are committed as they are."""
 
     def __init__(self, w: index.IndexWriter, emb: Embedder, removals: list[int], rebuild: bool,
                  batch_chunks: int, batch_seconds: float) -> None:
         self.w, self.emb, self.rebuild = w, emb, rebuild
         self.batch_chunks, self.batch_seconds = batch_chunks, batch_seconds
         self.removals = removals
-        self.pending: list[_Parsed] = []
+        self.pending: list[Parsed] = []
         self.added: list[str] = []
         self.updated: list[str] = []
         self.chunks = self.batches = 0
         self.timings = {"embedder_load_s": 0.0, "embed_s": 0.0, "commit_s": 0.0}
         self.last = time.perf_counter()
 
-    def add(self, parsed: _Parsed) -> None:
+    def add(self, parsed: Parsed) -> None:
         known = frozenset(d.path for d, _ in parsed.docs if self.w.document(d.path) is not None)
         self.pending.append(replace(parsed, known=known))
         if (sum(p.n_chunks for p in self.pending) >= self.batch_chunks
@@ -283,19 +324,24 @@ class _Batches:
     def flush(self) -> None:
         if not self.pending and not self.removals:
             return
-        chunks = [c for p in self.pending for _, cs in p.docs for c in cs]
+        todo = [c.embed for p in self.pending if p.vectors is None for _, cs in p.docs for c in cs]
         t0 = time.perf_counter()
         load_before = getattr(self.emb, "load_s", 0.0)
-        vecs = embed_batched(self.emb, [c.embed for c in chunks])
+        vecs = embed_batched(self.emb, todo) if todo else None
         load = getattr(self.emb, "load_s", 0.0) - load_before  # the model loads on the first batch
-        self.timings["embedder_load_s"] += load
-        self.timings["embed_s"] += time.perf_counter() - t0 - load
+        self.timings["embedder_load_s"] += load + sum(p.load_s for p in self.pending)
+        self.timings["embed_s"] += time.perf_counter() - t0 - load + sum(p.embed_s for p in self.pending)
         t0 = time.perf_counter()
-        add, pos, removals = [], 0, self.removals
+        add, pos, removals, n_chunks = [], 0, self.removals, 0
         for p in self.pending:
+            own = 0  # position in the file's own vectors
             for doc, cs in p.docs:
-                add.append(index.NewDocument(doc, p.todo.root, cs, vecs[pos : pos + len(cs)]))
-                pos += len(cs)
+                if p.vectors is not None:
+                    v, own = p.vectors[own : own + len(cs)], own + len(cs)
+                else:
+                    v, pos = vecs[pos : pos + len(cs)], pos + len(cs)
+                add.append(index.NewDocument(doc, p.todo.root, cs, v))
+                n_chunks += len(cs)
             if p.todo.replaces is not None:  # the file's old version and its old attachments
                 removals += [row.id for row in self.w.documents_with_prefix(p.todo.path)
                              if loaders.container_of(row.path) == p.todo.path]
@@ -304,7 +350,7 @@ class _Batches:
         for p in self.pending:
             for doc, _ in p.docs:
                 (self.updated if doc.path in p.known and not self.rebuild else self.added).append(doc.path)
-        self.chunks += len(chunks)
+        self.chunks += n_chunks
         self.batches += 1
         self.removals, self.pending = [], []
         self.last = time.perf_counter()
@@ -326,9 +372,11 @@ def ingest(
     batch_chunks: int = BATCH_CHUNKS,
     batch_seconds: float = BATCH_SECONDS,
     workers: int | None = None,
+    executor: Executor | None = None,
 ) -> IngestReport:
     """Bring the index at ``location`` in line with ``paths`` (no paths: the directories it
-    recorded). ``embedder`` may be a function that loads it, called under the writer lock."""
+    recorded). ``embedder`` may be a function that loads it, called under the writer lock.
+    ``executor`` reads (and may embed) the files; default: ``read_locally`` with ``workers``."""
     t_start = time.perf_counter()
     say = on_message or (lambda _m: None)
     with index.writer_lock(location, wait=wait, on_wait=on_message):
@@ -357,24 +405,23 @@ def ingest(
             if plan.resumed:
                 say(f"resuming an interrupted ingest: {len(plan.resumed)} files it committed are kept")
 
-            # parse (worker processes) -> embed -> commit, overlapped, in batches
-            n_workers = default_workers(len(plan.todos), plan.n_bytes) if workers is None else workers
+            # parse (the executor) -> embed (here, unless the executor did) -> commit, overlapped, in batches
+            run_files = executor or partial(read_locally, workers=workers)
             batches = _Batches(w, emb, list(plan.gone.values()), rebuild, batch_chunks, batch_seconds)
             t_wait, waited = time.perf_counter(), 0.0
-            stream = _parsed_stream(plan.todos, emb, params, max_file_size, n_workers)
-            for n, parsed in enumerate(stream, start=1):
-                waited += time.perf_counter() - t_wait
-                if progress:
-                    progress("ingesting", n, len(plan.todos))
-                plan.failed.extend(parsed.failed)
-                if parsed.docs:
-                    batches.add(parsed)
-                t_wait = time.perf_counter()
+            with closing(run_files(plan.todos, emb, params, max_file_size, timings)) as stream:  # its workers stop on errors too
+                for n, parsed in enumerate(stream, start=1):
+                    waited += time.perf_counter() - t_wait
+                    if progress:
+                        progress("ingesting", n, len(plan.todos))
+                    plan.failed.extend(parsed.failed)
+                    if parsed.docs:
+                        batches.add(parsed)
+                    t_wait = time.perf_counter()
             batches.flush()
             t0 = time.perf_counter()
             w.finish()
-            timings.update(parse_wait_s=waited, **batches.timings, finish_s=time.perf_counter() - t0,
-                           workers=float(n_workers))
+            timings.update(parse_wait_s=waited, **batches.timings, finish_s=time.perf_counter() - t0)
         finally:
             w.close()
     added, updated = batches.added, batches.updated

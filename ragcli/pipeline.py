@@ -49,16 +49,16 @@ def load_embedder(settings: Settings, name: str | None = None, registry: Registr
     reg = registry or registry_for(settings)
     spec = reg.get(name or settings.embedder or reg.default_embedder, "embedder")
     if spec.backend == "hash":
-        return HashEmbedder(dim=spec.dim, name=spec.name, delay=spec.delay)
+        return HashEmbedder(dim=spec.dim, name=spec.name, delay=spec.delay, device=spec.device)
     if spec.backend in ONNX_BACKENDS:  # no torch: the export was made at set-up (`rag models --fetch`)
         files = onnx_files(spec, settings.cache_dir)
         # fp32 computes sentence-transformers' vectors, so it shares their id; int8 does not
         eid = files.weights_id if files.variant == "fp32" else f"{files.weights_id}:onnx-{files.variant}"
         return OnnxEmbedder(files.onnx, files.tokenizer, spec.name, eid, dim=spec.dim, max_tokens=spec.max_tokens,
-                            variant=files.variant, n_threads=settings.n_threads)
+                            variant=files.variant, n_threads=settings.n_threads, device=spec.device)
     model_dir = resolve_model_path(spec, settings.cache_dir)
     return SentenceTransformerEmbedder(model_dir, spec.name, dim=spec.dim, max_tokens=spec.max_tokens,
-                                       n_threads=settings.n_threads)
+                                       n_threads=settings.n_threads, device=spec.device)
 
 
 def load_generator(settings: Settings, registry: Registry | None = None) -> Generator:
@@ -108,10 +108,18 @@ def ingest(
     on_message: Callable[[str], None] | None = None,
     batch_chunks: int | None = None,
     workers: int | None = None,
+    ray: str | None = None,
 ) -> IngestReport:
     """Bring the index in line with ``paths``: add new files, re-chunk changed ones, drop
-    files deleted from ingested directories; streaming, in atomic batches (``ingest``)."""
+    files deleted from ingested directories; streaming, in atomic batches (``ingest``).
+    ``ray``: read, chunk and embed on the Ray cluster at this address ("local": one started
+    for the run; ``ingest_ray``), with ``workers`` actors; else locally, ``workers`` processes."""
     location = settings.index
+    run_files = None
+    if ray is not None:
+        from .ingest_ray import executor
+
+        run_files = executor(ray, workers)  # fails now if Ray is missing or the address is not one
     loader = embedder if embedder is not None else (lambda: _embedder_for_ingest(settings, location, rebuild))
     from .chunking import ChunkParams
     from .ingest import BATCH_CHUNKS
@@ -121,7 +129,7 @@ def ingest(
     return run_ingest(
         paths, location, loader, params=params or ChunkParams(), excludes=excludes, include_hidden=include_hidden,
         rebuild=rebuild, max_file_size=max_file_size or DEFAULT_MAX_FILE_SIZE, wait=wait, progress=progress,
-        on_message=on_message, batch_chunks=batch_chunks or BATCH_CHUNKS, workers=workers)
+        on_message=on_message, batch_chunks=batch_chunks or BATCH_CHUNKS, workers=workers, executor=run_files)
 
 
 def _embedder_for_ingest(settings: Settings, location: str | Path, rebuild: bool) -> Embedder:

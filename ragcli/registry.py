@@ -51,6 +51,7 @@ class ModelSpec:
     n_gpu_layers: int = 0  # llm: layers offloaded to a GPU, -1 = all
     dim: int = 0  # embedder: vector dimension
     max_tokens: int = 256  # embedder: longest input in tokens
+    device: str = "cpu"  # embedder: "cpu" | "cuda" | "cuda:N", where its vectors are computed
 
 
 @dataclass(frozen=True)
@@ -88,13 +89,14 @@ class Registry:
 _STR = (str,)
 _FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "description": _STR, "source": _STR, "path": _STR, "module": _STR, "repo": _STR,
-    "file": _STR, "revision": _STR, "sha256": _STR, "install": _STR, "backend": _STR,
+    "file": _STR, "revision": _STR, "sha256": _STR, "install": _STR, "backend": _STR, "device": _STR,
     "chat_format": _STR, "packages": (list,), "files": (list,), "assemble": (bool,),
     "n_ctx": (int,), "n_gpu_layers": (int,), "dim": (int,), "max_tokens": (int,),
     "delay": (float, int),
 }
 _LLM_ONLY = {"n_ctx", "chat_format", "n_gpu_layers"}
-_EMBEDDER_ONLY = {"dim", "max_tokens"}
+_EMBEDDER_ONLY = {"dim", "max_tokens", "device"}
+_DEVICE = re.compile(r"^(cpu|cuda(:\d+)?)$")
 
 
 def load_registry(extra_files: Sequence[Path] = ()) -> Registry:
@@ -238,6 +240,8 @@ def _build_spec(kind: str, name: str, entry: dict[str, Any], file: Path) -> Mode
             raise ConfigError(f"{where}: needs dim = N, the embedding dimension (a positive integer).")
         if entry.get("max_tokens", 256) <= 0:
             raise ConfigError(f"{where}: max_tokens must be positive.")
+        if not _DEVICE.match(entry.get("device", "cpu")):
+            raise ConfigError(f"{where}: device must be \"cpu\", \"cuda\" or \"cuda:N\", not {entry['device']!r}.")
     elif entry.get("n_ctx", 4096) < 16:
         raise ConfigError(f"{where}: n_ctx must be at least 16.")
     if entry.get("delay", 0) < 0:

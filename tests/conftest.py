@@ -17,6 +17,9 @@ import pytest
 from . import pg_server
 
 ROOT = Path(__file__).resolve().parent.parent
+# A loaded CI machine can take longer than ragcli's default 10 s to let a test connect to its
+# throwaway PostgreSQL; the tests are about results, not about how busy the machine is.
+os.environ.setdefault("PGCONNECT_TIMEOUT", "120")
 SAMPLE = ROOT / "sample_corpus"
 
 HASH_MODELS = """

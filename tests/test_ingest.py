@@ -185,35 +185,45 @@ def test_damaged_vector_segment_is_reported_and_repaired_by_a_rebuild(docs: Path
 def test_a_ctrl_c_while_workers_start_is_held_back_then_delivered_once() -> None:
     """A SIGINT that the kernel hands to another thread (BLAS, ONNX Runtime) while the parse
     workers start is not raised until they have started: one raised mid-start left a worker
-    reading half its start-up data (an EOFError traceback on the terminal, seen in CI)."""
+    reading half its start-up data (an EOFError traceback on the terminal, seen in CI).
+
+    Deterministic: the other thread signals itself, so the C handler has run when it says so
+    (raise() semantics); the main thread then takes the GIL back, which makes it run Python's
+    handler at its next instruction, inside the block."""
     import signal
     import threading
     import time
 
     from ragcli.ingest import _sigint_deferred
 
-    ready, fire = threading.Event(), threading.Event()
+    go, sent = threading.Event(), threading.Event()
 
-    def other_thread() -> None:  # a thread that does not block SIGINT, like a BLAS worker
-        ready.set()
-        fire.wait(10)
+    def other_thread() -> None:  # started before the block, so it does not block SIGINT (a BLAS worker)
+        go.wait(60)
+        signal.pthread_kill(threading.get_ident(), signal.SIGINT)
+        sent.set()
 
+    # Python's own Ctrl-C handler, whatever this process inherited (a shell's background job,
+    # as CI may run the suite in, starts with SIGINT ignored)
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
     t = threading.Thread(target=other_thread)
     t.start()
-    ready.wait(10)
     raised_inside = False
-    with pytest.raises(KeyboardInterrupt):
-        with _sigint_deferred():
-            signal.pthread_kill(t.ident, signal.SIGINT)
-            fire.set()
-            try:
-                for _ in range(50):  # Python runs signal handlers between these
-                    time.sleep(0.002)
-            except KeyboardInterrupt:
-                raised_inside = True
-    t.join()
-    assert not raised_inside
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with _sigint_deferred():
+                try:
+                    go.set()
+                    assert sent.wait(60)
+                    t.join(60)
+                    for _ in range(5):  # more instructions and GIL hand-overs: Python's handler has run
+                        time.sleep(0.001)
+                except KeyboardInterrupt:
+                    raised_inside = True
+        assert not raised_inside
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, inherited)
 
 
 def test_an_ignored_ctrl_c_stays_ignored_while_workers_start() -> None:

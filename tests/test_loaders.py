@@ -218,3 +218,20 @@ def test_scanned_pdf_is_read_by_ocr(tmp_path: Path) -> None:
     (doc,) = load(tmp_path, "scan.pdf", formats.scanned_pdf_bytes())
     assert doc.kind == "pdf+ocr" and doc.pages[0].extraction == "ocr"
     assert formats.OCR_FACT.sentence in doc.pages[0].text
+
+
+@pytest.mark.skipif(not ocr.available(), reason="the ocr extra is not installed")
+def test_a_blank_page_is_not_sent_to_the_ocr_models() -> None:
+    """A filing's empty separator page has no text layer; it renders to one colour, so it
+    reads as "" without loading RapidOCR (about 600 MB)."""
+    import io
+
+    from pypdf import PdfWriter
+
+    w = PdfWriter()
+    w.add_blank_page(width=612, height=792)
+    buf = io.BytesIO()
+    w.write(buf)
+    ocr._engine.cache_clear()
+    assert ocr.page_text(buf.getvalue(), 1) == ""
+    assert ocr._engine.cache_info().currsize == 0

@@ -26,7 +26,7 @@ from ragcli.registry import load_registry
 
 from .conftest import SAMPLE, rag
 
-HEAVY = ("torch", "sentence_transformers", "transformers")
+HEAVY = ("torch", "sentence_transformers", "transformers", "ray")
 
 
 def _tokenizer_json() -> Path:
@@ -70,6 +70,16 @@ def test_onnx_embedder_pads_masks_truncates_and_pools(tmp_path: Path) -> None:
     assert np.allclose(emb.embed(["hello"])[0], vecs[0])
     assert emb.count_tokens(["hello world"]) == [2]  # no special tokens, no truncation
     assert emb.backend == "onnxruntime-fp32"
+
+
+def test_a_cuda_device_without_onnxruntime_gpu_says_what_to_install() -> None:
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("this onnxruntime has CUDA: the refusal is for builds without it")
+    emb = OnnxEmbedder(Path("model.onnx"), _tokenizer_json(), "mini", "mini:1", device="cuda")
+    with pytest.raises(ModelUnavailableError, match=r"pip install onnxruntime-gpu.*device = \"cpu\""):
+        emb.embed(["hello"])
 
 
 def test_mean_pool_ignores_masked_tokens() -> None:

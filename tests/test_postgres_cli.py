@@ -108,6 +108,24 @@ def _wait_until_batches(env: dict, n: int, proc: subprocess.Popen) -> None:
     raise AssertionError(f"the first ingest never committed {n} batches: {proc.communicate()}")
 
 
+def _read_until(proc: subprocess.Popen, needle: bytes, timeout: float) -> bytes:
+    """What ``proc`` writes on stderr up to and including ``needle`` (all of it, if ``needle``
+    does not come within ``timeout`` s or the process ends first). Reads the pipe unbuffered,
+    so ``communicate`` still gets the rest."""
+    import os
+    import select
+
+    got, fd, deadline = b"", proc.stderr.fileno(), time.monotonic() + timeout
+    while needle not in got and time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.5)
+        if ready:
+            data = os.read(fd, 4096)
+            if not data:
+                break
+            got += data
+    return got
+
+
 def test_two_machines_ingesting_at_once_take_turns(env: dict, docs: Path, tmp_path: Path) -> None:
     """Two processes (two machines, as far as the server can tell) write one index: the second
     waits on the advisory lock, or with --no-wait fails at once naming the first; both land."""
@@ -115,23 +133,32 @@ def test_two_machines_ingesting_at_once_take_turns(env: dict, docs: Path, tmp_pa
     other.mkdir()
     for i in range(6):
         (other / f"note{i}.md").write_text(f"# Note {i}\n\nA llama named Nube{i} guards the alpacas at night.\n")
-    slow = {**env, "RAG_EMBEDDER": "hash-slow"}  # 0.2 s a batch: the first run holds the lock a while
-    first = _ingest_proc(slow, docs, "--batch-size", "5", "--workers", "0")
+    # The first run stops after its first batch, holding the lock, until the test lets it go.
+    go = tmp_path / "go"
+    held = {**env, "RAGCLI_PAUSE_AT": "batch:db-committed@1", "RAGCLI_PAUSE_UNTIL": str(go)}
+    first = _ingest_proc(held, docs, "--batch-size", "5", "--workers", "0")
+    second = None
     try:
         _wait_until_batches(env, 1, first)
-        busy = rag("ingest", str(other), "--no-wait", env=slow)
+        busy = rag("ingest", str(other), "--no-wait", env=env)
         assert busy.returncode == 1 and "is writing to" in busy.stderr.decode() and "ragcli ingest pid" in \
             busy.stderr.decode(), busy.stderr
-        second = _ingest_proc(slow, other, "--batch-size", "5")
-        out2, err2 = second.communicate(timeout=300)
-        assert second.returncode == 0, err2
-        assert b"waiting for" in err2  # it waited for the first run's lock
+        second = _ingest_proc(env, other, "--batch-size", "5")
+        waiting = _read_until(second, b"waiting for", timeout=120)  # it waits for the first run's lock
+        assert b"waiting for" in waiting, waiting
+        assert second.poll() is None
+        go.touch()
         out1, err1 = first.communicate(timeout=300)
         assert first.returncode == 0, err1
+        out2, err2 = second.communicate(timeout=300)
+        assert second.returncode == 0, waiting + err2
     finally:
+        go.touch()
         first.kill()
+        if second is not None:
+            second.kill()
     assert len(json.loads(out1)["added"]) == 9 and len(json.loads(out2)["added"]) == 6
-    st = json.loads(rag("status", "--json", env=slow).stdout)
+    st = json.loads(rag("status", "--json", env=env).stdout)
     assert st["documents"] == 15 and sorted(st["roots"]) == sorted([str(docs), str(other)])
 
 

@@ -36,7 +36,8 @@ def test_ask_against_postgres_with_and_without_the_files(pg_index: str, tmp_path
     away = json.loads(r.stdout)
     assert [c["quote"] for c in away["citations"]] == [c["quote"] for c in here["citations"]]
     assert {c["verified"] for c in away["citations"]} == {"index"}
-    human = rag("ask", question, "--index", pg_index).stdout.decode()
-    assert "verified against the index's copy" in human
+    r = rag("ask", question, "--index", pg_index)
+    assert r.returncode == 0, (r.returncode, r.stderr.decode())
+    assert "verified against the index's copy" in r.stdout.decode(), (r.stdout.decode(), r.stderr.decode())
     r = rag("ask", "What is the capital of Mongolia?", "--json", "--index", pg_index)
     assert r.returncode == 4 and json.loads(r.stdout)["citations"] == []

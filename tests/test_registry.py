@@ -175,6 +175,8 @@ def test_later_files_win(tmp_path: Path) -> None:
         ('[embedder.bad]\nsource = "path"\npath = "x"\n', "needs dim"),
         ('[embedder.bad]\nsource = "path"\npath = "x"\ndim = 4\nn_ctx = 9\n', "unknown key 'n_ctx'"),
         ('[embedder.bad]\nsource = "builtin"\ndim = 4\n', "needs 'backend'"),
+        ('[embedder.bad]\nsource = "builtin"\nbackend = "hash"\ndim = 4\ndevice = "gpu"\n', "device must be"),
+        ('[llm.bad]\nsource = "path"\npath = "x"\ndevice = "cuda"\n', "unknown key 'device'"),
         ('[llm.bad]\nsource = "pypi"\nassemble = true\npackages = ["a"]\nfiles = ["b"]\n', "needs module"),
         ('[llm]\nbad = 3\n', "must be a table"),
         ('[models.x]\nsource = "path"\n', "unknown table [models]"),
@@ -192,6 +194,15 @@ def test_invalid_entries_are_refused_naming_file_and_entry(tmp_path: Path, body:
     assert str(extra) in msg
     if "[llm.bad]" in body or "[embedder.bad]" in body:
         assert '."bad"]' in msg
+
+
+def test_an_embedder_device_is_overridden_by_a_later_file(tmp_path: Path) -> None:
+    reg = load_registry([])
+    name = reg.default_embedder
+    assert reg.get(name, "embedder").device == "cpu"
+    extra = write(tmp_path / "gpu.toml", f'[embedder."{name}"]\ndevice = "cuda:1"\n')
+    spec = load_registry([extra]).get(name, "embedder")
+    assert spec.device == "cuda:1" and spec.backend == reg.get(name, "embedder").backend
 
 
 def test_missing_models_file_is_a_config_error(tmp_path: Path) -> None:

@@ -18,12 +18,18 @@ The points, in the order an ingest reaches them (see ``writer``)::
     merge:cleanup-done      the old segment files are removed
     rebuild:swapped         a finished rebuild became the current index (CURRENT replaced)
     run:finished            the run is marked finished; old files cleaned up
+
+``RAGCLI_PAUSE_AT=NAME@N`` with ``RAGCLI_PAUSE_UNTIL=FILE`` makes the process wait there
+until FILE exists instead: a test holds a writer at a known step (its lock held) while it
+starts a second command, with no sleep to guess how long an ingest takes.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import time
+from pathlib import Path
 
 POINTS = (
     "run:started",
@@ -38,17 +44,27 @@ POINTS = (
 )
 
 ENV = "RAGCLI_CRASH_AT"
+PAUSE_ENV, UNTIL_ENV = "RAGCLI_PAUSE_AT", "RAGCLI_PAUSE_UNTIL"
+PAUSE_LIMIT_S = 600.0  # a test that never releases the writer does not hang it for ever
 _seen: dict[str, int] = {}
 
 
 def point(name: str) -> None:
-    """Die here (SIGKILL) if ``RAGCLI_CRASH_AT`` names this point and occurrence."""
-    want = os.environ.get(ENV)
-    if not want:
-        return
-    target, _, nth = want.partition("@")
-    if target != name:
+    """Die here (SIGKILL) if ``RAGCLI_CRASH_AT`` names this point and occurrence; wait here
+    if ``RAGCLI_PAUSE_AT`` does, until the file ``RAGCLI_PAUSE_UNTIL`` exists."""
+    crash, pause = os.environ.get(ENV), os.environ.get(PAUSE_ENV)
+    if not crash and not pause:
         return
     _seen[name] = _seen.get(name, 0) + 1
-    if _seen[name] == int(nth or 1):
+    if crash and _names(crash, name):
         os.kill(os.getpid(), signal.SIGKILL)
+    if pause and _names(pause, name):
+        until, deadline = Path(os.environ.get(UNTIL_ENV, "")), time.monotonic() + PAUSE_LIMIT_S
+        while not until.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+
+def _names(want: str, name: str) -> bool:
+    """Whether ``NAME`` or ``NAME@N`` names this point at its current occurrence."""
+    target, _, nth = want.partition("@")
+    return target == name and _seen[name] == int(nth or 1)

@@ -109,14 +109,15 @@ def load(path: Path, data: bytes | None = None, max_size: int = DEFAULT_MAX_FILE
     return _document(path, data, *_stat(path, data))
 
 
-def load_all(path: Path, data: bytes | None = None,
-             max_size: int = DEFAULT_MAX_FILE_SIZE) -> tuple[list[Document], list[SourceError]]:
+def load_all(path: Path, data: bytes | None = None, max_size: int = DEFAULT_MAX_FILE_SIZE,
+             stat: tuple[int, float] | None = None) -> tuple[list[Document], list[SourceError]]:
     """The documents one file holds: itself, and for an .eml each readable attachment as
     ``/dir/mail.eml#name.pdf``. An attachment that fails is reported and the rest kept; the
-    file itself failing raises ``SourceError``."""
+    file itself failing raises ``SourceError``. ``stat``: the file's (size, mtime) when the
+    caller took them (a machine that only has ``data``), else they are read from ``path``."""
     if data is None:
         data = read_bytes(path, max_size)
-    size, mtime = _stat(path, data)
+    size, mtime = stat or _stat(path, data)
     docs = [_document(path, data, size, mtime)]
     errors: list[SourceError] = []
     if docs[0].kind == "eml":

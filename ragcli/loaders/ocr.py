@@ -11,6 +11,9 @@ Rendering is capped at 4000 pixels on the long side, so a huge page cannot blow 
 The same file, rapidocr-onnxruntime and pypdfium2 versions give the same text (tested);
 other versions may not, which is why the extra pins them.
 
+A page that renders to a single colour is blank: its text is "" without running the
+models (RapidOCR finds nothing there either).
+
 What it does not do: decide which pages need OCR (``pdf``).
 """
 
@@ -45,5 +48,7 @@ def page_text(data: bytes, number: int) -> str:
         image = page.render(scale=min(SCALE, MAX_SIDE_PX / max(page.get_size()))).to_numpy()
     finally:
         doc.close()
+    if image.min() == image.max():  # a blank page (a filing's separator): nothing to read, and
+        return ""  # no need to load the OCR models (about 600 MB) to find that out
     result, _ = _engine()(image)
     return "\n".join(line[1] for line in result or [])
