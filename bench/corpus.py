@@ -84,6 +84,10 @@ def main() -> None:
     if fetch["rc"] != 0:
         raise SystemExit(fetch["stderr"])
     report: dict = {"machine": machine(), "covid": [], "financebench": []}
+    path = write_report("corpus", report, args.out)  # rewritten after every row: a cut run keeps its rows
+
+    def save() -> None:
+        write_report("corpus", report, path)
     if not args.skip_covid:
         papers = args.data / "covidqa" / "docs"
         sizes = [int(c) for c in args.copies.split(",")]
@@ -99,11 +103,13 @@ def main() -> None:
                 rest = ingest(folder, loc, env)
                 report["covid"].append({"copies": n, "what": "killed half way", **cut,
                                         "documents_kept": kept.get("documents", 0)})
-                report["covid"].append({"copies": n, "what": "run again (resumes)", **rest})
+                report["covid"].append({"copies": n, "what": "run again (resumes)", **rest,
+                                        "load_after": os.getloadavg()[0]})
             else:
                 row = ingest(folder, loc, env)
-                report["covid"].append({"copies": n, "what": "ingest", **row})
+                report["covid"].append({"copies": n, "what": "ingest", **row, "load_after": os.getloadavg()[0]})
                 per_chunk_s = row["wall_s"] / n
+            save()
             print(table(report["covid"][-1:], ["copies", "what", "wall_s", "chunks", "chunks_per_s",
                                                "peak_tree_mb", "resumed"]), file=sys.stderr, flush=True)
     pdfs = args.data / "financebench" / "pdfs"
@@ -118,7 +124,9 @@ def main() -> None:
         st = status(loc, e)
         row.update(documents=st.get("documents"), pages=st.get("pages"), embedder=st.get("embedder"),
                    embedder_backend=st.get("embedder_backend", "sentence-transformers"))
+        row["load_after"] = os.getloadavg()[0]
         report["financebench"].append(row)
+        save()
         print(table([row], ["ragcli", "wall_s", "chunks", "chunks_per_s", "peak_tree_mb", "pages", "failed"]),
               file=sys.stderr, flush=True)
     if len(report["financebench"]) == 2:
@@ -129,7 +137,7 @@ def main() -> None:
     print(table(report["financebench"], ["ragcli", "embedder_backend", "wall_s", "chunks", "chunks_per_s",
                                          "peak_tree_mb", "pages", "failed"],
                 {"wall_s": ".1f", "chunks_per_s": ".1f", "peak_tree_mb": ".0f"}))
-    path = write_report("corpus", report, args.out)
+    save()
     print(f"report: {path}", file=sys.stderr)
 
 
