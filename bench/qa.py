@@ -57,7 +57,6 @@ VARIANTS: dict[str, AnswerParams] = {
     "evidence3": AnswerParams(n_evidence=3),  # a shorter prompt: 3 sentences, not 5
     "evidence6": AnswerParams(n_evidence=6),  # one sentence more than the default
     "evidence8": AnswerParams(n_evidence=8),  # a longer prompt: 8 sentences
-    "unstemmed": AnswerParams(stemmed=False),  # the lexical term on exact words (the default until 2026-11-24)
     "cite1": AnswerParams(max_citations=1),  # one citation only: precision over recall
     "no_sentence_gate": AnswerParams(min_sentence_similarity=0.0),  # abstain on chunk similarity only
     "k20": AnswerParams(k=20),  # more candidate chunks: their sentences compete for the 5 slots

@@ -34,7 +34,6 @@ class AnswerParams:
     k: int = 10  # chunks retrieved; their sentences compete for the evidence slots
     n_evidence: int = 5  # sentences shown to the model (8 answered no better, 30% slower: bench/qa.py)
     lexical_weight: float = 0.5  # sentence score = cosine + this * lexical overlap (``evidence``)
-    stemmed: bool = True  # the overlap compares ``evidence.stem``-med words ("infections" meets "infection")
     max_citations: int = 3  # sentences it may pick
     min_similarity: float = 0.30  # best chunk's cosine below this: no evidence, model not asked
     # best offered sentence's cosine below this: no evidence, model not asked. Tuned on COVID-QA
@@ -201,8 +200,7 @@ def offer(question: str, question_vec, hits: Sequence[Hit], embedder: Embedder,
         best = max((h.similarity for h in hits), default=0.0)
         return [], f"no passage is close to the question (best similarity {best:.2f} < {params.min_similarity})"
     evidence = select_evidence(question, question_vec, hits, embedder, n=params.n_evidence,
-                               min_words=params.min_words, lexical_weight=params.lexical_weight,
-                               stemmed=params.stemmed)
+                               min_words=params.min_words, lexical_weight=params.lexical_weight)
     if not evidence:
         return [], "the retrieved passages hold no citable sentence"
     closest = max(ev.similarity for ev in evidence)

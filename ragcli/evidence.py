@@ -7,9 +7,10 @@ that repeats the question's rare terms ("HAdV-55", "CCL3L1") poorly; the lexical
 puts it back. On COVID-QA dev questions held out from the benchmark sample, the gold
 sentence is among the 5 offered for 68% of questions with this score over 10 chunks,
 against 58% with the cosine alone over 5 chunks (bench/qa.py measures it as
-``evidence_hit``). Words meet through a light suffix strip (``stem``: "infections" meets
-"infection", "studies" "study"): 3 more of the 200 tuning questions get their gold
-sentence offered (0.645 -> 0.660, bench/qa.py --retrieval-only --offset 0).
+``evidence_hit``). Tried on the 200 tuning questions and not kept: a light suffix strip
+in the lexical term (+3 there, -4 of the 150 held-out: bench/results/qa-evidence-stem-*.json),
+a sentence borrowing its neighbours' score (no setting better than +3, none consistent),
+a digit bonus for how-many/when questions (no change).
 
 This module neither retrieves (``retrieval``) nor prompts the model (``answer``).
 """
@@ -43,49 +44,24 @@ class Evidence:
     kind: str = "text"  # the source's Document.kind: how ``verify`` re-reads it
 
 
-def stem(word: str) -> str:
-    """``word`` without a plural, -ing or -ed ending: a light strip, not a linguist's stemmer.
-    Words of 4 letters or fewer and words with a digit or underscore ("2019s", "q4_k_m") stay.
-
-    >>> [stem(w) for w in ["infections", "studies", "cells", "infected", "spreading", "virus", "sars", "2019s"]]
-    ['infection', 'study', 'cell', 'infect', 'spread', 'virus', 'sars', '2019s']
-    """
-    if len(word) <= 4 or not word.isalpha():
-        return word
-    if word.endswith("ies") and len(word) > 5:
-        return word[:-3] + "y"
-    if word.endswith("ing") and len(word) > 6:
-        return word[:-3]
-    if word.endswith("ed") and len(word) > 5:
-        return word[:-2]
-    if word.endswith("s") and not word.endswith(("ss", "us", "is")):
-        return word[:-1]
-    return word
-
-
-def content_words(text: str, stemmed: bool = False) -> set[str]:
-    """Lower-cased word tokens minus stop words, each ``stem``-med when ``stemmed``.
+def content_words(text: str) -> set[str]:
+    """Lower-cased word tokens minus stop words.
 
     >>> sorted(content_words("What is the K in Q4_K_M?"))
     ['k', 'q4_k_m']
-    >>> sorted(content_words("Which cells were infected?", stemmed=True))
-    ['cell', 'infect']
     """
-    words = {w for w in _TOKEN.findall(text.lower()) if w not in STOPWORDS}
-    return {stem(w) for w in words} if stemmed else words
+    return {w for w in _TOKEN.findall(text.lower()) if w not in STOPWORDS}
 
 
-def lexical_scores(question: str, sentences: Sequence[str], stemmed: bool = True) -> list[float]:
-    """Per sentence, the IDF-weighted overlap with the question's content words (``stem``-med
-    unless ``stemmed`` is false), scaled so the best sentence scores 1 (all 0 when none shares a word).
+def lexical_scores(question: str, sentences: Sequence[str]) -> list[float]:
+    """Per sentence, the IDF-weighted overlap with the question's content words, scaled so
+    the best sentence scores 1 (all 0 when none shares a word).
 
     >>> lexical_scores("rare word count", ["a rare word", "a count", "nothing here"])
     [1.0, 0.5, 0.0]
-    >>> lexical_scores("infected cells", ["the cell was infected", "infections"])
-    [1.0, 0.0]
     """
-    q = content_words(question, stemmed)
-    words = [content_words(s, stemmed) & q for s in sentences]
+    q = content_words(question)
+    words = [content_words(s) & q for s in sentences]
     df = Counter(w for ws in words for w in ws)
     n = len(sentences)
     raw = [sum(math.log(1 + n / df[w]) for w in ws) for ws in words]
@@ -100,8 +76,7 @@ def is_heading(span: Span, hit: Hit) -> bool:
 
 
 def select_evidence(question: str, question_vec, hits: Sequence[Hit], embedder: Embedder, *,
-                    n: int = 5, min_words: int = 4, lexical_weight: float = 0.5,
-                    stemmed: bool = True) -> list[Evidence]:
+                    n: int = 5, min_words: int = 4, lexical_weight: float = 0.5) -> list[Evidence]:
     """The ``n`` sentences of ``hits`` that best match the question, best first.
 
     Sentences shorter than ``min_words`` words (table cells, captions) and headings are not
@@ -125,7 +100,7 @@ def select_evidence(question: str, question_vec, hits: Sequence[Hit], embedder: 
         return []
     # sorted by length, so short sentences share batches with little padding
     sims = embed_batched(embedder, texts, batch_size=64) @ np.asarray(question_vec, dtype=np.float32)  # (n_cands,)
-    scores = sims + lexical_weight * np.asarray(lexical_scores(question, texts, stemmed), dtype=np.float32)
+    scores = sims + lexical_weight * np.asarray(lexical_scores(question, texts), dtype=np.float32)
     order = np.argsort(-scores, kind="stable")[:n]
     return [
         Evidence(cands[i][0], cands[i][1].chunk.source, cands[i][1].chunk.sha256, cands[i][1].paged,

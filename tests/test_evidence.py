@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ragcli.embedders import HashEmbedder
-from ragcli.evidence import content_words, lexical_scores, select_evidence, stem
+from ragcli.evidence import content_words, lexical_scores, select_evidence
 from ragcli.types import Chunk, Hit, Span
 
 
@@ -39,18 +39,6 @@ def test_lexical_scores_weigh_rare_question_words_up() -> None:
     scores = lexical_scores(q, sents)
     assert scores[1] == 1.0 and scores[3] == 0.0
     assert scores[0] == scores[2] < scores[1]
-
-
-def test_stem_strips_plural_ing_and_ed_but_keeps_short_words_and_numbers() -> None:
-    assert [stem(w) for w in ("vaccines", "studies", "spreading", "reported", "sars", "virus", "ccl3l1", "cases")] \
-        == ["vaccine", "study", "spread", "report", "sars", "virus", "ccl3l1", "case"]
-
-
-def test_lexical_scores_meet_words_through_their_stems() -> None:
-    q = "How many cases were reported among vaccinated infants?"
-    sents = ["Each case report names the infant.", "Nothing relevant is said here at all."]
-    assert lexical_scores(q, sents) == [1.0, 0.0]
-    assert lexical_scores(q, sents, stemmed=False) == [0.0, 0.0]
 
 
 def test_lexical_scores_without_overlap_are_zero() -> None:
