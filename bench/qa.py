@@ -55,6 +55,7 @@ VARIANTS: dict[str, AnswerParams] = {
     "default": AnswerParams(),
     "cosine_k5": AnswerParams(k=5, lexical_weight=0.0),  # the earlier default: cosine only, 5 chunks
     "evidence3": AnswerParams(n_evidence=3),  # a shorter prompt: 3 sentences, not 5
+    "evidence6": AnswerParams(n_evidence=6),  # one sentence more than the default
     "evidence8": AnswerParams(n_evidence=8),  # a longer prompt: 8 sentences
     "cite1": AnswerParams(max_citations=1),  # one citation only: precision over recall
     "no_sentence_gate": AnswerParams(min_sentence_similarity=0.0),  # abstain on chunk similarity only

@@ -7,7 +7,10 @@ that repeats the question's rare terms ("HAdV-55", "CCL3L1") poorly; the lexical
 puts it back. On COVID-QA dev questions held out from the benchmark sample, the gold
 sentence is among the 5 offered for 68% of questions with this score over 10 chunks,
 against 58% with the cosine alone over 5 chunks (bench/qa.py measures it as
-``evidence_hit``).
+``evidence_hit``). Tried on the 200 tuning questions and not kept: a light suffix strip
+in the lexical term (+3 there, -4 of the 150 held-out: bench/results/qa-evidence-stem-*.json),
+a sentence borrowing its neighbours' score (no setting better than +3, none consistent),
+a digit bonus for how-many/when questions (no change).
 
 This module neither retrieves (``retrieval``) nor prompts the model (``answer``).
 """
