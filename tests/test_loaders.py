@@ -235,3 +235,28 @@ def test_a_blank_page_is_not_sent_to_the_ocr_models() -> None:
     ocr._engine.cache_clear()
     assert ocr.page_text(buf.getvalue(), 1) == ""
     assert ocr._engine.cache_info().currsize == 0
+
+
+@pytest.mark.skipif(not ocr.available(), reason="the ocr extra is not installed")
+def test_a_page_with_no_readable_ink_is_not_sent_to_the_ocr_models() -> None:
+    """Most FinanceBench pages without a text layer are separators with a faint grey rule:
+    not one colour, but nothing to read. A faint rule and a speck read as "" without RapidOCR;
+    a page holding a single printed character is still read."""
+    import io
+
+    import numpy as np
+    import pypdfium2
+    from PIL import Image
+
+    page = np.full((1754, 1240), 255, dtype=np.uint8)
+    page[800:804, 100:1140] = 230  # a faint rule
+    page[400:403, 600:603] = 0  # a speck of 9 pixels
+    buf = io.BytesIO()
+    Image.fromarray(page).save(buf, format="PDF", resolution=150)  # A4, as a scan
+    ocr._engine.cache_clear()
+    assert ocr.page_text(buf.getvalue(), 1) == ""
+    assert ocr._engine.cache_info().currsize == 0
+
+    one_char = pypdfium2.PdfDocument(formats.scanned_pdf_bytes(["1"]))[0]
+    image = one_char.render(scale=min(ocr.SCALE, ocr.MAX_SIDE_PX / max(one_char.get_size()))).to_numpy()
+    assert ocr.ink_pixels(image) >= ocr.MIN_INK_PX
