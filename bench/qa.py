@@ -59,6 +59,10 @@ VARIANTS: dict[str, AnswerParams] = {
     "evidence8": AnswerParams(n_evidence=8),  # a longer prompt: 8 sentences
     "cite1": AnswerParams(max_citations=1),  # one citation only: precision over recall
     "no_sentence_gate": AnswerParams(min_sentence_similarity=0.0),  # abstain on chunk similarity only
+    "chunk_gate20": AnswerParams(min_similarity=0.20),  # the sentence gate decides; chunk gate 0.30 -> 0.20
+    "chunk_gate0": AnswerParams(min_similarity=0.0),  # no chunk gate: the sentence gate alone
+    "chunk_gate20_sent45": AnswerParams(min_similarity=0.20, min_sentence_similarity=0.45),
+    "chunk_gate20_sent55": AnswerParams(min_similarity=0.20, min_sentence_similarity=0.55),
     "k20": AnswerParams(k=20),  # more candidate chunks: their sentences compete for the 5 slots
     "k30": AnswerParams(k=30),
     "lex1": AnswerParams(lexical_weight=1.0),  # word overlap counts as much as the cosine
