@@ -73,7 +73,7 @@ def page_text(data: bytes, number: int) -> str:
         image = page.render(scale=min(SCALE, MAX_SIDE_PX / max(page.get_size()))).to_numpy()
     finally:
         doc.close()
-    if image.min() == image.max() or ink_pixels(image) < MIN_INK_PX:  # a blank page: nothing to
+    if ink_pixels(image) < MIN_INK_PX:  # a blank page (one colour has none): nothing to
         return ""  # read, and no need to load the OCR models (about 600 MB) to find that out
     result, _ = _engine()(image)
     return "\n".join(line[1] for line in result or [])
