@@ -53,7 +53,7 @@ def copies(papers: Path, n: int, work: Path) -> Path:
 
 def ingest(folder: Path, location: Path, env: dict, **kw) -> dict:
     r = run_tree([*rag_cmd(), "ingest", str(folder), "--index", str(location), "--json"], env, **kw)
-    out = {k: r[k] for k in ("wall_s", "rc", "peak_tree_mb")}
+    out = {k: r[k] for k in ("wall_s", "rc", "peak_tree_mb")} | {"load_after": os.getloadavg()[0]}
     if r["rc"] in (0, 3):
         rep = json.loads(r["stdout"])
         out.update(chunks=rep["chunks"], added=len(rep["added"]), resumed=len(rep.get("resumed", [])),
@@ -103,11 +103,10 @@ def main() -> None:
                 rest = ingest(folder, loc, env)
                 report["covid"].append({"copies": n, "what": "killed half way", **cut,
                                         "documents_kept": kept.get("documents", 0)})
-                report["covid"].append({"copies": n, "what": "run again (resumes)", **rest,
-                                        "load_after": os.getloadavg()[0]})
+                report["covid"].append({"copies": n, "what": "run again (resumes)", **rest})
             else:
                 row = ingest(folder, loc, env)
-                report["covid"].append({"copies": n, "what": "ingest", **row, "load_after": os.getloadavg()[0]})
+                report["covid"].append({"copies": n, "what": "ingest", **row})
                 per_chunk_s = row["wall_s"] / n
             save()
             print(table(report["covid"][-1:], ["copies", "what", "wall_s", "chunks", "chunks_per_s",
@@ -124,7 +123,6 @@ def main() -> None:
         st = status(loc, e)
         row.update(documents=st.get("documents"), pages=st.get("pages"), embedder=st.get("embedder"),
                    embedder_backend=st.get("embedder_backend", "sentence-transformers"))
-        row["load_after"] = os.getloadavg()[0]
         report["financebench"].append(row)
         save()
         print(table([row], ["ragcli", "wall_s", "chunks", "chunks_per_s", "peak_tree_mb", "pages", "failed"]),
