@@ -239,9 +239,10 @@ def test_a_blank_page_is_not_sent_to_the_ocr_models() -> None:
 
 @pytest.mark.skipif(not ocr.available(), reason="the ocr extra is not installed")
 def test_a_page_with_no_readable_ink_is_not_sent_to_the_ocr_models() -> None:
-    """Most FinanceBench pages without a text layer are separators with a faint grey rule:
-    not one colour, but nothing to read. A faint rule and a speck read as "" without RapidOCR;
-    a page holding a single printed character is still read."""
+    """Every FinanceBench page without a text layer is a separator: a faint grey rule, or
+    one dark rule 2 pixels tall. Not one colour, but nothing to read: a faint rule, a speck,
+    and dark rules across or down the page read as "" without RapidOCR; a page holding a
+    single printed character is still read."""
     import io
 
     import numpy as np
@@ -257,6 +258,14 @@ def test_a_page_with_no_readable_ink_is_not_sent_to_the_ocr_models() -> None:
     assert ocr.page_text(buf.getvalue(), 1) == ""
     assert ocr._engine.cache_info().currsize == 0
 
+    for rules in ((slice(300, 302), slice(60, 1180)), (slice(100, 1650), slice(620, 623))):
+        page = np.full((1754, 1240), 255, dtype=np.uint8)
+        page[rules] = 0  # a dark rule across, then one down the page: 2,240 / 4,650 ink pixels
+        buf = io.BytesIO()
+        Image.fromarray(page).save(buf, format="PDF", resolution=150)
+        assert ocr.page_text(buf.getvalue(), 1) == ""
+    assert ocr._engine.cache_info().currsize == 0
+
     one_char = pypdfium2.PdfDocument(formats.scanned_pdf_bytes(["1"]))[0]
     image = one_char.render(scale=min(ocr.SCALE, ocr.MAX_SIDE_PX / max(one_char.get_size()))).to_numpy()
-    assert ocr.ink_pixels(image) >= ocr.MIN_INK_PX
+    assert ocr.may_hold_print(image)

@@ -11,13 +11,16 @@ Rendering is capped at 4000 pixels on the long side, so a huge page cannot blow 
 The same file, rapidocr-onnxruntime and pypdfium2 versions give the same text (tested);
 other versions may not, which is why the extra pins them.
 
-A page with almost no ink is blank: its text is "" without running the models. Ink is a
-pixel more than ``INK_LEVEL`` away, in any channel, from the page's background (its median
-colour); fewer than ``MIN_INK_PX`` such pixels cannot hold one printed character at 144 dpi
-(a character is 50+ pixels). Measured on the 39 FinanceBench filings: 9 of the 10 pages
-without a text layer are such pages (a separator with a faint grey rule: 0-1 ink pixels),
-RapidOCR finds nothing on them, and each cost its model load (the worker's peak goes from
-about 100 MB to 600-670 MB) and 2-6 s; the test scan has 27,597 ink pixels.
+A page whose ink cannot hold print is blank: its text is "" without running the models.
+Ink is a pixel more than ``INK_LEVEL`` away, in any channel, from the page's background (its
+median colour). Fewer than ``MIN_INK_PX`` such pixels cannot hold one printed character at
+144 dpi (a character is 50+ pixels); ink confined to fewer than ``MIN_GLYPH_PX`` rows, or to
+fewer than that many columns, is rules, not print (6-point type is 8+ pixels tall at 144
+dpi, whichever way the page is turned). Measured on the 39 FinanceBench filings: all 10
+pages without a text layer are such pages (8 with 0-1 ink pixels, 2 with one dark rule 2
+pixels tall: 1,152 and 2,303 ink pixels); RapidOCR finds nothing on any of them, and each
+cost its model load and run (the worker's peak went from about 100 MB to 580-610 MB) and
+1-6 s. The test scan has 27,597 ink pixels over far more rows and columns.
 
 What it does not do: decide which pages need OCR (``pdf``).
 """
@@ -31,6 +34,7 @@ MAX_SIDE_PX = 4000
 SCALE = 2  # 144 dpi
 INK_LEVEL = 64  # of 255: farther than this from the background colour is ink
 MIN_INK_PX = 25  # fewer ink pixels than this: a blank page
+MIN_GLYPH_PX = 8  # ink in fewer rows (or columns) than this: rules, not print
 
 
 def available() -> bool:
@@ -45,6 +49,14 @@ def _engine():
     return RapidOCR()
 
 
+def _ink(image):
+    import numpy as np
+
+    pixels = image.reshape(image.shape[0], image.shape[1], -1).astype(np.int16)
+    background = np.median(pixels.reshape(-1, pixels.shape[-1]), axis=0)
+    return np.abs(pixels - background).max(axis=2) > INK_LEVEL
+
+
 def ink_pixels(image) -> int:
     """How many pixels of a rendered page (H x W x channels, uint8) differ from its median
     colour by more than ``INK_LEVEL`` in some channel.
@@ -56,11 +68,23 @@ def ink_pixels(image) -> int:
     >>> ink_pixels(page)
     8
     """
-    import numpy as np
+    return int(_ink(image).sum())
 
-    flat = image.reshape(-1, image.shape[-1] if image.ndim == 3 else 1).astype(np.int16)
-    background = np.median(flat, axis=0)
-    return int((np.abs(flat - background).max(axis=1) > INK_LEVEL).sum())
+
+def may_hold_print(image) -> bool:
+    """Whether a rendered page has enough ink, spread over enough rows and columns, to hold
+    one printed character; ``False`` for a blank page, a speck or rules alone.
+
+    >>> import numpy as np
+    >>> page = np.full((400, 300, 3), 255, dtype=np.uint8)
+    >>> page[50:52, 10:290] = 0  # a dark rule: 560 ink pixels in 2 rows
+    >>> page[60:360, 150:152] = 0  # and a vertical one
+    >>> may_hold_print(page[:55]), may_hold_print(page[55:]), may_hold_print(page)
+    (False, False, True)
+    """
+    ink = _ink(image)
+    rows, columns = int(ink.any(axis=1).sum()), int(ink.any(axis=0).sum())
+    return int(ink.sum()) >= MIN_INK_PX and min(rows, columns) >= MIN_GLYPH_PX
 
 
 def page_text(data: bytes, number: int) -> str:
@@ -73,7 +97,7 @@ def page_text(data: bytes, number: int) -> str:
         image = page.render(scale=min(SCALE, MAX_SIDE_PX / max(page.get_size()))).to_numpy()
     finally:
         doc.close()
-    if ink_pixels(image) < MIN_INK_PX:  # a blank page (one colour has none): nothing to
-        return ""  # read, and no need to load the OCR models (about 600 MB) to find that out
+    if not may_hold_print(image):  # blank, or rules alone: nothing to read, and no need to
+        return ""  # load the OCR models (the worker grows by about 450 MB) to find that out
     result, _ = _engine()(image)
     return "\n".join(line[1] for line in result or [])
