@@ -432,10 +432,11 @@ def models_cmd(
             for r in rows:
                 print(json.dumps(r, ensure_ascii=False))
             return EXIT_OK
+        width = max([24, *(len(r["name"]) for r in rows)])  # a user's long model name keeps the columns
         for r in rows:
             flag = "*" if r["default"] else " "
             avail = "available" if r["available"] else "not installed"
-            print(f"{flag} {r['kind']:<8} {r['name']:<24} {avail:<14} {r['description']}")
+            print(f"{flag} {r['kind']:<8} {r['name']:<{width}} {avail:<14} {r['description']}")
         print("(* = default)")
         return EXIT_OK
 

@@ -241,7 +241,7 @@ def _module_assemble(spec: ModelSpec, tmp: Path) -> None:
 
 # --- ONNX exports of embedders -----------------------------------------------------------
 
-ONNX_BACKENDS = {"onnx": "fp32", "onnx-int8": "int8"}  # embedder backend -> exported variant
+ONNX_BACKENDS = {"onnx": "fp32", "onnx-int8": "int8", "onnx-int8-fused": "int8-fused"}  # backend -> exported variant
 
 
 @dataclass(frozen=True)
@@ -250,11 +250,11 @@ class OnnxFiles:
     #             its weights are in the file beside it, <name>.onnx.data
     tokenizer: Path  # the source folder's tokenizer.json, copied beside it
     weights_id: str  # ``embedders.weights_id`` of the source folder
-    variant: str  # "fp32" | "int8"
+    variant: str  # "fp32" | "int8" | "int8-fused"
 
 
 def onnx_files(spec: ModelSpec, cache_dir: Path) -> OnnxFiles:
-    """The ONNX export of an embedder whose backend is "onnx" or "onnx-int8", in
+    """The ONNX export of an embedder whose backend is "onnx", "onnx-int8" or "onnx-int8-fused", in
     ``cache_dir/models/<name>.onnx`` (+ ``.onnx.data``, its weights); exported first when missing
     or stale (this imports torch).
 
@@ -314,7 +314,10 @@ def _export(spec: ModelSpec, variant: str, target: Path, tok: Path, cache_dir: P
     try:
         tmp_dir.mkdir(parents=True)
         # the graph names its data file, so both are written under their final names, then moved
-        graph_tmp, data_tmp = export_onnx(src, tmp_dir / target.name, variant)
+        try:
+            graph_tmp, data_tmp = export_onnx(src, tmp_dir / target.name, variant)
+        except ValueError as exc:  # a model this variant's recipe does not fit
+            raise ModelUnavailableError(f"embedder {spec.name!r}: {exc}") from None
         tok_tmp = tmp_dir / tok.name
         shutil.copyfile(src / "tokenizer.json", tok_tmp)
         for p in (graph_tmp, data_tmp, tok_tmp):

@@ -1,4 +1,4 @@
-"""sentence-transformers folder -> ONNX file, fp32 or int8: done once, at set-up.
+"""sentence-transformers folder -> ONNX file, fp32, int8 or fused int8: done once, at set-up.
 
 ``export_onnx`` loads the folder's transformer with transformers (torch) and writes it with
 ``torch.onnx.export`` (the TorchScript exporter, ``dynamo=False``, opset 17, dynamic batch
@@ -8,6 +8,15 @@ graph: ONNX Runtime maps it instead of parsing it, which halves the time a new p
 to open the model (0.23 -> 0.13 s for int8 on 2 cores). The output is the transformer's ``last_hidden_state``;
 pooling and normalisation stay in ``embedders.OnnxEmbedder``, so the file works for any
 mean-pooled sentence-transformers model.
+
+``variant="int8-fused"`` exports the transformer with its plain ("eager") attention, whose
+graph ONNX Runtime's BERT optimiser recognises: it fuses each layer's attention into one
+``Attention`` op (and embeddings + LayerNorm, residual + LayerNorm, bias + GELU), and the
+quantizer then quantizes those attention ops' weights too (per channel). The default export
+uses PyTorch's SDPA attention, which the optimiser cannot fuse (tried: no gain). Measured on
+500 COVID-QA chunks, 2 cores, the same run, median of 4: 66.3 chunks/s against 49.6 for
+``int8``, at the same cosine to fp32 (mean 0.994). It is a BERT-only recipe: a folder whose
+model the optimiser does not fuse is refused with a message naming the ``onnx-int8`` backend.
 
 Why these settings (measured on all-MiniLM-L6-v2, 2 CPU cores): the fp32 export gives
 sentence-transformers' vectors (cosine >= 0.9999, ``tests/test_onnx_embedder.py``); the
@@ -29,7 +38,7 @@ from pathlib import Path
 
 __all__ = ["VARIANTS", "data_path", "export_onnx"]
 
-VARIANTS = ("fp32", "int8")
+VARIANTS = ("fp32", "int8", "int8-fused")
 OPSET = 17
 
 
@@ -41,8 +50,14 @@ def export_onnx(model_dir: Path, out: Path, variant: str = "fp32") -> tuple[Path
     out = Path(out)
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=".export-") as tmp:
         fp32 = Path(tmp) / "model-fp32.onnx"
-        _export_fp32(Path(model_dir), fp32)
-        if variant == "int8":
+        _export_fp32(Path(model_dir), fp32, eager=variant == "int8-fused")
+        if variant == "int8-fused":
+            fused = Path(tmp) / "model-fused.onnx"
+            _fuse(Path(model_dir), fp32, fused)
+            quantized = Path(tmp) / "model-int8.onnx"
+            _quantize_int8(fused, quantized, ops=["MatMul", "Attention"])
+            _save_external(quantized, out)
+        elif variant == "int8":
             quantized = Path(tmp) / "model-int8.onnx"
             _quantize_int8(fp32, quantized)
             _save_external(quantized, out)
@@ -64,7 +79,7 @@ def _save_external(src: Path, out: Path) -> None:
                     location=data_path(out).name, size_threshold=1024)
 
 
-def _export_fp32(model_dir: Path, out: Path) -> None:
+def _export_fp32(model_dir: Path, out: Path, eager: bool = False) -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a local folder; never ask a hub
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     import torch
@@ -84,7 +99,8 @@ def _export_fp32(model_dir: Path, out: Path) -> None:
             return self.model(input_ids=input_ids, attention_mask=attention_mask,
                               token_type_ids=token_type_ids).last_hidden_state
 
-    model = LastHiddenState(AutoModel.from_pretrained(str(_transformer_dir(model_dir))))
+    options = {"attn_implementation": "eager"} if eager else {}  # eager: a graph the optimiser fuses
+    model = LastHiddenState(AutoModel.from_pretrained(str(_transformer_dir(model_dir)), **options))
     model.eval()
     ids = torch.tensor([[101, 7592, 2088, 102], [101, 7592, 102, 0]], dtype=torch.int64)  # (2, 4)
     mask = (ids != 0).to(torch.int64)
@@ -111,14 +127,33 @@ def _transformer_dir(model_dir: Path) -> Path:
     return model_dir
 
 
-def _quantize_int8(fp32: Path, out: Path) -> None:
+def _fuse(model_dir: Path, fp32: Path, out: Path) -> None:
+    """ONNX Runtime's BERT optimiser over the eager export: fused attention and LayerNorms."""
+    import json
+
+    from onnxruntime.transformers import optimizer
+
+    config = json.loads((_transformer_dir(model_dir) / "config.json").read_text())
+    fused = optimizer.optimize_model(str(fp32), model_type="bert", opt_level=1,
+                                     num_heads=int(config.get("num_attention_heads", 0)),
+                                     hidden_size=int(config.get("hidden_size", 0)))
+    if not fused.get_fused_operator_statistics().get("Attention"):
+        raise ValueError(f"{model_dir}: ONNX Runtime's BERT optimiser finds no attention to fuse in this "
+                         "model; use backend = \"onnx-int8\" for it instead of \"onnx-int8-fused\"")
+    fused.save_model_to_file(str(out))
+
+
+def _quantize_int8(fp32: Path, out: Path, ops: list[str] | None = None) -> None:
+    import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     root = logging.getLogger()
     level = root.level
     root.setLevel(logging.ERROR)  # quantize_dynamic logs advice through the root logger
     try:
+        # fused ops are in Microsoft's domain, where shape inference finds no types: float
+        extra = {"DefaultTensorType": onnx.TensorProto.FLOAT} if ops else {}
         quantize_dynamic(str(fp32), str(out), per_channel=True, weight_type=QuantType.QInt8,
-                         op_types_to_quantize=["MatMul"])
+                         op_types_to_quantize=ops or ["MatMul"], extra_options=extra)
     finally:
         root.setLevel(level)

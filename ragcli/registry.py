@@ -25,7 +25,7 @@ BUILTIN_FILE = Path(__file__).with_name("models.toml")
 KINDS = ("llm", "embedder")
 SOURCES = ("path", "pypi", "hf", "builtin")  # builtin: a test double in code, picked by backend
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
-EMBEDDER_BACKENDS = ("", "sentence-transformers", "onnx", "onnx-int8", "hash")
+EMBEDDER_BACKENDS = ("", "sentence-transformers", "onnx", "onnx-int8", "onnx-int8-fused", "hash")
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ class ModelSpec:
     revision: str = "main"  # source = "hf"
     sha256: str = ""  # lowercase hex; "" = not checked. Embedders: of the ONNX export (onnx backends only)
     install: str = ""  # shown when unavailable, e.g. "pip install ..."
-    backend: str = ""  # embedder: "" = "sentence-transformers" | "onnx" (fp32) | "onnx-int8" | "hash" (test double)
+    backend: str = ""  # embedder: "" = "sentence-transformers" | "onnx" (fp32) | "onnx-int8" | "onnx-int8-fused" | "hash" (test double)
     delay: float = 0.0  # test doubles: seconds to sleep per call (to test timeouts and locking)
     n_ctx: int = 4096  # llm: context window in tokens
     chat_format: str = ""  # llm: "" = the GGUF's chat template; else a llama-cpp-python name
@@ -235,7 +235,7 @@ def _build_spec(kind: str, name: str, entry: dict[str, Any], file: Path) -> Mode
             raise ConfigError(f"{where}: backend {backend!r} needs a model: source = \"pypi\", \"path\" or \"hf\".")
         if sha and not backend.startswith("onnx"):
             raise ConfigError(f"{where}: sha256 is only supported for llm files and ONNX exports "
-                              "(backend = \"onnx\" or \"onnx-int8\").")
+                              "(backend = \"onnx\", \"onnx-int8\" or \"onnx-int8-fused\").")
         if entry.get("dim", 0) <= 0:
             raise ConfigError(f"{where}: needs dim = N, the embedding dimension (a positive integer).")
         if entry.get("max_tokens", 256) <= 0:

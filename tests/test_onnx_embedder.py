@@ -72,6 +72,26 @@ def test_onnx_embedder_pads_masks_truncates_and_pools(tmp_path: Path) -> None:
     assert emb.backend == "onnxruntime-fp32"
 
 
+def test_a_quantized_embedder_runs_one_text_at_a_time() -> None:
+    """int8 activations are quantized per batch tensor: batch mates would move a text's vector."""
+    session = FakeSession()
+    emb = OnnxEmbedder(Path("unused.onnx"), _tokenizer_json(), "x", "x:1:onnx-int8", dim=4, max_tokens=8,
+                       variant="int8-fused", batch_tokens=16, session=session)
+    emb.embed(["hello", "a b", "hello world"])
+    assert [b["input_ids"].shape[0] for b in session.batches] == [1, 1, 1]
+    assert emb.backend == "onnxruntime-int8-fused"
+
+
+@pytest.mark.slow
+def test_a_quantized_vector_does_not_depend_on_its_batch(passages) -> None:
+    """The real int8 models: a passage embedded among others, and alone, gives one vector."""
+    for name in ("all-minilm-l6-v2-int8", "all-minilm-l6-v2-int8-fused"):
+        emb = _embedder(name)
+        together = emb.embed(passages[:40])
+        for i in (0, 17, 39):
+            assert np.array_equal(emb.embed([passages[i]])[0], together[i]), (name, i)
+
+
 def test_a_cuda_device_without_onnxruntime_gpu_says_what_to_install() -> None:
     import onnxruntime as ort
 
@@ -101,9 +121,11 @@ def test_registry_rejects_bad_embedder_backends(tmp_path: Path, entry: str, mess
 
 def test_builtin_onnx_embedders_pin_their_exports() -> None:
     reg = load_registry([])
-    fp32, int8 = reg.get("all-minilm-l6-v2", "embedder"), reg.get("all-minilm-l6-v2-int8", "embedder")
-    assert (fp32.backend, int8.backend) == ("onnx", "onnx-int8")
-    assert len(fp32.sha256) == 64 and len(int8.sha256) == 64 and fp32.sha256 != int8.sha256
+    fp32, int8, fused = (reg.get(n, "embedder") for n in
+                         ("all-minilm-l6-v2", "all-minilm-l6-v2-int8", "all-minilm-l6-v2-int8-fused"))
+    assert (fp32.backend, int8.backend, fused.backend) == ("onnx", "onnx-int8", "onnx-int8-fused")
+    assert all(len(s.sha256) == 64 for s in (fp32, int8, fused))
+    assert len({fp32.sha256, int8.sha256, fused.sha256}) == 3
     assert reg.get("all-minilm-l6-v2-st", "embedder").backend == "sentence-transformers"
 
 
@@ -174,6 +196,7 @@ def test_an_export_without_the_pinned_sha256_is_refused(tmp_path: Path) -> None:
 def test_fp32_onnx_gives_sentence_transformers_vectors_and_int8_is_close(passages) -> None:
     assert len(passages) >= 300
     st, fp32, int8 = _embedder("all-minilm-l6-v2-st"), _embedder("all-minilm-l6-v2"), _embedder("all-minilm-l6-v2-int8")
+    fused = _embedder("all-minilm-l6-v2-int8-fused")
     ref = st.embed(passages)
     cos32 = np.sum(ref * fp32.embed(passages), axis=1)
     assert cos32.min() >= 0.9999, f"fp32 ONNX differs from sentence-transformers: min cosine {cos32.min():.6f}"
@@ -183,6 +206,11 @@ def test_fp32_onnx_gives_sentence_transformers_vectors_and_int8_is_close(passage
     assert int8.id != fp32.id and int8.id.startswith(fp32.id)
     assert (st.backend, fp32.backend, int8.backend) == (
         "sentence-transformers", "onnxruntime-fp32", "onnxruntime-int8")
+    # fused attention: quantized like int8, and as close; its own id (its vectors are not int8's)
+    cosf = np.sum(ref * fused.embed(passages), axis=1)
+    assert cosf.mean() >= 0.99 and cosf.min() >= 0.95, (cosf.mean(), cosf.min())
+    assert len({fp32.id, int8.id, fused.id}) == 3 and fused.id.startswith(fp32.id)
+    assert fused.backend == "onnxruntime-int8-fused"
 
 
 def _imported_heavy(proc) -> list[str]:
