@@ -172,7 +172,7 @@ def _tree_rss_kb(root: int) -> int:
 
 
 def run_tree(cmd: list[str], env: dict, timeout: float = 7200, kill_after: float | None = None,
-             every: float = 0.25) -> dict:
+             every: float = 0.25, cwd: Path | None = None) -> dict:
     """Run ``cmd`` (a whole process tree: ``rag ingest`` and its parse workers), sampling the
     tree's resident memory every ``every`` s. ``kill_after``: SIGKILL it after that many
     seconds (an interrupted ingest). Returns wall_s, rc, peak_tree_mb, stdout, stderr."""
@@ -181,7 +181,7 @@ def run_tree(cmd: list[str], env: dict, timeout: float = 7200, kill_after: float
 
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         t0 = time.perf_counter()
-        p = subprocess.Popen(cmd, env=env, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
+        p = subprocess.Popen(cmd, env=env, stdout=out, stderr=err, stdin=subprocess.DEVNULL, cwd=cwd)
         peak = 0
         while p.poll() is None:
             peak = max(peak, _tree_rss_kb(p.pid))

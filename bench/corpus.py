@@ -33,6 +33,8 @@ def rag_cmd(src: Path | None = None) -> list[str]:
 
 
 def env_for(src: Path | None) -> dict:
+    """The environment that runs the ragcli checked out at ``src``; run it with ``cwd=src``
+    (``python -m`` puts the current directory first on sys.path, before PYTHONPATH)."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     env["PYTHONPATH"] = str((src or ROOT).resolve())
     return env
@@ -52,7 +54,8 @@ def copies(papers: Path, n: int, work: Path) -> Path:
 
 
 def ingest(folder: Path, location: Path, env: dict, **kw) -> dict:
-    r = run_tree([*rag_cmd(), "ingest", str(folder), "--index", str(location), "--json"], env, **kw)
+    r = run_tree([*rag_cmd(), "ingest", str(folder), "--index", str(location), "--json"], env,
+                 cwd=Path(env["PYTHONPATH"]), **kw)
     out = {k: r[k] for k in ("wall_s", "rc", "peak_tree_mb")} | {"load_after": os.getloadavg()[0]}
     if r["rc"] in (0, 3):
         rep = json.loads(r["stdout"])
@@ -65,7 +68,7 @@ def ingest(folder: Path, location: Path, env: dict, **kw) -> dict:
 
 
 def status(location: Path, env: dict) -> dict:
-    r = run_tree([*rag_cmd(), "status", "--json", "--index", str(location)], env)
+    r = run_tree([*rag_cmd(), "status", "--json", "--index", str(location)], env, cwd=Path(env["PYTHONPATH"]))
     return json.loads(r["stdout"]) if r["rc"] == 0 else {}
 
 
@@ -75,6 +78,7 @@ def main() -> None:
     ap.add_argument("--copies", default="1,4,16")
     ap.add_argument("--baseline-src", type=Path, default=None, help="an earlier ragcli checkout to compare with")
     ap.add_argument("--skip-covid", action="store_true")
+    ap.add_argument("--skip-new", action="store_true", help="FinanceBench: only the --baseline-src ragcli")
     ap.add_argument("--work", type=Path, default=CACHE / "corpus")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
@@ -112,13 +116,14 @@ def main() -> None:
             print(table(report["covid"][-1:], ["copies", "what", "wall_s", "chunks", "chunks_per_s",
                                                "peak_tree_mb", "resumed"]), file=sys.stderr, flush=True)
     pdfs = args.data / "financebench" / "pdfs"
-    runs = [("this ragcli", None)] + ([("baseline", args.baseline_src)] if args.baseline_src else [])
+    runs = ([] if args.skip_new else [("this ragcli", None)]) + \
+        ([("baseline", args.baseline_src.resolve())] if args.baseline_src else [])
     for name, src in runs:
         loc = args.work / f"idx-financebench-{name.replace(' ', '-')}"
         shutil.rmtree(loc, ignore_errors=True)
         e = env_for(src)
         if src is not None:
-            run_tree([*rag_cmd(), "models", "--fetch"], e)
+            run_tree([*rag_cmd(), "models", "--fetch"], e, cwd=src)
         row = {"ragcli": name, "src": str(src or ROOT), **ingest(pdfs, loc, e)}
         st = status(loc, e)
         row.update(documents=st.get("documents"), pages=st.get("pages"), embedder=st.get("embedder"),

@@ -107,10 +107,11 @@ class OnnxEmbedder:
     Quantized variants run one text at a time. Their activations are quantized with one scale
     per batch tensor, padding included, so a text's vector would depend on what it was batched
     with: measured on 500 COVID-QA chunks, the same texts in batches of 2,048 wordpieces and
-    alone differ at cosine 0.995 on average, 0.984 at worst. Alone, a chunk's vector is the
-    same at every ingest and is computed the way its query's is. It costs nothing on 2 cores
-    (int8-fused, the same run, median of 4: 69.3 chunks/s alone against 68.8 in batches; 60
-    sentences 0.19 s against 0.27 s).
+    alone differ at cosine 0.986 at worst. Alone, a chunk's vector is the same at every ingest,
+    is computed the way its query's is, and is a little closer to fp32 (``bench/int8_batches.py``,
+    bench/results/int8-batches-20261124.json: mean cosine 0.99481 against 0.99447). On 2 cores
+    it costs the default int8-fused model nothing (69.6 chunks/s alone, 67.8 batched; sentences
+    296/s and 273/s); the plain int8 model loses 8% on chunks (47.9 against 52.3/s).
     """
 
     def __init__(self, onnx_path: Path, tokenizer_path: Path, name: str, id: str, dim: int = 384,

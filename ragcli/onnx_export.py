@@ -14,8 +14,8 @@ graph ONNX Runtime's BERT optimiser recognises: it fuses each layer's attention 
 ``Attention`` op (and embeddings + LayerNorm, residual + LayerNorm, bias + GELU), and the
 quantizer then quantizes those attention ops' weights too (per channel). The default export
 uses PyTorch's SDPA attention, which the optimiser cannot fuse (tried: no gain). Measured on
-500 COVID-QA chunks, 2 cores, the same run, median of 4: 66.3 chunks/s against 49.6 for
-``int8``, at the same cosine to fp32 (mean 0.994). It is a BERT-only recipe: a folder whose
+500 COVID-QA chunks, 2 cores, the same run, median of 4 (``bench/int8_batches.py``): 69.6
+chunks/s against 47.9 for ``int8``, at the same cosine to fp32 (mean 0.9948). It is a BERT-only recipe: a folder whose
 model the optimiser does not fuse is refused with a message naming the ``onnx-int8`` backend.
 
 Why these settings (measured on all-MiniLM-L6-v2, 2 CPU cores): the fp32 export gives
