@@ -50,25 +50,13 @@ def _engine():
 
 
 def _ink(image):
+    """A rendered page's ink mask (H x W): pixels more than ``INK_LEVEL`` from its median colour
+    in some channel."""
     import numpy as np
 
     pixels = image.reshape(image.shape[0], image.shape[1], -1).astype(np.int16)
     background = np.median(pixels.reshape(-1, pixels.shape[-1]), axis=0)
     return np.abs(pixels - background).max(axis=2) > INK_LEVEL
-
-
-def ink_pixels(image) -> int:
-    """How many pixels of a rendered page (H x W x channels, uint8) differ from its median
-    colour by more than ``INK_LEVEL`` in some channel.
-
-    >>> import numpy as np
-    >>> page = np.full((40, 30, 3), 255, dtype=np.uint8)
-    >>> page[5, :] = 230  # a faint grey rule
-    >>> page[10:14, 10:12] = 0  # 8 dark pixels
-    >>> ink_pixels(page)
-    8
-    """
-    return int(_ink(image).sum())
 
 
 def may_hold_print(image) -> bool:
