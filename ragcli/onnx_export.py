@@ -50,19 +50,18 @@ def export_onnx(model_dir: Path, out: Path, variant: str = "fp32") -> tuple[Path
     out = Path(out)
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=".export-") as tmp:
         fp32 = Path(tmp) / "model-fp32.onnx"
-        _export_fp32(Path(model_dir), fp32, eager=variant == "int8-fused")
-        if variant == "int8-fused":
-            fused = Path(tmp) / "model-fused.onnx"
-            _fuse(Path(model_dir), fp32, fused)
-            quantized = Path(tmp) / "model-int8.onnx"
-            _quantize_int8(fused, quantized, ops=["MatMul", "Attention"])
-            _save_external(quantized, out)
-        elif variant == "int8":
-            quantized = Path(tmp) / "model-int8.onnx"
-            _quantize_int8(fp32, quantized)
-            _save_external(quantized, out)
-        else:
+        fused = variant == "int8-fused"
+        _export_fp32(Path(model_dir), fp32, eager=fused)
+        if variant == "fp32":
             _save_external(fp32, out)
+        else:
+            graph = fp32
+            if fused:
+                graph = Path(tmp) / "model-fused.onnx"
+                _fuse(Path(model_dir), fp32, graph)
+            quantized = Path(tmp) / "model-int8.onnx"
+            _quantize_int8(graph, quantized, ops=["MatMul", "Attention"] if fused else None)
+            _save_external(quantized, out)
     return out, data_path(out)
 
 
