@@ -234,8 +234,9 @@ def _build_spec(kind: str, name: str, entry: dict[str, Any], file: Path) -> Mode
         if backend.startswith("onnx") and source == "builtin":
             raise ConfigError(f"{where}: backend {backend!r} needs a model: source = \"pypi\", \"path\" or \"hf\".")
         if sha and not backend.startswith("onnx"):
+            onnx = ", ".join(f'"{b}"' for b in EMBEDDER_BACKENDS if b.startswith("onnx"))
             raise ConfigError(f"{where}: sha256 is only supported for llm files and ONNX exports "
-                              "(backend = \"onnx\", \"onnx-int8\" or \"onnx-int8-fused\").")
+                              f"(backend = {onnx}).")
         if entry.get("dim", 0) <= 0:
             raise ConfigError(f"{where}: needs dim = N, the embedding dimension (a positive integer).")
         if entry.get("max_tokens", 256) <= 0:
