@@ -25,7 +25,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import queue
 import re
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -127,7 +129,12 @@ class OnnxEmbedder:
         self.batch_tokens = batch_tokens if variant == "fp32" else 0  # 0: one text per run (above)
         self.n_threads = n_threads
         self.device = device
-        self._session = session
+        self._sessions: list = [session] if session is not None else []
+        self._fixed = session is not None  # a session passed in is the only one
+        self._free: queue.SimpleQueue = queue.SimpleQueue()  # sessions not running a batch now
+        if session is not None:
+            self._free.put(session)
+        self._grow = threading.Lock()
         self._input_names: list[str] = []
         self._tokenizer = None
         self._counter = None
@@ -135,7 +142,11 @@ class OnnxEmbedder:
 
     def __getstate__(self) -> dict:
         """Pickled for ingest's parse workers, which only count tokens: no session, no tokenizers."""
-        return {**self.__dict__, "_session": None, "_input_names": [], "_tokenizer": None, "_counter": None}
+        return {**self.__dict__, "_sessions": [], "_fixed": False, "_free": None, "_grow": None,
+                "_input_names": [], "_tokenizer": None, "_counter": None}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state, _free=queue.SimpleQueue(), _grow=threading.Lock())
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         if not texts:
@@ -145,24 +156,51 @@ class OnnxEmbedder:
         encs = self._counter.encode_batch(list(texts), add_special_tokens=False)
         return [len(e.ids) for e in encs]
 
-    def session(self):
-        if self._session is None:
-            t0 = time.perf_counter()
-            import onnxruntime as ort
+    def lanes(self) -> int:
+        """How many batches run at once: one single-threaded session per thread on the CPU.
 
-            opts = ort.SessionOptions()
-            # Both cores on one batch (intra-op); inter-op parallelism buys nothing for a BERT.
-            opts.intra_op_num_threads = self.n_threads or os.cpu_count() or 1
-            opts.inter_op_num_threads = 1
-            opts.log_severity_level = 3  # errors only: no warnings on the user's stderr
-            # No memory pattern: it plans buffers per input shape and keeps them, and every batch
-            # has its own width; without it an ingest peaks about 90 MB lower at the same speed.
-            opts.enable_mem_pattern = False
-            self._session = ort.InferenceSession(str(self.onnx_path), opts, providers=self._providers(ort))
-            self.load_s = time.perf_counter() - t0
+        One text per run is too little work to share between threads: on 2 cores, one
+        session with 2 intra-op threads embedded 33 chunks/s while a pypdf parser held a
+        core, two single-threaded sessions side by side 53/s; 77 and 81/s on idle cores
+        (``bench/embed_lanes.py``, bench/results/embed-lanes-20261124-130806.json). Same
+        vectors either way. A GPU, or a session passed in, is one lane.
+        """
+        if self._fixed or self.device != "cpu":
+            return 1
+        return max(1, self.n_threads or os.cpu_count() or 1)
+
+    def _take(self):
+        """A session to run one batch on; give it back with ``_free.put``. A new one is loaded
+        while fewer than ``lanes()`` exist and all are busy."""
+        try:
+            sess = self._free.get_nowait()
+        except queue.Empty:
+            with self._grow:
+                if len(self._sessions) < self.lanes():
+                    t0 = time.perf_counter()
+                    sess = self._load()
+                    self._sessions.append(sess)
+                    self.load_s += time.perf_counter() - t0
+                else:
+                    sess = None
+            if sess is None:
+                sess = self._free.get()
         if not self._input_names:
-            self._input_names = [i.name for i in self._session.get_inputs()]
-        return self._session
+            self._input_names = [i.name for i in sess.get_inputs()]
+        return sess
+
+    def _load(self):
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        # On the CPU each session runs single-threaded, and lanes() run side by side (above).
+        opts.intra_op_num_threads = 1 if self.device == "cpu" else (self.n_threads or os.cpu_count() or 1)
+        opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3  # errors only: no warnings on the user's stderr
+        # No memory pattern: it plans buffers per input shape and keeps them, and every batch
+        # has its own width; without it an ingest peaks about 90 MB lower at the same speed.
+        opts.enable_mem_pattern = False
+        return ort.InferenceSession(str(self.onnx_path), opts, providers=self._providers(ort))
 
     def _providers(self, ort) -> list:
         """ONNX Runtime's execution providers for ``device``: the CPU, or one CUDA GPU."""
@@ -182,26 +220,43 @@ class OnnxEmbedder:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         if not len(texts):
             return out
-        session = self.session()
         if self._tokenizer is None:
             self._tokenizer = load_tokenizer(self.tokenizer_path, self.max_tokens)
         encs = self._tokenizer.encode_batch(list(texts))
-        lo = 0
+        spans, lo = [], 0
         while lo < len(encs):
             # grow the batch while padding it to its longest text stays within the token budget
             hi, width = lo + 1, len(encs[lo].ids)
             while hi < len(encs) and max(width, len(encs[hi].ids)) * (hi + 1 - lo) <= self.batch_tokens:
                 width = max(width, len(encs[hi].ids))
                 hi += 1
+            spans.append((lo, hi, width))
+            lo = hi
+
+        def run(span: tuple[int, int, int]) -> None:
+            lo, hi, width = span
             ids = np.zeros((hi - lo, width), dtype=np.int64)  # (batch, seq), 0 = [PAD]
             mask = np.zeros_like(ids)
             for i, e in enumerate(encs[lo:hi]):
                 ids[i, : len(e.ids)] = e.ids
                 mask[i, : len(e.ids)] = 1
             feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
-            hidden = session.run(None, {k: feed[k] for k in self._input_names})[0]  # (batch, seq, dim)
+            session = self._take()
+            try:
+                hidden = session.run(None, {k: feed[k] for k in self._input_names})[0]  # (batch, seq, dim)
+            finally:
+                self._free.put(session)
             out[lo:hi] = mean_pool(hidden, mask)
-            lo = hi
+
+        lanes = min(self.lanes(), len(spans))
+        if lanes == 1:
+            for span in spans:
+                run(span)
+        else:  # ONNX Runtime lets go of the GIL while a session runs
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(lanes) as pool:
+                list(pool.map(run, spans))
         return out
 
 

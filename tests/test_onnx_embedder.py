@@ -82,6 +82,34 @@ def test_a_quantized_embedder_runs_one_text_at_a_time() -> None:
     assert emb.backend == "onnxruntime-int8-fused"
 
 
+def test_cpu_lanes_run_single_threaded_sessions_side_by_side() -> None:
+    """Two lanes: two sessions loaded, and two runs in flight at once (a barrier both must
+    reach; run one after the other, the first would wait out the timeout and fail)."""
+    import threading
+
+    barrier = threading.Barrier(2, timeout=30)
+    made: list[FakeSession] = []
+
+    class MeetingSession(FakeSession):
+        def run(self, outputs, feed):
+            if len(self.batches) == 0:
+                barrier.wait()  # each session's first run meets the other's
+            return super().run(outputs, feed)
+
+    emb = OnnxEmbedder(Path("unused.onnx"), _tokenizer_json(), "x", "x:1:onnx-int8", dim=4, max_tokens=8,
+                       variant="int8-fused", n_threads=2)
+    emb._load = lambda: made.append(MeetingSession()) or made[-1]
+    texts = ["hello", "a b", "hello world", "b", "a", "world hello a"]
+    vecs = emb.embed(texts)
+    assert emb.lanes() == 2 and len(made) == 2
+    assert sum(len(s.batches) for s in made) == len(texts)  # still one text per run
+    alone = OnnxEmbedder(Path("unused.onnx"), _tokenizer_json(), "x", "x:1:onnx-int8", dim=4, max_tokens=8,
+                         variant="int8-fused", session=FakeSession())
+    assert alone.lanes() == 1
+    assert np.array_equal(alone.embed(texts), vecs)  # rows land where their texts were
+    assert emb.embed(["hello"]).shape == (1, 4) and len(made) == 2  # sessions are kept, not reloaded
+
+
 @pytest.mark.slow
 def test_a_quantized_vector_does_not_depend_on_its_batch(passages) -> None:
     """The real int8 models: a passage embedded among others, and alone, gives one vector."""
