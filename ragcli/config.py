@@ -45,7 +45,7 @@ class Settings:
     embedder: str | None = None  # embedder name for a new index; None = the registry's default
     k: int = 5  # passages `rag search` shows (ask: AnswerParams.k)
     mode: str = "hybrid"  # retrieval: "dense" | "lexical" | "hybrid"
-    n_threads: int | None = None  # llama.cpp / torch threads; None = all cores
+    n_threads: int | None = None  # llama.cpp / torch threads, ONNX embedder lanes; None = all cores
     debug: bool = False  # show tracebacks
     index_url: str | None = None  # a PostgreSQL index (postgresql://...) instead of ``index_dir``
 
