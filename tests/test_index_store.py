@@ -237,3 +237,48 @@ def test_a_format_1_index_is_upgraded_in_place_without_re_embedding(tmp_path: Pa
     with store.reader() as r:
         assert r.counts() == {"documents": 3, "chunks": 12, "spans": 12, "pages": 3}
         assert r.dense(vecs[5], 1)[0] == (ids[5], pytest.approx(1.0))
+
+
+class _InterruptAt:
+    """A writer's connection that raises KeyboardInterrupt right after ``sql`` has run: a Ctrl-C
+    whose handler runs at the first bytecode after the statement returned."""
+
+    def __init__(self, con: sqlite3.Connection, sql: str) -> None:
+        self._con, self._sql = con, sql
+
+    def execute(self, sql, *args):
+        cur = self._con.execute(sql, *args)
+        if sql.startswith(self._sql):
+            raise KeyboardInterrupt
+        return cur
+
+    def __getattr__(self, name):
+        return getattr(self._con, name)
+
+
+@pytest.mark.parametrize("at", ["COMMIT", "INSERT INTO segments"])
+def test_a_ctrl_c_right_after_a_statement_keeps_the_batch_whole_or_absent(tmp_path: Path, at: str) -> None:
+    """After COMMIT the batch is the database's, files included (a Ctrl-C there once left a
+    committed segment without its files); before it, the batch and its files are gone."""
+    store = SqliteStore(tmp_path / "idx")
+    rng = np.random.default_rng(7)
+    first, second = docs(rng, 0, 3), docs(rng, 10, 2, tag="late")
+    write(store, first)
+    with index.writer_lock(store.location):
+        w = store.writer()
+        try:
+            w.begin_run(["/c"], False)
+            w.con = _InterruptAt(w.con, at)
+            with pytest.raises(KeyboardInterrupt):
+                w.commit_batch([], second)
+            w.con = w.con._con
+        finally:
+            w.close()
+    with store.reader() as r:  # opens every segment the database names
+        expect = first + second if at == "COMMIT" else first
+        assert r.counts()["documents"] == len(expect)
+        for nd in expect:
+            assert r.dense(nd.vectors[0], 1)[0][1] == pytest.approx(1.0)
+    named = {row[0] for row in sqlite3.connect(store.location / "index.sqlite").execute("SELECT name FROM segments")}
+    on_disk = {f.name.split(".")[0] for f in (store.location / "segments").iterdir()}
+    assert on_disk == named

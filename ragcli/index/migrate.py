@@ -70,9 +70,10 @@ def upgrade_from_1(index_dir: Path, con: sqlite3.Connection, info: IndexInfo) ->
         schema.write_info(con, replace(info, format_version=FORMAT_VERSION))
         con.execute("COMMIT")
     except BaseException:
+        rolled_back = con.in_transaction  # False: a Ctrl-C landed after COMMIT; the files are named
         with contextlib.suppress(sqlite3.Error):
             con.execute("ROLLBACK")
-        for p in written:
+        for p in written if rolled_back else ():
             with contextlib.suppress(OSError):
                 p.unlink()
         raise

@@ -9,7 +9,9 @@ A batch commits like this (crash points in brackets, see ``crash``)::
     name the segment, update counts and generation; COMMIT   [batch:db-committed]
 
 Killed before the COMMIT, the database is as it was and the new segment is an orphan that
-the next writer removes; after it, the batch is complete. A document is never split over
+the next writer removes; after it, the batch is complete. Interrupted (Ctrl-C) before the
+COMMIT, the batch is rolled back and its files removed; after it, even before the call
+returns, the batch stays committed with its files. A document is never split over
 two batches, and a changed file's old version leaves in the same batch its new one arrives.
 ``finish`` then merges small segments, builds or extends the approximate index when the
 index is large (``vectors``), and, for a rebuild, switches CURRENT to the new database.
@@ -238,9 +240,15 @@ class SqliteWriter:
             work()
             self.con.execute("COMMIT")
         except BaseException as e:
+            # A Ctrl-C (KeyboardInterrupt) can land after COMMIT has returned, still inside
+            # this try: then the batch is committed and its files are the database's. Only a
+            # transaction still open here is rolled back, and only then are its files removed.
+            # (A COMMIT that failed and was rolled back by SQLite itself leaves its files
+            # unnamed: the next writer's remove_orphans takes them.)
+            rolled_back = self.con.in_transaction
             with contextlib.suppress(sqlite3.Error):
                 self.con.execute("ROLLBACK")
-            for p in [*written, *(Path(str(w) + ".tmp") for w in written)]:
+            for p in [*written, *(Path(str(w) + ".tmp") for w in written)] if rolled_back else ():
                 with contextlib.suppress(OSError):
                     p.unlink()
             for p in seg_dir(self.index_dir).glob("*.tmp") if seg_dir(self.index_dir).is_dir() else ():
