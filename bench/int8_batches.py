@@ -1,6 +1,6 @@
 """The int8 embedders, one text per run against batches: fidelity to fp32, and speed.
 
-    .venv/bin/python bench/int8_batches.py [--texts 500] [--repeat 4]
+    .venv/bin/python bench/int8_batches.py [--texts 500] [--repeat 4] [--models NAME,...]
 
 int8 activations are quantized with one scale per batch tensor (padding included), so in a
 batch a text's vector depends on its batch mates. This bench shows what that costs and what
@@ -30,7 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import CACHE, DEFAULT_EVAL, machine, table, write_report  # noqa: E402
 
-MODELS = ("all-minilm-l6-v2-int8", "all-minilm-l6-v2-int8-fused")
+MODELS = ("all-minilm-l6-v2-int8", "all-minilm-l6-v2-int8-fused", "all-minilm-l6-v2-int8-mixed")
 BATCH_TOKENS = 2048
 
 
@@ -60,6 +60,7 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=DEFAULT_EVAL)
     ap.add_argument("--texts", type=int, default=500)
     ap.add_argument("--repeat", type=int, default=4)
+    ap.add_argument("--models", default=",".join(MODELS), help="comma-separated int8 embedders")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     import numpy as np
@@ -70,27 +71,34 @@ def main() -> None:
     sentences = sorted({s for t in texts[:400] for s in re.split(r"(?<=[.!?])\s+", t) if len(s) > 20}, key=len)
     settings = config.resolve_settings()
     ref = pipeline.load_embedder(settings, "all-minilm-l6-v2").embed(texts)
-    rows = []
-    for name in MODELS:
-        emb = pipeline.load_embedder(settings, name)
+    names = args.models.split(",")
+    embs = {name: pipeline.load_embedder(settings, name) for name in names}
+    vecs: dict[str, dict[str, np.ndarray]] = {}
+    for name, emb in embs.items():
         emb.embed(texts[:8])  # warm-up
+        emb.batch_tokens = 0
         alone = emb.embed(texts)  # ragcli's way: one text per run
         emb.batch_tokens = BATCH_TOKENS
-        batched = emb.embed(texts)
-        runs: dict[str, list[float]] = {k: [] for k in ("alone", "batched", "alone_s", "batched_s")}
-        for _ in range(args.repeat):
-            runs["alone"].append(speed(emb, texts, 0))
-            runs["batched"].append(speed(emb, texts, BATCH_TOKENS))
-            runs["alone_s"].append(speed(emb, sentences, 0))
-            runs["batched_s"].append(speed(emb, sentences, BATCH_TOKENS))
-        for way, vecs in (("one text per run", alone), (f"batches of {BATCH_TOKENS} wordpieces", batched)):
-            cos = np.sum(vecs * ref, axis=1)
+        vecs[name] = {"alone": alone, "batched": emb.embed(texts)}
+    # speed: the models alternate within each repeat, so a noisy minute costs them alike
+    runs = {name: {k: [] for k in ("alone", "batched", "alone_s", "batched_s")} for name in names}
+    for _ in range(args.repeat):
+        for name, emb in embs.items():
+            runs[name]["alone"].append(speed(emb, texts, 0))
+            runs[name]["batched"].append(speed(emb, texts, BATCH_TOKENS))
+            runs[name]["alone_s"].append(speed(emb, sentences, 0))
+            runs[name]["batched_s"].append(speed(emb, sentences, BATCH_TOKENS))
+    rows = []
+    for name in names:
+        alone, batched = vecs[name]["alone"], vecs[name]["batched"]
+        for way, v in (("one text per run", alone), (f"batches of {BATCH_TOKENS} wordpieces", batched)):
+            cos = np.sum(v * ref, axis=1)
             key = "alone" if way.startswith("one") else "batched"
             rows.append({"embedder": name, "how": way, "cos_fp32_mean": float(cos.mean()),
                          "cos_fp32_p5": float(np.percentile(cos, 5)), "cos_fp32_min": float(cos.min()),
-                         "chunks_per_s": statistics.median(runs[key]),
-                         "sentences_per_s": statistics.median(runs[key + "_s"]),
-                         "runs_chunks_per_s": runs[key], "runs_sentences_per_s": runs[key + "_s"]})
+                         "chunks_per_s": statistics.median(runs[name][key]),
+                         "sentences_per_s": statistics.median(runs[name][key + "_s"]),
+                         "runs_chunks_per_s": runs[name][key], "runs_sentences_per_s": runs[name][key + "_s"]})
         between = np.sum(alone * batched, axis=1)
         rows[-1]["cos_alone_vs_batched_mean"] = rows[-2]["cos_alone_vs_batched_mean"] = float(between.mean())
         rows[-1]["cos_alone_vs_batched_min"] = rows[-2]["cos_alone_vs_batched_min"] = float(between.min())

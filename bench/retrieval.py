@@ -1,7 +1,7 @@
 """BEIR-format retrieval through ragcli's own ingest and search: nDCG@10, recall@10/100, QPS.
 
     .venv/bin/python bench/retrieval.py [--data ../shared/eval/scifact] [--limit N]
-                                        [--embedders all-minilm-l6-v2,all-minilm-l6-v2-int8-fused]
+                                        [--embedders all-minilm-l6-v2,all-minilm-l6-v2-int8-mixed]
 
 Each corpus document becomes a markdown file ("# title" + text) under bench/.cache and is
 ingested with `rag ingest`'s code, so the real chunking and embedder are measured (one index
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--limit", type=int, default=0, help="only the first N test queries")
     ap.add_argument("--modes", default=",".join(MODES), help="comma-separated: dense,lexical,hybrid")
     ap.add_argument("--chunks", type=int, default=300, help="chunks retrieved per query (for 100 documents)")
-    ap.add_argument("--embedders", default="all-minilm-l6-v2,all-minilm-l6-v2-int8-fused",
+    ap.add_argument("--embedders", default="all-minilm-l6-v2,all-minilm-l6-v2-int8-mixed",
                     help="comma-separated registry names; the first is the reference of the deltas")
     ap.add_argument("--split", default="test", help="qrels split: test (reported) or train (for tuning)")
     ap.add_argument("--lexical-weights", default=str(LEXICAL_WEIGHT),

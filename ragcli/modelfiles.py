@@ -241,7 +241,8 @@ def _module_assemble(spec: ModelSpec, tmp: Path) -> None:
 
 # --- ONNX exports of embedders -----------------------------------------------------------
 
-ONNX_BACKENDS = {"onnx": "fp32", "onnx-int8": "int8", "onnx-int8-fused": "int8-fused"}  # backend -> exported variant
+ONNX_BACKENDS = {"onnx": "fp32", "onnx-int8": "int8", "onnx-int8-fused": "int8-fused",
+                 "onnx-int8-mixed": "int8-mixed"}  # backend -> exported variant
 
 
 @dataclass(frozen=True)
@@ -250,11 +251,11 @@ class OnnxFiles:
     #             its weights are in the file beside it, <name>.onnx.data
     tokenizer: Path  # the source folder's tokenizer.json, copied beside it
     weights_id: str  # ``embedders.weights_id`` of the source folder
-    variant: str  # "fp32" | "int8" | "int8-fused"
+    variant: str  # "fp32" | "int8" | "int8-fused" | "int8-mixed"
 
 
 def onnx_files(spec: ModelSpec, cache_dir: Path) -> OnnxFiles:
-    """The ONNX export of an embedder whose backend is "onnx", "onnx-int8" or "onnx-int8-fused", in
+    """The ONNX export of an embedder whose backend is one of ``ONNX_BACKENDS``, in
     ``cache_dir/models/<name>.onnx`` (+ ``.onnx.data``, its weights); exported first when missing
     or stale (this imports torch).
 

@@ -113,7 +113,7 @@ def test_cpu_lanes_run_single_threaded_sessions_side_by_side() -> None:
 @pytest.mark.slow
 def test_a_quantized_vector_does_not_depend_on_its_batch(passages) -> None:
     """The real int8 models: a passage embedded among others, and alone, gives one vector."""
-    for name in ("all-minilm-l6-v2-int8", "all-minilm-l6-v2-int8-fused"):
+    for name in ("all-minilm-l6-v2-int8", "all-minilm-l6-v2-int8-fused", "all-minilm-l6-v2-int8-mixed"):
         emb = _embedder(name)
         together = emb.embed(passages[:40])
         for i in (0, 17, 39):
@@ -149,11 +149,12 @@ def test_registry_rejects_bad_embedder_backends(tmp_path: Path, entry: str, mess
 
 def test_builtin_onnx_embedders_pin_their_exports() -> None:
     reg = load_registry([])
-    fp32, int8, fused = (reg.get(n, "embedder") for n in
-                         ("all-minilm-l6-v2", "all-minilm-l6-v2-int8", "all-minilm-l6-v2-int8-fused"))
-    assert (fp32.backend, int8.backend, fused.backend) == ("onnx", "onnx-int8", "onnx-int8-fused")
-    assert all(len(s.sha256) == 64 for s in (fp32, int8, fused))
-    assert len({fp32.sha256, int8.sha256, fused.sha256}) == 3
+    fp32, int8, fused, mixed = (reg.get(n, "embedder") for n in (
+        "all-minilm-l6-v2", "all-minilm-l6-v2-int8", "all-minilm-l6-v2-int8-fused", "all-minilm-l6-v2-int8-mixed"))
+    assert (fp32.backend, int8.backend, fused.backend, mixed.backend) == (
+        "onnx", "onnx-int8", "onnx-int8-fused", "onnx-int8-mixed")
+    assert all(len(s.sha256) == 64 for s in (fp32, int8, fused, mixed))
+    assert len({fp32.sha256, int8.sha256, fused.sha256, mixed.sha256}) == 4
     assert reg.get("all-minilm-l6-v2-st", "embedder").backend == "sentence-transformers"
 
 
@@ -239,6 +240,12 @@ def test_fp32_onnx_gives_sentence_transformers_vectors_and_int8_is_close(passage
     assert cosf.mean() >= 0.99 and cosf.min() >= 0.95, (cosf.mean(), cosf.min())
     assert len({fp32.id, int8.id, fused.id}) == 3 and fused.id.startswith(fp32.id)
     assert fused.backend == "onnxruntime-int8-fused"
+    # mixed: fused int8 with the first half's feed-forward outputs in fp32, the reason it exists
+    # is being closer to fp32 than int8-fused on every passage, not just on average
+    mixed = _embedder("all-minilm-l6-v2-int8-mixed")
+    cosm = np.sum(ref * mixed.embed(passages), axis=1)
+    assert cosm.mean() >= cosf.mean() + 0.001 and cosm.min() >= cosf.min(), (cosm.mean(), cosf.mean())
+    assert len({fp32.id, int8.id, fused.id, mixed.id}) == 4 and mixed.backend == "onnxruntime-int8-mixed"
 
 
 def _imported_heavy(proc) -> list[str]:

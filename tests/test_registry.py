@@ -80,10 +80,11 @@ def hash_calls(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
 def test_builtin_registry_has_defaults_and_the_shipped_models() -> None:
     reg = load_registry([])
     assert reg.default_llm == "qwen2.5-coder-0.5b"
-    assert reg.default_embedder == "all-minilm-l6-v2-int8-fused"  # by bench/retrieval.py: see models.toml
+    assert reg.default_embedder == "all-minilm-l6-v2-int8-mixed"  # by bench/retrieval.py: see models.toml
     assert {s.name for s in reg.llms()} >= {"qwen2.5-coder-0.5b", "gemma-3-270m", "qwen2.5-coder-1.5b"}
     assert [s.name for s in reg.embedders()] == ["all-minilm-l6-v2", "all-minilm-l6-v2-int8",
-                                                 "all-minilm-l6-v2-int8-fused", "all-minilm-l6-v2-st"]
+                                                 "all-minilm-l6-v2-int8-fused", "all-minilm-l6-v2-int8-mixed",
+                                                 "all-minilm-l6-v2-st"]
     qwen = reg.get(None, "llm")
     assert qwen.source == "pypi" and len(qwen.packages) == len(qwen.files) == 6
     assert len(qwen.sha256) == 64 and qwen.n_ctx == 4096 and qwen.chat_format == ""
@@ -129,7 +130,7 @@ def test_extra_file_overrides_fields_adds_entries_and_changes_defaults(tmp_path:
         n_ctx = 8192
         """)
     reg = load_registry([extra])
-    assert reg.default_llm == "mine" and reg.default_embedder == "all-minilm-l6-v2-int8-fused"
+    assert reg.default_llm == "mine" and reg.default_embedder == "all-minilm-l6-v2-int8-mixed"
     qwen = reg.get("qwen2.5-coder-0.5b", "llm")
     assert qwen.n_gpu_layers == -1 and len(qwen.packages) == 6  # only that field changed
     mine = reg.get(None, "llm")
