@@ -42,7 +42,7 @@ import ragcli  # noqa: E402
 from ragcli import pipeline  # noqa: E402
 from ragcli.evaluate import found_at, percentile  # noqa: E402
 from ragcli.index import open_reader  # noqa: E402
-from ragcli.retrieval import DOC_WEIGHT, LEXICAL_WEIGHT, search  # noqa: E402
+from ragcli.retrieval import DOC_WEIGHT, LEXICAL_WEIGHT, NAME_WEIGHT, search  # noqa: E402
 
 METRICS = ("page@5", "page@10", "filing@5", "filing@1")
 
@@ -69,6 +69,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--limit", type=int, default=0, help="only the first N questions")
     ap.add_argument("--lexical-weights", default=str(LEXICAL_WEIGHT), help="hybrid: BM25's weights in the fusion")
     ap.add_argument("--doc-weights", default=str(DOC_WEIGHT), help="hybrid: weights of the document signal")
+    ap.add_argument("--name-weights", default=str(NAME_WEIGHT), help="hybrid: weights of the file-name list")
+    ap.add_argument("--filings", default="", help="only questions about filings whose name sorts in this range, "
+                    "e.g. 1-18 or 19-39 (1-based, by name): tune on one part, report the other")
     ap.add_argument("--index", type=Path, help="score this index as it is, no ingest (e.g. a copy kept to some "
                     "filings); only the questions about filings it holds are asked")
     ap.add_argument("--out", type=Path, help="report path (default bench/results/financebench-<time>.json)")
@@ -89,6 +92,10 @@ def main(argv: list[str] | None = None) -> int:
             params = chunk_params(",".join(f"{k}={int(v) if isinstance(v, bool) else v}"
                                            for k, v in st.info.chunking.items()))
         questions = [q for q in questions if q["doc_name"] in held]
+    if args.filings:
+        lo, hi = (int(x) for x in args.filings.split("-"))
+        names = sorted({q["doc_name"] for q in load_questions(args.data)}, key=str.lower)[lo - 1: hi]
+        questions = [q for q in questions if q["doc_name"] in names]
     if args.limit:
         questions = questions[: args.limit]
     mode = args.mode or settings.mode
@@ -100,29 +107,31 @@ def main(argv: list[str] | None = None) -> int:
               f"{counts['chunks']} chunks (ingest {t_ing.s:.1f}s, {rep.chunks if rep else 0} embedded; chunking "
               f"{params.as_dict()}); {len(questions)} questions", file=sys.stderr)
         qvs = emb.embed([q["question"] for q in questions])  # (n_questions, dim), once for every setting
-        for lw in map(float, args.lexical_weights.split(",")):
-            for dw in map(float, args.doc_weights.split(",")):
-                per_q, lat = [], []
-                for q, qv in zip(questions, qvs, strict=True):
-                    t0 = time.perf_counter()
-                    hits = search(st, emb, q["question"], max(10, args.k), mode, query_vector=qv,
-                                  lexical_weight=lw, doc_weight=dw)
-                    lat.append(time.perf_counter() - t0)
-                    ranked = [(h.chunk.source, h.chunk.page) for h in hits]
-                    per_q.append({"id": q["financebench_id"], "doc": q["doc_name"], **score_question(q, ranked),
-                                  "top": [f"{Path(s).stem}:{p}" for s, p in ranked[:5]]})
-                row = {"mode": mode, "lexical_weight": lw, "doc_weight": dw, "questions": len(per_q),
-                       **{m: sum(r[m] for r in per_q) / len(per_q) for m in METRICS},
-                       "search_p50_s": percentile(lat, 50)}
-                rows.append(row)
-                per_setting[f"lw={lw},dw={dw}"] = per_q
-                print(f"  lw={lw} dw={dw}: " + "  ".join(f"{m} {row[m]:.3f}" for m in METRICS), file=sys.stderr)
+        settings_grid = [(lw, dw, nw) for lw in map(float, args.lexical_weights.split(","))
+                         for dw in map(float, args.doc_weights.split(",")) for nw in map(float, args.name_weights.split(","))]
+        for lw, dw, nw in settings_grid:
+            per_q, lat = [], []
+            for q, qv in zip(questions, qvs, strict=True):
+                t0 = time.perf_counter()
+                hits = search(st, emb, q["question"], max(10, args.k), mode, query_vector=qv,
+                              lexical_weight=lw, doc_weight=dw, name_weight=nw)
+                lat.append(time.perf_counter() - t0)
+                ranked = [(h.chunk.source, h.chunk.page) for h in hits]
+                per_q.append({"id": q["financebench_id"], "doc": q["doc_name"], **score_question(q, ranked),
+                              "top": [f"{Path(s).stem}:{p}" for s, p in ranked[:5]]})
+            row = {"mode": mode, "lexical_weight": lw, "doc_weight": dw, "name_weight": nw, "questions": len(per_q),
+                   **{m: sum(r[m] for r in per_q) / len(per_q) for m in METRICS},
+                   "search_p50_s": percentile(lat, 50)}
+            rows.append(row)
+            per_setting[f"lw={lw},dw={dw},nw={nw}"] = per_q
+            print(f"  lw={lw} dw={dw} nw={nw}: " + "  ".join(f"{m} {row[m]:.3f}" for m in METRICS), file=sys.stderr)
     report = {"bench": "financebench", "machine": machine(), "embedder": emb.name, "chunking": params.as_dict(),
+              "filings_range": args.filings or "all",
               "filings": counts["documents"], "pages": counts["pages"], "chunks": counts["chunks"],
               "ingest_s": t_ing.s if rep and rep.chunks else None, "index": str(index) if args.index else None,
               "rows": rows, "questions": per_setting}
     path = write_report("financebench", report, args.out)
-    print(table(rows, ["mode", "lexical_weight", "doc_weight", "questions", *METRICS, "search_p50_s"],
+    print(table(rows, ["mode", "lexical_weight", "doc_weight", "name_weight", "questions", *METRICS, "search_p50_s"],
                 {"search_p50_s": ".2f"}))
     print(f"\nreport: {path}")
     return 0
