@@ -57,6 +57,7 @@ VARIANTS: dict[str, AnswerParams] = {
     "evidence3": AnswerParams(n_evidence=3),  # a shorter prompt: 3 sentences, not 5
     "evidence6": AnswerParams(n_evidence=6),  # one sentence more than the default
     "evidence8": AnswerParams(n_evidence=8),  # a longer prompt: 8 sentences
+    "evidence10": AnswerParams(n_evidence=10),  # 10 sentences: the gold one shown 0.73 vs 0.67 (evidence_windows.py)
     "cite1": AnswerParams(max_citations=1),  # one citation only: precision over recall
     "no_sentence_gate": AnswerParams(min_sentence_similarity=0.0),  # abstain on chunk similarity only
     "chunk_gate20": AnswerParams(min_similarity=0.20),  # the sentence gate decides; chunk gate 0.30 -> 0.20

@@ -32,7 +32,10 @@ from .verify import Verifier
 @dataclass(frozen=True)
 class AnswerParams:
     k: int = 10  # chunks retrieved; their sentences compete for the evidence slots
-    n_evidence: int = 5  # sentences shown to the model (8 answered no better, 30% slower: bench/qa.py)
+    # sentences shown to the model. 8 answered no better, 30% slower; 10 showed the gold sentence
+    # more often (0.730 vs 0.670, tuning questions) but the model cited it less (0.505 vs 0.515),
+    # p50 +0.9 s (bench/results/qa-evidence10-tune.json)
+    n_evidence: int = 5
     lexical_weight: float = 0.5  # sentence score = cosine + this * lexical overlap (``evidence``)
     max_citations: int = 3  # sentences it may pick
     # best chunk's cosine below this: no evidence, model not asked. A cheap pre-filter only: the
