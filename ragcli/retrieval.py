@@ -20,13 +20,12 @@ This module does not embed documents nor talk to the LLM.
 from __future__ import annotations
 
 import math
-import re
 from typing import TYPE_CHECKING
 
 from .chunking import name_words
 from .embedders import Embedder
 from .errors import UsageError
-from .index import IndexReader
+from .index import IndexReader, fts_terms
 from .types import PAGED_KINDS, Hit
 
 if TYPE_CHECKING:
@@ -91,25 +90,19 @@ def search(store: IndexReader, embedder: Embedder, query: str, k: int = 5, mode:
     return hits
 
 
-_WORD = re.compile(r"\w+")
-_QUERY_STOP = frozenset("""a an and are as at be by can did do does for from had has have how i in is it its of on or
-that the their this to was were what when where which who why will with""".split())
-
-
 def name_ranking(query: str, paths: dict[int, str], scores: dict[int, float]) -> list[int]:
     """The chunk ids of ``paths`` (chunk id -> its file's path) whose file name shares a word
     with ``query``, best match first: a document scores the IDF over these documents of each
     name word the query has, exactly, as a prefix of three letters or more ("JPM" ->
-    "JPMORGAN"), or as two query words written together ("Coca Cola" -> "COCACOLA"); a year
-    glued to letters counts as the year ("FY2018" -> "2018"). Ties go by ``scores``.
+    "JPMORGAN"), or as two query words written together ("Coca Cola" -> "COCACOLA"); query
+    words are BM25's (``index.fts_terms``: "FY2018" is also "2018"). Ties go by ``scores``.
 
     >>> name_ranking("FY2018 capex for 3M", {1: "/f/3M_2022_10K.pdf", 2: "/f/3M_2018_10K.pdf",
     ...                                       3: "/f/AMD_2018_10K.pdf", 4: "/f/1545.txt"}, {1: .3, 2: .1, 3: .2, 4: .9})
     [2, 1, 3]
     """
-    words = [w for w in _WORD.findall(query.lower()) if w not in _QUERY_STOP]
-    terms = set(words) | {y for w in words for y in re.findall(r"(?<=[^\W\d_])((?:19|20)\d\d)(?!\d)", w)}
-    joined = {a + b for a, b in zip(words, words[1:], strict=False)}
+    words = fts_terms(query)  # BM25's query words: stop words dropped, "FY2018" also as "2018"
+    terms, joined = set(words), {a + b for a, b in zip(words, words[1:], strict=False)}
     names = {}
     for path in set(paths.values()):
         name = {w.lower() for w in name_words(path).split()}
