@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
             [(args.data / "pdfs").resolve()], settings, params=params, on_message=lambda m: print(m, file=sys.stderr))
     if rep and rep.failed:
         print(f"warning: {len(rep.failed)} files failed, e.g. {rep.failed[0]}", file=sys.stderr)
-    questions = load_questions(args.data)
+    questions = all_questions = load_questions(args.data)
     if args.index:
         with open_reader(index) as st:
             held = {Path(d.path).stem for d in st.documents()}
@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         questions = [q for q in questions if q["doc_name"] in held]
     if args.filings:
         lo, hi = (int(x) for x in args.filings.split("-"))
-        names = sorted({q["doc_name"] for q in load_questions(args.data)}, key=str.lower)[lo - 1: hi]
+        names = sorted({q["doc_name"] for q in all_questions}, key=str.lower)[lo - 1: hi]
         questions = [q for q in questions if q["doc_name"] in names]
     if args.limit:
         questions = questions[: args.limit]
@@ -107,9 +107,9 @@ def main(argv: list[str] | None = None) -> int:
               f"{counts['chunks']} chunks (ingest {t_ing.s:.1f}s, {rep.chunks if rep else 0} embedded; chunking "
               f"{params.as_dict()}); {len(questions)} questions", file=sys.stderr)
         qvs = emb.embed([q["question"] for q in questions])  # (n_questions, dim), once for every setting
-        settings_grid = [(lw, dw, nw) for lw in map(float, args.lexical_weights.split(","))
+        grid = [(lw, dw, nw) for lw in map(float, args.lexical_weights.split(","))
                          for dw in map(float, args.doc_weights.split(",")) for nw in map(float, args.name_weights.split(","))]
-        for lw, dw, nw in settings_grid:
+        for lw, dw, nw in grid:
             per_q, lat = [], []
             for q, qv in zip(questions, qvs, strict=True):
                 t0 = time.perf_counter()

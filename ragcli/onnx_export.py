@@ -43,6 +43,7 @@ import logging
 import os
 import tempfile
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 __all__ = ["VARIANTS", "data_path", "export_onnx"]
@@ -171,7 +172,7 @@ def _ffn_outputs_of_first_half(model_dir: Path, graph: Path) -> list[str]:
     return names
 
 
-def _quantize_int8(fp32: Path, out: Path, ops: list[str] | None = None, keep_fp32: list[str] = ()) -> None:
+def _quantize_int8(fp32: Path, out: Path, ops: list[str] | None = None, keep_fp32: Sequence[str] = ()) -> None:
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 

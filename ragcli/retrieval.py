@@ -52,6 +52,7 @@ def search(store: IndexReader, embedder: Embedder, query: str, k: int = 5, mode:
     pool = max(k, 50) if mode == "hybrid" else k
     dense = store.dense(q, pool) if mode in ("dense", "hybrid") else []
     lexical = store.lexical(query, pool) if mode in ("lexical", "hybrid") else []
+    pool_rows: dict = {}  # hybrid with a name or document signal: the pooled chunks' rows, reused below
     if mode == "dense":
         ranked = dense
     elif mode == "lexical":
@@ -61,7 +62,8 @@ def search(store: IndexReader, embedder: Embedder, query: str, k: int = 5, mode:
         for lst, w in ((dense, 1.0), (lexical, lexical_weight)):
             for rank, (cid, _) in enumerate(lst, start=1):
                 fused[cid] = fused.get(cid, 0.0) + w / (RRF_K + rank)
-        pool_rows = store.chunks(list(fused)) if doc_weight or name_weight else {}
+        if doc_weight or name_weight:
+            pool_rows = store.chunks(list(fused))
         if name_weight and pool_rows:
             by_name = name_ranking(query, {cid: row[1].path for cid, row in pool_rows.items()}, fused)
             for rank, cid in enumerate(by_name, start=1):
@@ -79,7 +81,7 @@ def search(store: IndexReader, embedder: Embedder, query: str, k: int = 5, mode:
     missing = [cid for cid, _ in ranked if cid not in cos]
     if missing:  # lexical-only hits: cosine from the stored vector
         cos.update(zip(missing, (store.vectors(missing) @ q).tolist(), strict=True))
-    rows = pool_rows if mode == "hybrid" and pool_rows else store.chunks([cid for cid, _ in ranked])
+    rows = pool_rows or store.chunks([cid for cid, _ in ranked])
     hits = []
     for rank, (cid, score) in enumerate(ranked, start=1):
         if cid not in rows:
