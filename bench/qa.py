@@ -51,23 +51,30 @@ from ragcli.index import open_reader  # noqa: E402
 from ragcli.retrieval import search as retrieve  # noqa: E402
 
 # Prompt / evidence variants compared for the default model; "default" is what `rag ask` uses.
+# The single-sentence default until 2026-11-24 (5 sentences, no neighbours): the variants below
+# that vary it keep the meaning they had when they were measured.
+SINGLE = AnswerParams(n_evidence=5, context_after=0)
 VARIANTS: dict[str, AnswerParams] = {
-    "default": AnswerParams(),
-    "cosine_k5": AnswerParams(k=5, lexical_weight=0.0),  # the earlier default: cosine only, 5 chunks
-    "evidence3": AnswerParams(n_evidence=3),  # a shorter prompt: 3 sentences, not 5
-    "evidence6": AnswerParams(n_evidence=6),  # one sentence more than the default
-    "evidence8": AnswerParams(n_evidence=8),  # a longer prompt: 8 sentences
-    "evidence10": AnswerParams(n_evidence=10),  # 10 sentences: the gold one shown 0.73 vs 0.67 (evidence_windows.py)
-    "cite1": AnswerParams(max_citations=1),  # one citation only: precision over recall
-    "no_sentence_gate": AnswerParams(min_sentence_similarity=0.0),  # abstain on chunk similarity only
-    "chunk_gate20": AnswerParams(min_similarity=0.20),  # the sentence gate decides; chunk gate 0.30 -> 0.20
-    "chunk_gate0": AnswerParams(min_similarity=0.0),  # no chunk gate: the sentence gate alone
-    "chunk_gate20_sent45": AnswerParams(min_similarity=0.20, min_sentence_similarity=0.45),
-    "chunk_gate20_sent55": AnswerParams(min_similarity=0.20, min_sentence_similarity=0.55),
-    "k20": AnswerParams(k=20),  # more candidate chunks: their sentences compete for the 5 slots
-    "k30": AnswerParams(k=30),
-    "lex1": AnswerParams(lexical_weight=1.0),  # word overlap counts as much as the cosine
-    "k20_lex1": AnswerParams(k=20, lexical_weight=1.0),
+    "default": AnswerParams(),  # 4 runs of a ranked sentence and the one after it
+    "single5": SINGLE,  # the earlier default: 5 single sentences
+    "cosine_k5": replace(SINGLE, k=5, lexical_weight=0.0),  # an earlier one still: cosine only, 5 chunks
+    "evidence3": replace(SINGLE, n_evidence=3),  # a shorter prompt: 3 sentences, not 5
+    "evidence6": replace(SINGLE, n_evidence=6),  # one sentence more
+    "evidence8": replace(SINGLE, n_evidence=8),  # a longer prompt: 8 sentences
+    "evidence10": replace(SINGLE, n_evidence=10),  # 10 sentences: the gold one shown 0.73 vs 0.67 (evidence_windows.py)
+    "next1": replace(SINGLE, context_after=1),  # 5 sentences, each with the one after it, cited as one run
+    "both1": replace(SINGLE, context_before=1, context_after=1),  # ... with the one before and after
+    "next1_n4": replace(SINGLE, n_evidence=4, context_after=1),  # 4 runs of sentence + next (= default)
+    "cite1": replace(SINGLE, max_citations=1),  # one citation only: precision over recall
+    "no_sentence_gate": replace(SINGLE, min_sentence_similarity=0.0),  # abstain on chunk similarity only
+    "chunk_gate20": replace(SINGLE, min_similarity=0.20),  # the sentence gate decides; chunk gate 0.30 -> 0.20
+    "chunk_gate0": replace(SINGLE, min_similarity=0.0),  # no chunk gate: the sentence gate alone
+    "chunk_gate20_sent45": replace(SINGLE, min_similarity=0.20, min_sentence_similarity=0.45),
+    "chunk_gate20_sent55": replace(SINGLE, min_similarity=0.20, min_sentence_similarity=0.55),
+    "k20": replace(SINGLE, k=20),  # more candidate chunks: their sentences compete for the 5 slots
+    "k30": replace(SINGLE, k=30),
+    "lex1": replace(SINGLE, lexical_weight=1.0),  # word overlap counts as much as the cosine
+    "k20_lex1": replace(SINGLE, k=20, lexical_weight=1.0),
 }
 # Evidence selection (k, lexical weight, sentence count) was tuned by looking at the first 400
 # questions of the seed-0 shuffle; reported figures come from the questions after them.

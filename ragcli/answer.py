@@ -1,9 +1,10 @@
 """Hits -> evidence sentences -> constrained generation -> verified citations -> ``Answer``.
 
 How a quote stays exact: the model never writes one. It sees the best few stored
-sentences numbered 1..n and, under a llama.cpp grammar, may only answer with a JSON
-object ``{"evidence": [ids], "answer": "..."}`` whose ids are drawn from 1..n. The program
-then copies each chosen sentence from the index and ``verify`` re-reads its source file and
+sentences (each with the sentence after it: one contiguous run) numbered 1..n and, under a
+llama.cpp grammar, may only answer with a JSON object ``{"evidence": [ids], "answer": "..."}``
+whose ids are drawn from 1..n. The program then copies each chosen run from the index (the
+page text from its first sentence's start to its last one's end) and ``verify`` re-reads its source file and
 checks ``page_text[start:end] == quote`` (and the file's sha256) before the citation is shown.
 
 No evidence: when the best chunk is not similar enough to the question, the model is not
@@ -32,10 +33,17 @@ from .verify import Verifier
 @dataclass(frozen=True)
 class AnswerParams:
     k: int = 10  # chunks retrieved; their sentences compete for the evidence slots
-    # sentences shown to the model. 8 answered no better, 30% slower; 10 showed the gold sentence
-    # more often (0.730 vs 0.670, tuning questions) but the model cited it less (0.505 vs 0.515),
-    # p50 +0.9 s (bench/results/qa-evidence10-tune.json)
-    n_evidence: int = 5
+    # items shown to the model, each a run of stored sentences: the ranked sentence and the
+    # ``context_after`` sentences after it in its chunk, cited as one contiguous quote
+    # (``evidence.run_of``). The answer often follows a sentence that restates the question.
+    # Tuning questions (bench/qa.py --offset 0, 200 + 40 claims; qa-windows-tune.json,
+    # qa-next1n4-tune.json): 5 single sentences: cited 0.515, p50 2.55 s; 5 runs of 2: 0.585,
+    # 3.65 s; 5 runs of 3 (one before too): 0.600, 4.48 s; 4 runs of 2: 0.585, 3.08 s (chosen:
+    # the p50 budget is 3.5 s). 10 single sentences showed the gold one more but the model cited
+    # it less (qa-evidence10-tune.json).
+    n_evidence: int = 4
+    context_before: int = 0
+    context_after: int = 1
     lexical_weight: float = 0.5  # sentence score = cosine + this * lexical overlap (``evidence``)
     max_citations: int = 3  # sentences it may pick
     # best chunk's cosine below this: no evidence, model not asked. A cheap pre-filter only: the
@@ -206,7 +214,8 @@ def offer(question: str, question_vec, hits: Sequence[Hit], embedder: Embedder,
         best = max((h.similarity for h in hits), default=0.0)
         return [], f"no passage is close to the question (best similarity {best:.2f} < {params.min_similarity})"
     evidence = select_evidence(question, question_vec, hits, embedder, n=params.n_evidence,
-                               min_words=params.min_words, lexical_weight=params.lexical_weight)
+                               min_words=params.min_words, lexical_weight=params.lexical_weight,
+                               before=params.context_before, after=params.context_after)
     if not evidence:
         return [], "the retrieved passages hold no citable sentence"
     closest = max(ev.similarity for ev in evidence)

@@ -12,6 +12,9 @@ in the lexical term (+3 there, -4 of the 150 held-out: bench/results/qa-evidence
 a sentence borrowing its neighbours' score (no setting better than +3, none consistent),
 a digit bonus for how-many/when questions (no change).
 
+An offered item can be a run: the ranked sentence and its neighbours in the chunk, one
+stretch of the page cited as one quote (``run_of``; ``answer.AnswerParams`` says how many).
+
 This module neither retrieves (``retrieval``) nor prompts the model (``answer``).
 """
 
@@ -25,7 +28,7 @@ from dataclasses import dataclass
 
 from .embedders import Embedder, embed_batched
 from .grounding import STOPWORDS
-from .types import Hit, Span
+from .types import Chunk, Hit, Span
 
 _TOKEN = re.compile(r"\w+", re.U)
 
@@ -69,19 +72,22 @@ def lexical_scores(question: str, sentences: Sequence[str]) -> list[float]:
     return [r / top if top > 0 else 0.0 for r in raw]
 
 
-def is_heading(span: Span, hit: Hit) -> bool:
+def is_heading(span: Span, c: Chunk) -> bool:
     """A markdown heading opens its chunk and is recorded as the chunk's heading: not evidence."""
-    c = hit.chunk
     return bool(c.spans) and span == c.spans[0] and bool(c.heading) and c.heading.endswith(span.text.strip())
 
 
 def select_evidence(question: str, question_vec, hits: Sequence[Hit], embedder: Embedder, *,
-                    n: int = 5, min_words: int = 4, lexical_weight: float = 0.5) -> list[Evidence]:
+                    n: int = 5, min_words: int = 4, lexical_weight: float = 0.5,
+                    before: int = 0, after: int = 0) -> list[Evidence]:
     """The ``n`` sentences of ``hits`` that best match the question, best first.
 
     Sentences shorter than ``min_words`` words (table cells, captions) and headings are not
     offered; a sentence whose text (whitespace aside) was already offered, reached through a
     second chunk or repeated in the corpus, is offered once, from the best-ranked chunk.
+    With ``before``/``after``, each offered item is a run: the ranked sentence with up to that
+    many sentences before/after it in its chunk (``run_of``), one contiguous stretch of the
+    page that is cited as one quote. Runs that touch or overlap are one item.
     """
     import numpy as np
 
@@ -91,7 +97,7 @@ def select_evidence(question: str, question_vec, hits: Sequence[Hit], embedder: 
     for h in hits:
         for s in h.chunk.spans:
             text = " ".join(s.text.split())
-            if text in seen or len(text.split()) < min_words or is_heading(s, h):
+            if text in seen or len(text.split()) < min_words or is_heading(s, h.chunk):
                 continue
             seen.add(text)
             cands.append((s, h))
@@ -101,9 +107,49 @@ def select_evidence(question: str, question_vec, hits: Sequence[Hit], embedder: 
     # sorted by length, so short sentences share batches with little padding
     sims = embed_batched(embedder, texts, batch_size=64) @ np.asarray(question_vec, dtype=np.float32)  # (n_cands,)
     scores = sims + lexical_weight * np.asarray(lexical_scores(question, texts), dtype=np.float32)
-    order = np.argsort(-scores, kind="stable")[:n]
-    return [
-        Evidence(cands[i][0], cands[i][1].chunk.source, cands[i][1].chunk.sha256, cands[i][1].paged,
-                 cands[i][1].encoding, float(sims[i]), float(scores[i]), cands[i][1].kind)
-        for i in order
-    ]
+    order = np.argsort(-scores, kind="stable")
+    if not (before or after):
+        order = order[:n]
+        return [
+            Evidence(cands[i][0], cands[i][1].chunk.source, cands[i][1].chunk.sha256, cands[i][1].paged,
+                     cands[i][1].encoding, float(sims[i]), float(scores[i]), cands[i][1].kind)
+            for i in order
+        ]
+    runs: list[tuple[Hit, int, int, int]] = []  # (hit, first, last span index in its chunk, ranked cand)
+    for i in order:
+        if len(runs) == n:
+            break
+        s, h = cands[i]
+        at = h.chunk.spans.index(s)
+        lo, hi = at - before, at + after
+        for j, (h2, lo2, hi2, i2) in enumerate(runs):
+            if h2 is h and lo <= hi2 + 1 and lo2 <= hi + 1:  # touches an offered run: widen that one
+                runs[j] = (h, min(lo, lo2), max(hi, hi2), i2)
+                break
+        else:
+            runs.append((h, lo, hi, i))
+    at_cand = {(id(h), h.chunk.spans.index(s)): i for i, (s, h) in enumerate(cands)}
+    out = []
+    for h, lo, hi, i in runs:
+        # the gates read a run's closest sentence
+        sim = max(float(sims[at_cand[id(h), j]]) for j in range(lo, hi + 1) if (id(h), j) in at_cand)
+        out.append(Evidence(run_of(h.chunk, lo, hi), h.chunk.source, h.chunk.sha256, h.paged, h.encoding, sim,
+                            float(scores[i]), h.kind))
+    return out
+
+
+def run_of(chunk: Chunk, first: int, last: int) -> Span:
+    """Spans ``first..last`` of ``chunk`` (clipped to it; a leading heading left out) as one span:
+    the page text from the first's start to the last's end, exactly as stored.
+
+    >>> a, b = Span(1, 10, 18, 1, 1, "One two."), Span(1, 20, 31, 2, 2, "Three four.")
+    >>> c = Chunk("k", "f", "h", 1, 10, 31, 1, 2, "One two.\\n\\nThree four.", (a, b))
+    >>> run_of(c, -1, 5) == Span(1, 10, 31, 1, 2, c.text)
+    True
+    """
+    spans = chunk.spans
+    first = max(first, 1 if spans and is_heading(spans[0], chunk) else 0)
+    last = min(last, len(spans) - 1)
+    a, b = spans[min(first, last)], spans[last]
+    text = chunk.text[a.start - chunk.start : b.end - chunk.start]
+    return Span(a.page, a.start, b.end, a.line_start, b.line_end, text)

@@ -81,3 +81,34 @@ def test_a_sentence_repeated_in_the_corpus_is_offered_once() -> None:
     texts = [" ".join(e.span.text.split()) for e in ev]
     assert texts.count(same) == 1
     assert next(e for e in ev if " ".join(e.span.text.split()) == same).source == "/d/a.md"
+
+
+def test_a_run_is_the_sentence_and_its_neighbour_copied_from_the_page() -> None:
+    hit = _hit(["The trial asked how long the shedding lasts.", "Shedding lasted 14 days in most cases.",
+                "Nothing else of use is here."])
+    ev = select_evidence("how long does the shedding last", np.eye(256, dtype=np.float32)[0], [hit],
+                         FixedEmbedder(), n=1, after=1)
+    assert len(ev) == 1
+    s = ev[0].span
+    assert s.text == "The trial asked how long the shedding lasts. Shedding lasted 14 days in most cases."
+    assert hit.chunk.text[s.start - hit.chunk.start : s.end - hit.chunk.start] == s.text  # exact, not joined
+
+
+def test_runs_that_touch_are_one_item_and_the_next_ranked_fills_the_slot() -> None:
+    a = _hit(["Alpha beta gamma delta one.", "Alpha beta gamma delta two.", "Filler words with nothing more.",
+              "Still more filler words here.", "Alpha beta sentence five here."], rank=1)
+    ev = select_evidence("alpha beta gamma delta", np.eye(256, dtype=np.float32)[0], [a], FixedEmbedder(),
+                         n=2, after=1)
+    # the two best sentences are neighbours: one run over them (and the next), then the third best
+    assert [e.span.text for e in ev] == [
+        "Alpha beta gamma delta one. Alpha beta gamma delta two. Filler words with nothing more.",
+        "Alpha beta sentence five here."]
+
+
+def test_a_run_does_not_take_the_chunks_heading() -> None:
+    heading = "## Results of the measured value trial"
+    a = _hit([heading, "The measured value was forty two units.", "It was stable."], rank=1,
+             heading="Doc — ## Results of the measured value trial")
+    ev = select_evidence("measured value", np.eye(256, dtype=np.float32)[0], [a], FixedEmbedder(), n=1,
+                         before=1, after=1)
+    assert [e.span.text for e in ev] == ["The measured value was forty two units. It was stable."]

@@ -5,6 +5,7 @@ answer is cited first even when a small model picks the wrong sentence numbers.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -138,3 +139,20 @@ def test_picks_that_hold_none_of_the_answer_are_dropped() -> None:
     assert drop_unsupported_picks("Yes", ev) == ev  # nothing to check an answer of no content words by
     assert drop_unsupported_picks("purple elephants", ev) == ev  # no pick holds it: grounding deals with that
     assert drop_unsupported_picks("2 weeks", ev[:1]) == ev[:1]
+
+
+def test_a_run_of_sentences_is_cited_as_one_exact_quote_across_lines(kv_index, tmp_path: Path) -> None:
+    settings, emb = kv_index
+
+    def reply(messages, grammar):
+        return json.dumps({"answer": "0.5 MiB per token", "evidence": [_ids(messages, "0.5 MiB")]})
+
+    params = replace(LOOSE, n_evidence=1, context_before=1, context_after=1)  # any best line: a run over line 2
+    ans = pipeline.ask("How much memory does one token of Llama 2 7B take?", settings, embedder=emb,
+                       generator=ScriptedGenerator(reply), params=params)
+    assert ans.status == "answered"
+    (c,) = ans.citations
+    text = (tmp_path / "kv.txt").read_text(encoding="utf-8")
+    assert c.quote == text[c.start : c.end]  # copied from the file, newline and all
+    assert "0.5 MiB per token.\n" in c.quote or c.quote.endswith("0.5 MiB per token.")
+    assert "\n" in c.quote and c.line_end == c.line_start + c.quote.count("\n")
