@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from .embedders import Embedder
 from .evidence import Evidence, select_evidence
 from .generators import Generator
-from .grounding import support, unsupported_claims
+from .grounding import repeats_question, support, unsupported_claims
 from .types import Answer, Citation, Hit
 from .verify import Verifier
 
@@ -327,6 +327,9 @@ def answer_question(
     unsupported = unsupported_claims(text, (c.quote for c in citations), question)
     if unsupported:  # the model's own words say what its quotes do not: show the quotes instead
         problems.append("answer text replaced by its quotes (not in them: " + ", ".join(unsupported) + ")")
+        text = ""
+    elif repeats_question(text, question):  # "K" for "What does the K stand for?": the quotes say more
+        problems.append("answer text replaced by its quotes (it only repeats the question)")
         text = ""
     text = with_markers(text, citations)
     return Answer(question, text, "answered", tuple(citations), model, emb, timings,

@@ -71,3 +71,17 @@ def support(answer: str, sentence: str) -> float:
         return 0.0
     have = _words(sentence) | _numbers(sentence)
     return len(need & have) / len(need)
+
+
+def repeats_question(answer: str, question: str) -> bool:
+    """True when every content word and number of ``answer`` is already in ``question``: an
+    answer like "K" to "What does the K in Q4_K_M stand for?" says nothing its quotes do not.
+    An answer without content words ("Yes") is an answer.
+
+    >>> repeats_question("K", "What does the K in Q4_K_M stand for?")
+    True
+    >>> repeats_question("the k-quant family", "What does the K in Q4_K_M stand for?"), repeats_question("Yes.", "Is it?")
+    (False, False)
+    """
+    need = _words(answer) | _numbers(answer)
+    return bool(need) and need <= _words(question) | _numbers(question)

@@ -156,3 +156,15 @@ def test_a_run_of_sentences_is_cited_as_one_exact_quote_across_lines(kv_index, t
     assert c.quote == text[c.start : c.end]  # copied from the file, newline and all
     assert "0.5 MiB per token.\n" in c.quote or c.quote.endswith("0.5 MiB per token.")
     assert "\n" in c.quote and c.line_end == c.line_start + c.quote.count("\n")
+
+
+def test_an_answer_that_only_repeats_the_question_is_replaced_by_the_quotes(kv_index) -> None:
+    settings, emb = kv_index
+
+    def reply(messages, grammar):
+        return json.dumps({"answer": "Llama 2 7B token", "evidence": [_ids(messages, "0.5 MiB")]})
+
+    ans = pipeline.ask("How much memory does one token of Llama 2 7B take?", settings, embedder=emb,
+                       generator=ScriptedGenerator(reply), params=LOOSE)
+    assert ans.status == "answered" and "0.5 MiB" in ans.answer
+    assert "repeats the question" in ans.reason
