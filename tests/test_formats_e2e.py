@@ -9,6 +9,7 @@ import json
 import re
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,7 @@ from .tools import formats
 
 EMB = HashEmbedder()
 OPEN = AnswerParams(min_similarity=0.0, min_sentence_similarity=0.0, min_evidence_similarity=0.0)
+SINGLE = replace(OPEN, context_after=0)  # the fact's own sentence, so its place can be pinned to one line
 FACTS = {**formats.FACTS, **({"pdf-ocr": formats.OCR_FACT} if ocr.available() else {})}
 WHERE = {  # what the human output says about where the quote is
     "docx": r'lighthouse\.docx ¶\d+ l\.\d+', "pptx": r'osprey\.pptx slide 2 "Quarterly results" l\.\d+',
@@ -60,12 +62,13 @@ def test_every_format_answers_its_question_with_a_verified_quote(corpus: Path, t
     assert report.exit_code == 0, report.failed
     assert str(corpus / "budget.eml#storks.pdf") in report.added
     for kind, fact in FACTS.items():
-        ans = pipeline.ask(fact.question, settings, embedder=EMB, generator=ScriptedGenerator(oracle(fact)),
-                           params=OPEN, k=20)
-        assert ans.status == "answered", (kind, ans.reason)
-        c = ans.citations[0]
-        assert c.source == str(corpus / fact.name) and " ".join(fact.sentence.split()[:4]) in c.quote, kind
-        assert check_json(c.to_json()) is None  # verified again from the JSON alone
+        for params in (OPEN, SINGLE):  # the default run of sentences, then the fact's sentence alone
+            ans = pipeline.ask(fact.question, settings, embedder=EMB, generator=ScriptedGenerator(oracle(fact)),
+                               params=params, k=20)
+            assert ans.status == "answered", (kind, ans.reason)
+            c = ans.citations[0]
+            assert c.source == str(corpus / fact.name) and " ".join(fact.sentence.split()[:4]) in c.quote, kind
+            assert check_json(c.to_json()) is None  # verified again from the JSON alone
         assert re.fullmatch(r".*" + WHERE[kind], _cited_where(c)), (kind, _cited_where(c))
         assert c.to_json()["extraction"] == {"pdf-ocr": "ocr", "eml-pdf": "pypdf", "pdf-aes": "pypdf"}.get(
             kind, {"docx": "python-docx", "pptx": "python-pptx", "epub": "ebooklib", "odt": "odfpy", "odp": "odfpy",
