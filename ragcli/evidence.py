@@ -91,16 +91,16 @@ def select_evidence(question: str, question_vec, hits: Sequence[Hit], embedder: 
     """
     import numpy as np
 
-    cands: list[tuple[Span, Hit]] = []
+    cands: list[tuple[Span, Hit, int]] = []  # (sentence, its hit, its index in the chunk's spans)
     texts: list[str] = []  # whitespace-normalised, as the model sees them
     seen: set[str] = set()
     for h in hits:
-        for s in h.chunk.spans:
+        for at, s in enumerate(h.chunk.spans):
             text = " ".join(s.text.split())
             if text in seen or len(text.split()) < min_words or is_heading(s, h.chunk):
                 continue
             seen.add(text)
-            cands.append((s, h))
+            cands.append((s, h, at))
             texts.append(text)
     if not cands:
         return []
@@ -119,8 +119,7 @@ def select_evidence(question: str, question_vec, hits: Sequence[Hit], embedder: 
     for i in order:
         if len(runs) == n:
             break
-        s, h = cands[i]
-        at = h.chunk.spans.index(s)
+        _, h, at = cands[i]
         lo, hi = at - before, at + after
         for j, (h2, lo2, hi2, i2) in enumerate(runs):
             if h2 is h and lo <= hi2 + 1 and lo2 <= hi + 1:  # touches an offered run: widen that one
@@ -128,7 +127,7 @@ def select_evidence(question: str, question_vec, hits: Sequence[Hit], embedder: 
                 break
         else:
             runs.append((h, lo, hi, i))
-    at_cand = {(id(h), h.chunk.spans.index(s)): i for i, (s, h) in enumerate(cands)}
+    at_cand = {(id(h), at): i for i, (_, h, at) in enumerate(cands)}
     out = []
     for h, lo, hi, i in runs:
         # the gates read a run's closest sentence
