@@ -34,6 +34,10 @@ class ChunkParams:
     # question naming a company and a year finds that filing's chunks (FinanceBench, bench/
     # financebench.py). Embedded and in BM25's text only; never in a chunk's text or its quotes
     name_in_header: bool = True
+    # a paged document's chunks carry their page's heading instead of the document's title: a
+    # slide's or chapter's title, or a PDF page's leading heading lines ("Consolidated Statement
+    # of Cash Flows"), so a table's later chunks still say what table they are in
+    page_headings: bool = True
 
     def as_dict(self) -> dict:
         out: dict = {
@@ -44,6 +48,8 @@ class ChunkParams:
         }
         if self.name_in_header:  # recorded only when on: an index built before the field existed is a build without it
             out["name_in_header"] = True
+        if self.page_headings:  # the same: recorded only when on
+            out["page_headings"] = True
         return out
 
 
@@ -217,10 +223,11 @@ def chunk_document(doc: Document, count: TokenCounter, params: ChunkParams) -> l
     budget = min(params.chunk_tokens, params.max_tokens - params.header_tokens)
     title = _title(doc)
     name = name_words(doc.path) if params.name_in_header else ""
+    headings = page_headings(doc) if params.page_headings and doc.paged else [""] * len(doc.pages)
     chunks: list[Chunk] = []
-    for page in doc.pages:
+    for page, page_heading in zip(doc.pages, headings, strict=True):
         spans = page_spans(page, count, budget)
-        heading = title
+        heading = page_heading or title
         group: list[Span] = []
         group_n = 0
         group_heading = heading
@@ -266,6 +273,86 @@ def _make_chunk(doc: Document, page: Page, group: list[Span], heading: str, coun
         heading=heading,
         embed=f"{header}: {body}" if header else body,
     )
+
+
+_HEAD_LINES = 8  # a page's heading is looked for in its first lines
+_HEAD_KEEP = 3  # and is at most this many of them
+_HEAD_WORDS = 16
+_HEAD_CHARS = 90  # a longer line is body text
+
+
+def page_headings(doc: Document) -> list[str]:
+    """Each page's heading: its own title (a slide's, a chapter's) where the format gives one,
+    else (a PDF page) its leading heading lines; a page without one keeps the one before it.
+
+    Leading heading lines are short lines (at most ~90 characters, a capital first letter, not
+    ending like a sentence or a list item unless two words long ("Item 8."), not mostly figures), taken from the top of the page
+    after skipping lines that open many pages of the document (running headers such as "Table
+    of Contents") and bare page numbers. At most 3 lines and 16 words.
+    """
+    running = _running_lines(doc.pages)
+    out: list[str] = []
+    last = ""
+    for page in doc.pages:
+        own = " ".join(page.title.split()) or _leading_heading(page.visible, running)
+        last = own or last
+        out.append(last)
+    return out
+
+
+def _line_key(line: str) -> str:
+    return re.sub(r"[\d\W_]+", " ", line.lower()).strip()
+
+
+def _top_lines(view: str) -> list[str]:
+    lines = []
+    for line in view.splitlines():
+        line = " ".join(line.split())
+        if line:
+            lines.append(line)
+            if len(lines) == _HEAD_LINES:
+                break
+    return lines
+
+
+def _running_lines(pages: Sequence[Page]) -> frozenset[str]:
+    """Lines (compared without figures) opening at least 3 pages and a fifth of them."""
+    seen: dict[str, int] = {}
+    for page in pages:
+        for key in {_line_key(ln) for ln in _top_lines(page.visible)[:3]}:
+            seen[key] = seen.get(key, 0) + 1
+    least = max(3, len(pages) // 5)
+    return frozenset(k for k, n in seen.items() if n >= least)
+
+
+def _leading_heading(view: str, running: frozenset[str]) -> str:
+    r"""
+    >>> _leading_heading("Table of Contents\n3M Company and Subsidiaries\nConsolidated Balance Sheet\n"
+    ...                  "(Dollars in millions)\nAssets 2,853 3,053 1,076 380\n", frozenset({"table of contents"}))
+    '3M Company and Subsidiaries Consolidated Balance Sheet (Dollars in millions)'
+    >>> _leading_heading("delivery under existing contracts. The accounting quantity is limited\n", frozenset())
+    ''
+    """
+    kept: list[str] = []
+    for line in _top_lines(view):
+        key = _line_key(line)
+        if not key or (key in running and not kept):  # a page number, a running header
+            continue
+        if not _is_heading_line(line) or len(kept) == _HEAD_KEEP:
+            break
+        kept.append(line)
+    words = " ".join(kept).split()
+    return " ".join(words[:_HEAD_WORDS])
+
+
+def _is_heading_line(line: str) -> bool:
+    letters = re.search(r"[^\W\d_]", line)
+    if not letters or not letters.group().isupper() or len(line) > _HEAD_CHARS:
+        return False
+    if line.endswith((",", ";")) or (line.endswith(".") and len(line.split()) > 2):
+        return False
+    digits = sum(ch.isdigit() for ch in line)
+    return digits * 3 < len(line.replace(" ", ""))
 
 
 def _is_heading(view: str, span: Span) -> bool:

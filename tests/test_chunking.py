@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -181,7 +182,7 @@ def test_name_in_header_is_embedded_but_never_stored_as_text(tokenizer) -> None:
 def test_name_in_header_is_recorded_only_when_on() -> None:
     assert ChunkParams().as_dict()["name_in_header"] is True
     # an index from before the field existed records exactly what a build without it records
-    assert ChunkParams(name_in_header=False).as_dict() == {"chunk_tokens": 200, "max_tokens": 254, "header_tokens": 40,
+    assert ChunkParams(name_in_header=False, page_headings=False).as_dict() == {"chunk_tokens": 200, "max_tokens": 254, "header_tokens": 40,
                                                            "version": 2}
 
 
@@ -201,3 +202,54 @@ def test_name_is_not_repeated_when_the_title_says_it(tokenizer) -> None:
     doc = _doc("# Quantization and GGUF\n\nQ4 uses four bits per weight.\n", "/d/quantization-and-gguf.md")
     (c,) = chunk_document(doc, tokenizer.count_tokens, ChunkParams(name_in_header=True))
     assert c.embed.lower().count("quantization and gguf") == 1
+
+
+def _filing(pages: list[str], path: str = "/filings/3M_2018_10K.pdf", kind: str = "pdf") -> Document:
+    return Document(path, "f" * 64, kind, "", tuple(Page(n, t) for n, t in enumerate(pages, 1)), 1, 0.0)
+
+
+_ROWS = "".join(f"Purchases of property, plant and equipment line {i} amounted to (1,{i:03d}) million.\n" for i in range(60))
+_FILING = [
+    "Table of Contents\nUNITED STATES\nSECURITIES AND EXCHANGE COMMISSION\nIt grew fast.\n" + "The company makes things. " * 3,
+    "Table of Contents\n3M Company and Subsidiaries\nConsolidated Statement of Cash Flows\n(Millions)\n"
+    "2018 2017 2016\n" + _ROWS,
+    "Table of Contents\nreported in the statement above. The totals are audited and the company says so.\n",
+    "Table of Contents\n61\nNotes to Consolidated Financial Statements\nNOTE 1. Significant Accounting Policies\n"
+    "Consolidation: the statements include the accounts of 3M.\n",
+]
+
+
+def test_page_headings_of_a_filing_skip_running_lines_and_carry_over() -> None:
+    assert chunking.page_headings(_filing(_FILING)) == [
+        "UNITED STATES SECURITIES AND EXCHANGE COMMISSION",
+        "3M Company and Subsidiaries Consolidated Statement of Cash Flows (Millions)",
+        "3M Company and Subsidiaries Consolidated Statement of Cash Flows (Millions)",  # body text: the one before
+        "Notes to Consolidated Financial Statements NOTE 1. Significant Accounting Policies",
+    ]
+
+
+def test_a_slide_or_chapter_title_is_its_page_heading() -> None:
+    doc = _filing(["Osprey facts\nOspreys eat fish.", "no title here"], "/d/birds.pptx", "pptx")
+    doc = replace(doc, pages=(replace(doc.pages[0], title="Osprey  facts"), doc.pages[1]))
+    assert chunking.page_headings(doc) == ["Osprey facts", "Osprey facts"]
+
+
+def test_page_heading_is_embedded_in_every_chunk_of_its_page_but_never_stored(tokenizer) -> None:
+    doc = _filing(_FILING)
+    plain = chunk_document(doc, tokenizer.count_tokens, ChunkParams(page_headings=False))
+    headed = chunk_document(doc, tokenizer.count_tokens, ChunkParams())
+    assert [(c.page, c.start, c.end, c.text, c.spans) for c in headed] == [
+        (c.page, c.start, c.end, c.text, c.spans) for c in plain]
+    table = [c for c in headed if c.page == 2]
+    assert len(table) >= 2  # the table runs over several chunks; the later ones say which table they are in
+    assert all(c.embed.startswith("3M 2018 10K — 3M Company and Subsidiaries Consolidated Statement of Cash Flows")
+               for c in table[1:])
+    assert not any("Statement of Cash Flows" in c.embed for c in plain if c.page == 2 and c is not plain[1])
+    assert all(c.n_tokens + 2 <= 256 for c in headed)
+
+
+def test_page_headings_leave_unpaged_documents_as_they_were(tokenizer) -> None:
+    doc = _doc("\n".join(_FILING), "/d/notes.txt")
+    assert chunk_document(doc, tokenizer.count_tokens, ChunkParams()) == chunk_document(
+        doc, tokenizer.count_tokens, ChunkParams(page_headings=False))
+    assert ChunkParams().as_dict()["page_headings"] is True

@@ -240,12 +240,14 @@ def test_an_ignored_ctrl_c_stays_ignored_while_workers_start() -> None:
         signal.signal(signal.SIGINT, old)
 
 
-def test_index_built_without_the_name_in_its_header_is_refused_with_the_rebuild_hint(docs: Path, settings) -> None:
-    ingest([docs], settings, params=ChunkParams(name_in_header=False))  # as indexes from before were built
+@pytest.mark.parametrize("before", [ChunkParams(name_in_header=False, page_headings=False), ChunkParams(page_headings=False)])
+def test_index_built_without_the_name_in_its_header_is_refused_with_the_rebuild_hint(
+        docs: Path, settings, before: ChunkParams) -> None:
+    ingest([docs], settings, params=before)  # as indexes from before were built
     with pytest.raises(StaleIndexError, match="rag ingest --rebuild"):
         ingest([docs], settings)
     assert pipeline.search("tokens", settings, embedder=EMB).hits  # it still answers searches
     r = ingest([docs], settings, rebuild=True)
     assert r.added and not r.failed
     with index.open_reader(settings.index) as st:
-        assert st.info.chunking["name_in_header"] is True
+        assert st.info.chunking["name_in_header"] is True and st.info.chunking["page_headings"] is True
