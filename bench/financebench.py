@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--k", type=int, default=10, help="results per search (>= 10)")
     ap.add_argument("--mode", default=None, help="retrieval mode (default: rag search's)")
     ap.add_argument("--chunking", default="",
-                    help="ChunkParams fields over today's defaults, e.g. identity=0 (an index per chunking)")
+                    help="ChunkParams fields over today's defaults, e.g. page_headings=0 (an index per chunking)")
     ap.add_argument("--limit", type=int, default=0, help="only the first N questions")
     ap.add_argument("--lexical-weights", default=str(LEXICAL_WEIGHT), help="hybrid: BM25's weights in the fusion")
     ap.add_argument("--doc-weights", default=str(DOC_WEIGHT), help="hybrid: weights of the document signal")

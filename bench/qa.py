@@ -178,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--retrieval-only", action="store_true",
                     help="the funnel up to the model only (no model run): for tuning retrieval and evidence")
     ap.add_argument("--chunking", default="",
-                    help="ChunkParams fields over today's defaults, e.g. identity=0 (an index per chunking)")
+                    help="ChunkParams fields over today's defaults, e.g. page_headings=0 (an index per chunking)")
     ap.add_argument("--out", type=Path, help="report path (default bench/results/qa-<time>.json)")
     args = ap.parse_args(argv)
 
