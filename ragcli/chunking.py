@@ -285,10 +285,11 @@ def page_headings(doc: Document) -> list[str]:
     """Each page's heading: its own title (a slide's, a chapter's) where the format gives one,
     else (a PDF page) its leading heading lines; a page without one keeps the one before it.
 
-    Leading heading lines are short lines (at most ~90 characters, a capital first letter, not
-    ending like a sentence or a list item unless two words long ("Item 8."), not mostly figures), taken from the top of the page
-    after skipping lines that open many pages of the document (running headers such as "Table
-    of Contents") and bare page numbers. At most 3 lines and 16 words.
+    Leading heading lines are short lines (at most 90 characters, a capital first letter, not
+    ending like a sentence or a list item unless two words long, "Item 8.", not mostly figures),
+    taken from the top of the page after skipping lines that open many pages of the document
+    (running headers such as "Table of Contents") and bare page numbers. At most 3 lines and 16
+    words. Only the header of the page's chunks uses it: it is never stored as text or quoted.
     """
     running = _running_lines(doc.pages)
     out: list[str] = []
