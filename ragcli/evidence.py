@@ -73,7 +73,8 @@ def lexical_scores(question: str, sentences: Sequence[str]) -> list[float]:
 
 
 def is_heading(span: Span, c: Chunk) -> bool:
-    """A markdown heading opens its chunk and is recorded as the chunk's heading: not evidence."""
+    """A heading that opens its chunk and is recorded as the chunk's heading (a markdown heading,
+    or a line of a slide's or PDF page's heading, ``chunking.page_headings``): not evidence."""
     return bool(c.spans) and span == c.spans[0] and bool(c.heading) and c.heading.endswith(span.text.strip())
 
 
