@@ -279,6 +279,12 @@ _HEAD_LINES = 8  # a page's heading is looked for in its first lines
 _HEAD_KEEP = 3  # and is at most this many of them
 _HEAD_WORDS = 16
 _HEAD_CHARS = 90  # a longer line is body text
+# a line of this many words, after a heading line, whose text runs on into the next line (which starts in
+# lower case) is wrapped body text even when it is short. Only after a first heading line: pypdf sometimes
+# runs a heading into its body on one line ("Item 7A. Quantitative ... Market Risk We are exposed to"),
+# and a page's only heading words are better than none. Short lines ("Consolidated Balance Shee" / "t",
+# pypdf splitting a word) are not affected.
+_WRAP_WORDS = 8
 
 
 def page_headings(doc: Document) -> list[str]:
@@ -289,7 +295,8 @@ def page_headings(doc: Document) -> list[str]:
     ending like a sentence or a list item unless two words long, "Item 8.", not mostly figures),
     taken from the top of the page after skipping lines that open many pages of the document
     (running headers such as "Table of Contents") and bare page numbers. At most 3 lines and 16
-    words. Only the header of the page's chunks uses it: it is never stored as text or quoted.
+    words; a later line of 8 words or more that runs on into a lower-case line is body text and
+    ends the heading. Only the header of the page's chunks uses it: it is never stored as text or quoted.
     """
     running = _running_lines(doc.pages)
     out: list[str] = []
@@ -335,12 +342,15 @@ def _leading_heading(view: str, running: frozenset[str]) -> str:
     ''
     """
     kept: list[str] = []
-    for line in _top_lines(view):
+    lines = _top_lines(view)
+    for i, line in enumerate(lines):
         key = _line_key(line)
         if not key or (key in running and not kept):  # a page number, a running header
             continue
         if not _is_heading_line(line) or len(kept) == _HEAD_KEEP:
             break
+        if kept and len(line.split()) >= _WRAP_WORDS and lines[i + 1 : i + 2] and lines[i + 1][:1].islower():
+            break  # a sentence-long line that runs on into the next: body text under a heading
         kept.append(line)
     words = " ".join(kept).split()
     return " ".join(words[:_HEAD_WORDS])

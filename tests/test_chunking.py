@@ -228,6 +228,17 @@ def test_page_headings_of_a_filing_skip_running_lines_and_carry_over() -> None:
     ]
 
 
+def test_a_wrapped_body_line_under_a_heading_is_not_part_of_it() -> None:
+    # sample_corpus's PDF, page 4: its body lines are short enough to pass for heading lines
+    doc = loaders.load(SAMPLE / "context_windows_and_kv_cache.pdf")
+    assert chunking.page_headings(doc)[3] == "4. Worked examples and grouped-query attention"
+    page = "Item 7.\nResults of Operations\nNet sales grew in every segment and in every region of\nthe world.\n"
+    assert chunking.page_headings(_filing([page])) == ["Item 7. Results of Operations"]
+    # a short line before a lower-case one is a heading cut by the PDF's layout, kept
+    page = "3M Company and Subsidiaries\nConsolidated Balance Shee\nt\nAssets 1,000 2,000\n"
+    assert chunking.page_headings(_filing([page])) == ["3M Company and Subsidiaries Consolidated Balance Shee"]
+
+
 def test_a_slide_or_chapter_title_is_its_page_heading() -> None:
     doc = _filing(["Osprey facts\nOspreys eat fish.", "no title here"], "/d/birds.pptx", "pptx")
     doc = replace(doc, pages=(replace(doc.pages[0], title="Osprey  facts"), doc.pages[1]))
