@@ -298,11 +298,12 @@ def page_headings(doc: Document) -> list[str]:
     words; a later line of 8 words or more that runs on into a lower-case line is body text and
     ends the heading. Only the header of the page's chunks uses it: it is never stored as text or quoted.
     """
-    running = _running_lines(doc.pages)
+    tops = [_top_lines(page.visible) for page in doc.pages]
+    running = _running_lines(tops)
     out: list[str] = []
     last = ""
-    for page in doc.pages:
-        own = " ".join(page.title.split()) or _leading_heading(page.visible, running)
+    for page, top in zip(doc.pages, tops, strict=True):
+        own = " ".join(page.title.split()) or _leading_heading(top, running)
         last = own or last
         out.append(last)
     return out
@@ -323,26 +324,27 @@ def _top_lines(view: str) -> list[str]:
     return lines
 
 
-def _running_lines(pages: Sequence[Page]) -> frozenset[str]:
-    """Lines (compared without figures) opening at least 3 pages and a fifth of them."""
+def _running_lines(tops: Sequence[list[str]]) -> frozenset[str]:
+    """Lines (compared without figures) opening at least 3 pages and a fifth of them (``tops``:
+    each page's first lines)."""
     seen: dict[str, int] = {}
-    for page in pages:
-        for key in {_line_key(ln) for ln in _top_lines(page.visible)[:3]}:
+    for top in tops:
+        for key in {_line_key(ln) for ln in top[:3]}:
             seen[key] = seen.get(key, 0) + 1
-    least = max(3, len(pages) // 5)
+    least = max(3, len(tops) // 5)
     return frozenset(k for k, n in seen.items() if n >= least)
 
 
-def _leading_heading(view: str, running: frozenset[str]) -> str:
-    r"""
-    >>> _leading_heading("Table of Contents\n3M Company and Subsidiaries\nConsolidated Balance Sheet\n"
-    ...                  "(Dollars in millions)\nAssets 2,853 3,053 1,076 380\n", frozenset({"table of contents"}))
+def _leading_heading(lines: list[str], running: frozenset[str]) -> str:
+    r"""The heading among a page's first ``lines`` (``_top_lines``).
+
+    >>> _leading_heading(_top_lines("Table of Contents\n3M Company and Subsidiaries\nConsolidated Balance Sheet\n"
+    ...                  "(Dollars in millions)\nAssets 2,853 3,053 1,076 380\n"), frozenset({"table of contents"}))
     '3M Company and Subsidiaries Consolidated Balance Sheet (Dollars in millions)'
-    >>> _leading_heading("delivery under existing contracts. The accounting quantity is limited\n", frozenset())
+    >>> _leading_heading(_top_lines("delivery under existing contracts. The accounting quantity is limited\n"), frozenset())
     ''
     """
     kept: list[str] = []
-    lines = _top_lines(view)
     for i, line in enumerate(lines):
         key = _line_key(line)
         if not key or (key in running and not kept):  # a page number, a running header

@@ -241,7 +241,7 @@ def test_an_ignored_ctrl_c_stays_ignored_while_workers_start() -> None:
 
 
 @pytest.mark.parametrize("before", [ChunkParams(name_in_header=False, page_headings=False), ChunkParams(page_headings=False)])
-def test_index_built_without_the_name_in_its_header_is_refused_with_the_rebuild_hint(
+def test_index_built_before_a_header_field_existed_is_refused_with_the_rebuild_hint(
         docs: Path, settings, before: ChunkParams) -> None:
     ingest([docs], settings, params=before)  # as indexes from before were built
     with pytest.raises(StaleIndexError, match="rag ingest --rebuild"):
