@@ -169,12 +169,12 @@ def claim(con: Any, schema: str, role: str, url: str) -> Layout:
             raise refusal(url, schema, layout, "an index" if role == "index" else "the rebuild of its index")
         if layout.role is None:
             created = not layout.exists or (layout.legacy and layout.owned)
+            user = con.execute("SELECT current_user").fetchone()[0]
             try:
                 if not layout.exists:
                     con.execute(f"CREATE SCHEMA {ident(schema)}")
                 con.execute(_MARKER_SQL.format(s=ident(schema)))
             except psycopg.errors.InsufficientPrivilege:
-                user = con.execute("SELECT current_user").fetchone()[0]
                 fix = (f"CREATE SCHEMA {ident(schema)} AUTHORIZATION {ident(user)};" if not layout.exists
                        else f"GRANT CREATE ON SCHEMA {ident(schema)} TO {ident(user)};")
                 raise StorageError(f"user {user!r} may not create tables in schema {schema!r} at {shown(url)}. "
