@@ -285,9 +285,16 @@ def test_a_server_closing_the_connection_mid_ingest_says_so_and_the_next_run_car
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         deadline, backend = time.monotonic() + 300, None  # a backstop only: the pause waits for us
+        # Held at the pause: inside batch 2's transaction, its last statement the run's batch count,
+        # with batch 1 committed (read in the statement's snapshot, taken before the activity).
         while backend is None and proc.poll() is None and time.monotonic() < deadline:
-            rows = sql(db, "SELECT pid FROM pg_stat_activity WHERE state = 'idle in transaction' "
-                           f"AND application_name LIKE 'ragcli ingest pid {proc.pid} %'")
+            try:
+                rows = sql(db, "SELECT a.pid FROM pg_stat_activity a WHERE a.state = 'idle in transaction' "
+                               f"AND a.application_name LIKE 'ragcli ingest pid {proc.pid} %' "
+                               "AND a.query LIKE 'UPDATE runs SET batches%' "
+                               "AND (SELECT max(batches) FROM idx.runs) >= 1")
+            except psycopg.errors.UndefinedTable:
+                rows = []  # no index yet
             backend = rows[0][0] if rows else time.sleep(0.1)
         assert backend is not None, proc.communicate()
         assert sql(db, f"SELECT pg_terminate_backend({backend})") == [(True,)]
@@ -298,7 +305,9 @@ def test_a_server_closing_the_connection_mid_ingest_says_so_and_the_next_run_car
     assert proc.returncode == 1 and len(text.strip().splitlines()) == 1, text
     assert "closed the connection" in text and "intact" in text and "Run the ingest again" in text, text
     assert "internal error" not in text
-    st = json.loads(rag("status", "--json", "--index", index, env=env).stdout)  # also checks the row counts
+    r = rag("status", "--json", "--index", index, env=env)  # also checks the row counts
+    assert r.returncode == 0, r.stderr.decode()
+    st = json.loads(r.stdout)
     assert 1 <= st["documents"] < 9
     r = rag("ingest", str(docs), "--json", "--index", index, env=env)
     assert r.returncode == 0, r.stderr.decode()
@@ -380,7 +389,26 @@ def test_a_rebuild_killed_anywhere_leaves_one_whole_index_and_the_users_tables(d
     st = json.loads(rag("status", "--json", "--index", index, env=env).stdout)
     assert st["documents"] == 9
     r = rag("ingest", str(docs), "--rebuild", "--json", "--index", index, env=env)
-    assert r.returncode == 0 and len(json.loads(r.stdout)["added"]) == 9, r.stderr.decode()
+    assert r.returncode == 0, r.stderr.decode()
+    rep = json.loads(r.stdout)
+    assert len(rep["added"]) + len(rep["resumed"]) == 9
+    if at == "batch:db-committed@1":  # the rebuild's committed batch is kept
+        assert rep["notes"] == ["carrying on with an unfinished rebuild"] and rep["resumed"]
     assert top_source(env, index, "GBNF grammar").endswith("grammars_and_constrained_decoding.md")
     assert schemas(db) == {"public", "crm"} and extension(db) == [("public",)]
     assert sql(db, "SELECT v::text FROM crm.items") == [("[1,2,3]",)]
+
+
+def test_a_first_rebuild_killed_before_it_finishes_leaves_no_index_and_says_so(db: str, env: dict,
+                                                                              docs: Path) -> None:
+    index = db + "?schema=fresh"
+    r = rag("ingest", str(docs), "--rebuild", "--batch-size", "5", "--workers", "0", "--index", index,
+            env={**env, "RAGCLI_CRASH_AT": "batch:db-committed@1"})
+    assert r.returncode == -9
+    for command in (("status",), ("search", "GBNF")):
+        r = rag(*command, "--index", index, env=env)
+        err = r.stderr.decode()
+        assert r.returncode == 1 and "no index at" in err and "rag ingest PATH --index" in err, err
+    r = rag("ingest", str(docs), "--rebuild", "--json", "--index", index, env=env)
+    assert r.returncode == 0 and "carrying on with an unfinished rebuild" in json.loads(r.stdout)["notes"]
+    assert json.loads(rag("status", "--json", "--index", index, env=env).stdout)["documents"] == 9

@@ -51,7 +51,7 @@ class PgReader:
             layout = pg_schema.inspect(con, schema)
             if not layout.is_index and layout.foreign:
                 raise pg_schema.refusal(url, schema, layout)
-            version = pg_schema.version(con, schema)
+            version = pg_schema.version(con, schema) if layout.is_index else 0  # not a rebuild's staging
             if version == 0:
                 raise IndexNotFoundError(f"no index at {where}. Build one first: {build}")
             if version < pg_schema.LATEST:

@@ -235,9 +235,9 @@ def extension_schema(con: Any) -> str | None:
 
 
 def version(con: Any, schema: str) -> int:
-    """The last migration applied to the index in ``schema`` (0: none, no schema, or a schema
-    that is not a ragcli index, such as one holding another tool's ``schema_migrations``)."""
-    if not inspect(con, schema).is_index:
+    """The last migration applied to ragcli's tables in ``schema`` (0: none yet, no schema, or
+    tables ragcli did not make, such as another tool's ``schema_migrations``)."""
+    if "schema_migrations" not in inspect(con, schema).tables:
         return 0
     return con.execute(f"SELECT COALESCE(MAX(version), 0) FROM {ident(schema)}.schema_migrations").fetchone()[0]
 
