@@ -433,11 +433,11 @@ def ingest(
 
 
 def _check_compatible(info: index.IndexInfo, wanted: index.IndexInfo, location: Path, roots: list[str]) -> None:
-    hint = index.rebuild_hint(location, roots)
+    hint, where = index.rebuild_hint(location, roots), index.shown(location)  # a URL's password never shown
     if (info.embedder, info.embedder_id, info.dim) != (wanted.embedder, wanted.embedder_id, wanted.dim):
-        raise StaleIndexError(f"the index at {location} was built with embedder '{info.embedder}' "
+        raise StaleIndexError(f"the index at {where} was built with embedder '{info.embedder}' "
                               f"({info.embedder_id}), not '{wanted.embedder}' ({wanted.embedder_id}). "
                               f"Rebuild it with the new embedder: {hint}")
     if info.chunking != wanted.chunking:
-        raise StaleIndexError(f"the index at {location} was chunked with {info.chunking}, this run uses "
+        raise StaleIndexError(f"the index at {where} was chunked with {info.chunking}, this run uses "
                               f"{wanted.chunking}. Rebuild it: {hint}")

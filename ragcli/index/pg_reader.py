@@ -20,11 +20,11 @@ from ..errors import DamagedIndexError, IndexNotFoundError, StaleIndexError
 from ..types import Chunk, Page, Span
 from . import pg_schema, postgres
 from .base import DocRow, IndexInfo
-from .locations import shown, split
+from .locations import in_command, password_note, shown, split
 from .schema import rebuild_hint
 
 EF_SEARCH = 100  # HNSW candidates per query (pgvector's default is 40); raised to k when k is larger
-TABLES = ("meta", "documents", "pages", "chunks", "spans")
+TABLES = pg_schema.TABLES[:5]  # what a search reads, locked in this order (as a rebuild's switch-over does)
 _DOC = "d.id, d.path, d.root, d.sha256, d.kind, d.encoding, d.size, d.mtime, d.n_pages, d.ingested_at"
 
 
@@ -46,35 +46,39 @@ class PgReader:
         t0 = time.perf_counter()
         _conninfo, schema = split(url)
         con = postgres.connect(url, "search")
+        where, build = shown(url), f"rag ingest PATH --index {in_command(url)}{password_note(url)}"
         try:
-            version = pg_schema.version(con, schema)
+            layout = pg_schema.inspect(con, schema)
+            if not layout.is_index and layout.foreign:
+                raise pg_schema.refusal(url, schema, layout)
+            version = pg_schema.version(con, schema) if layout.is_index else 0  # not a rebuild's staging
             if version == 0:
-                raise IndexNotFoundError(f"no index at {shown(url)}. Build one first: "
-                                         f"rag ingest PATH --index '{shown(url)}'")
+                raise IndexNotFoundError(f"no index at {where}. Build one first: {build}")
             if version < pg_schema.LATEST:
                 raise StaleIndexError(
-                    f"the index at {shown(url)} has schema version {version}, this ragcli needs "
+                    f"the index at {where} has schema version {version}, this ragcli needs "
                     f"{pg_schema.LATEST}. Migrate it in place, without re-embedding anything: "
-                    f"rag ingest --index '{shown(url)}'")
+                    f"rag ingest --index {in_command(url)}{password_note(url)}")
             if version > pg_schema.LATEST:
                 raise StaleIndexError(
-                    f"the index at {shown(url)} has schema version {version}, newer than this ragcli reads "
+                    f"the index at {where} has schema version {version}, newer than this ragcli reads "
                     f"({pg_schema.LATEST}); upgrade ragcli")
             postgres.register_vector(con, url)
             s = pg_schema.ident(schema)
+            home = pg_schema.ident(pg_schema.extension_schema(con) or "public")
             con.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            con.execute(f"SET LOCAL search_path TO {s}, public")
+            con.execute(f"SET LOCAL search_path TO {s}, {home}")
             con.execute(f"LOCK TABLE {', '.join(TABLES)} IN ACCESS SHARE MODE")  # before the snapshot
             meta = pg_schema.read_meta(con)  # the snapshot starts here
             try:
                 info = pg_schema.read_info(meta)
             except (KeyError, ValueError) as e:
-                raise DamagedIndexError(f"the index at {shown(url)} is damaged (bad metadata: {e}). "
-                                        f"Rebuild it: {rebuild_hint(shown(url))}") from None
+                raise DamagedIndexError(f"the index at {where} is damaged (bad metadata: {e}). "
+                                        f"Rebuild it: {rebuild_hint(url)}") from None
             if info.generation == 0:
                 raise IndexNotFoundError(
-                    f"the index at {shown(url)} has not been built yet (the first ingest did not finish). "
-                    f"Run: rag ingest PATH --index '{shown(url)}'")
+                    f"the index at {where} has not been built yet (the first ingest did not finish). "
+                    f"Run: {build}")
         except BaseException:
             con.close()
             raise

@@ -6,10 +6,18 @@ spans, update the counts in ``meta`` and the run's batch count, COMMIT. Killed b
 COMMIT, the server rolls the whole batch back; there is nothing to clean up. The caller
 holds the writer lock (``postgres.writer_lock``), so batches of two machines never interleave.
 
-A ``--rebuild`` writes into ``<schema>__staging`` batch by batch (resumable like any ingest);
-``finish`` switches it into place with two ``ALTER SCHEMA ... RENAME`` in one transaction
-and then drops the old tables (waiting at most ``DROP_WAIT_S`` for readers still on them;
-otherwise the next writer drops them).
+Where it writes: ``pg_schema.claim`` first makes sure the schema is ragcli's (created and
+marked, an empty one adopted, an earlier ragcli's index marked; anything else refused), so
+a write never lands among, or drops, tables ragcli did not create. The ``vector`` extension
+is created (if missing, and allowed) in ``public``, never in an index schema.
+
+A ``--rebuild`` writes into ``<schema>__staging`` (claimed the same way) batch by batch,
+resumable like any ingest; ``finish`` then, in one transaction, drops the index's old tables
+by name and moves the new ones in (``pg_schema.replace_tables``: it waits for searches still
+reading the old tables), and drops the staging schema if ragcli created it. The index's
+schema is never renamed or dropped, so its grants and whatever else a DBA put in it stay.
+A server that closes the connection mid-run is reported as such (``postgres.closed``); the
+batches committed before it are intact and the next run carries on.
 
 PostgreSQL's text cannot hold NUL characters: a NUL in a page is stored as U+FFFD (same
 length, so offsets hold; such a quote verifies against the index copy, not the file).
@@ -34,8 +42,7 @@ from .locations import shown, split
 from .schema import rebuild_hint
 
 STAGING = "__staging"
-OLD = "__old"
-DROP_WAIT_S = 5
+OLD = "__old"  # where an earlier ragcli's rebuild left the replaced index when readers held it
 
 
 def _text(s: str) -> str:
@@ -61,32 +68,32 @@ class PgWriter:
         _conninfo, schema = split(url)
         con = postgres.connect(url, "ingest")
         try:
-            psycopg, _ = postgres.driver()
-            try:
-                if not con.execute("SELECT 1 FROM pg_extension WHERE extname = 'vector'").fetchone():
-                    con.execute("CREATE EXTENSION IF NOT EXISTS vector")
-            except psycopg.errors.InsufficientPrivilege:
-                raise StorageError(f"the database at {shown(url)} has no pgvector extension and this user may not "
-                                   "create it. Have the database's owner run: CREATE EXTENSION vector;") from None
-            postgres.register_vector(con, url)
-            messages = []
-            for leftover in (schema + OLD,):  # a switch-over whose drop waited too long
-                if pg_schema.exists(con, leftover):
-                    con.execute(f"DROP SCHEMA {pg_schema.ident(leftover)} CASCADE")
-            target = schema + STAGING if rebuild else schema
-            if rebuild and pg_schema.exists(con, target):
-                con.execute(f"SET search_path TO {pg_schema.ident(target)}, public")
-                old = pg_schema.read_info(pg_schema.read_meta(con)) if pg_schema.version(con, target) else None
-                if old is None or not old.same_build(wanted):
-                    messages.append("discarded an unfinished rebuild made with other settings")
-                    con.execute(f"DROP SCHEMA {pg_schema.ident(target)} CASCADE")
-                else:
-                    messages.append("carrying on with an unfinished rebuild")
-            applied = pg_schema.migrate(con, target, wanted)
-            if applied and applied[0] > 1:
-                messages.append(f"upgraded the index's tables in place (schema version {applied[-1]})")
-            con.execute(f"SET search_path TO {pg_schema.ident(target)}, public")
-            w = cls(url, schema, target, con, staging=rebuild)
+            with postgres.closed(url):
+                home = _extension(con, url)
+                postgres.register_vector(con, url)
+                messages = []
+                pg_schema.claim(con, schema, "index", url)
+                with con.transaction():  # an earlier ragcli's switch-over whose drop waited too long
+                    if _drop_legacy(con, schema + OLD):
+                        messages.append(f"dropped {schema + OLD}, the index an earlier rebuild replaced")
+                target = schema + STAGING if rebuild else schema
+                if rebuild:
+                    layout = pg_schema.claim(con, target, "staging", url)
+                    if layout.tables:
+                        con.execute(f"SET search_path TO {pg_schema.ident(target)}, {pg_schema.ident(home)}")
+                        old = pg_schema.read_info(pg_schema.read_meta(con)) if pg_schema.version(con, target) \
+                            else None
+                        if old is None or not old.same_build(wanted):
+                            messages.append("discarded an unfinished rebuild made with other settings")
+                            with con.transaction():
+                                pg_schema.drop_tables(con, target, layout.tables)
+                        else:
+                            messages.append("carrying on with an unfinished rebuild")
+                applied = pg_schema.migrate(con, target, wanted)
+                if applied and applied[0] > 1:
+                    messages.append(f"upgraded the index's tables in place (schema version {applied[-1]})")
+                con.execute(f"SET search_path TO {pg_schema.ident(target)}, {pg_schema.ident(home)}")
+                w = cls(url, schema, target, con, staging=rebuild)
             w.messages = messages
             return w
         except BaseException:
@@ -100,28 +107,34 @@ class PgWriter:
     # -- what is there -------------------------------------------------------------------
     _DOC = "SELECT id, path, root, sha256, kind, encoding, size, mtime, n_pages, ingested_at FROM documents"
 
+    def _rows(self, sql: str, params: tuple = ()) -> list[tuple]:
+        """A query's rows; a server that went away says so (``postgres.closed``)."""
+        with postgres.closed(self.url):
+            return self.con.execute(sql, params).fetchall()
+
     def documents(self) -> dict[str, DocRow]:
         """Every document by path (tests, small indexes; ``ingest`` looks up by path)."""
-        return {r[1]: DocRow(*r) for r in self.con.execute(self._DOC)}
+        return {r[1]: DocRow(*r) for r in self._rows(self._DOC)}
 
     def document(self, path: str) -> DocRow | None:
-        r = self.con.execute(self._DOC + " WHERE path = %s", (path,)).fetchone()
-        return DocRow(*r) if r else None
+        rows = self._rows(self._DOC + " WHERE path = %s", (path,))
+        return DocRow(*rows[0]) if rows else None
 
     def documents_with_prefix(self, prefix: str) -> Iterator[DocRow]:
         """Documents whose path starts with ``prefix`` (a scan: the path index's collation is
         not byte order, so it cannot serve a prefix range)."""
-        for r in self.con.execute(self._DOC + " WHERE starts_with(path, %s) ORDER BY path", (prefix,)).fetchall():
+        for r in self._rows(self._DOC + " WHERE starts_with(path, %s) ORDER BY path", (prefix,)):
             yield DocRow(*r)
 
     def roots(self) -> list[str]:
-        return [r[0] for r in self.con.execute("SELECT DISTINCT root FROM documents ORDER BY root")]
+        return [r[0] for r in self._rows("SELECT DISTINCT root FROM documents ORDER BY root")]
 
     def interrupted_run(self) -> Run | None:
-        r = self.con.execute("SELECT id, started, finished, pid, paths, rebuild, batches FROM runs "
-                             "WHERE finished IS NULL ORDER BY id DESC LIMIT 1").fetchone()
-        if r is None:
+        rows = self._rows("SELECT id, started, finished, pid, paths, rebuild, batches FROM runs "
+                          "WHERE finished IS NULL ORDER BY id DESC LIMIT 1")
+        if not rows:
             return None
+        r = rows[0]
         paths = r[4] if isinstance(r[4], list) else json.loads(r[4])
         return Run(r[0], r[1], r[2], r[3], tuple(paths), bool(r[5]), r[6])
 
@@ -214,19 +227,16 @@ class PgWriter:
                 pg_schema.write_info(self.con, self.info)
             if self.run_id is not None:
                 self.con.execute("UPDATE runs SET finished = %s WHERE id = %s", (time.time(), self.run_id))
-        self.con.execute("ANALYZE chunks")
+        with postgres.closed(self.url):
+            self.con.execute("ANALYZE chunks")
         if self.staging:
-            main, old, staging = (pg_schema.ident(n) for n in (self.schema, self.schema + OLD, self.target))
             with self._transaction():
-                if pg_schema.exists(self.con, self.schema):
-                    self.con.execute(f"ALTER SCHEMA {main} RENAME TO {old}")
-                self.con.execute(f"ALTER SCHEMA {staging} RENAME TO {main}")
+                pg_schema.replace_tables(self.con, self.target, self.schema)
+                pg_schema.drop_if_created(self.con, self.target)
             crash.point("rebuild:swapped")
             self.target = self.schema
-            self.con.execute(f"SET search_path TO {main}, public")
-            with contextlib.suppress(Exception), self._transaction():  # readers on the old tables: next time
-                self.con.execute(f"SET LOCAL lock_timeout = '{DROP_WAIT_S}s'")
-                self.con.execute(f"DROP SCHEMA IF EXISTS {old} CASCADE")
+            self.con.execute(f"SET search_path TO {pg_schema.ident(self.schema)}, "
+                             f"{pg_schema.ident(pg_schema.extension_schema(self.con) or 'public')}")
         crash.point("run:finished")
 
     # -- helpers -------------------------------------------------------------------------
@@ -234,11 +244,42 @@ class PgWriter:
     def _transaction(self):
         psycopg, _ = postgres.driver()
         try:
-            with self.con.transaction():
+            with postgres.closed(self.url), self.con.transaction():
                 yield
         except psycopg.errors.DiskFull:
             raise StorageError(f"the server holding {shown(self.url)} is out of disk space; the index as last "
                                "committed is intact. Free some space and run the ingest again") from None
+        except psycopg.errors.DependentObjectsStillExist as e:
+            raise StorageError(f"the rebuild of {shown(self.url)} cannot replace the old tables: {e.diag.message_detail or e} "
+                               "depends on them (ragcli drops nothing but its own tables). Drop or move that "
+                               "object and run the rebuild again; the old index is intact") from None
         except (psycopg.errors.DataCorrupted, psycopg.errors.UndefinedTable) as e:
             raise DamagedIndexError(f"the index at {shown(self.url)} is damaged ({e}). "
-                                    f"Rebuild it: {rebuild_hint(shown(self.url))}") from None
+                                    f"Rebuild it: {rebuild_hint(self.url)}") from None
+
+
+def _extension(con: Any, url: str) -> str:
+    """The schema of the ``vector`` extension, created in ``public`` if the database has none
+    (never in an index schema, which a rebuild could otherwise take it away with)."""
+    psycopg, _ = postgres.driver()
+    home = pg_schema.extension_schema(con)
+    if home is None:
+        try:
+            con.execute("CREATE EXTENSION IF NOT EXISTS vector SCHEMA public")
+        except (psycopg.errors.InsufficientPrivilege, psycopg.errors.InvalidSchemaName):
+            raise StorageError(f"the database at {shown(url)} has no pgvector extension and this user may not "
+                               "create it. Have the database's owner run: CREATE EXTENSION vector;") from None
+        home = pg_schema.extension_schema(con) or "public"
+    return home
+
+
+def _drop_legacy(con: Any, schema: str) -> bool:
+    """Drop an earlier ragcli's leftover ``<schema>__old`` (no marker) if ragcli's tables are all
+    it holds and this user owns it; whether it did. Anything else in it keeps it."""
+    layout = pg_schema.inspect(con, schema)
+    if not (layout.legacy and layout.owned):
+        return False
+    pg_schema.drop_tables(con, schema, layout.tables)
+    with contextlib.suppress(postgres.driver()[0].errors.DependentObjectsStillExist), con.transaction():
+        con.execute(f"DROP SCHEMA {pg_schema.ident(schema)} RESTRICT")
+    return True

@@ -11,6 +11,10 @@ second waits (or, with ``--no-wait``, fails at once naming the holder's host and
 server releases the lock when the holder's connection ends, so a killed ingest never leaves
 the index locked. Readers take no lock: each reads one REPEATABLE READ snapshot, and each
 batch is one transaction, so a reader sees a batch whole or not at all.
+
+What the driver says is shown through ``locations`` (``scrub``): no message carries a
+password. An unknown URL parameter is a usage error naming it (libpq's own list decides),
+and a server that closes the connection mid-ingest is reported as such (``closed``).
 """
 
 from __future__ import annotations
@@ -22,9 +26,9 @@ import socket
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from ..errors import IndexBusyError, IndexUnavailableError
+from ..errors import IndexBusyError, IndexUnavailableError, UsageError
 from . import pg_schema
-from .locations import shown, split
+from .locations import parameters, scrub, shown, split
 
 LOCK_NAMESPACE = "ragcli-writer:"
 
@@ -46,27 +50,67 @@ def connect(url: str, what: str) -> Any:
     in ``pg_stat_activity`` with this host and pid."""
     psycopg, _ = driver()
     conninfo, _schema = split(url)
+    known = {o.keyword.decode() for o in psycopg.pq.Conninfo.get_defaults()} | {"schema"}
+    unknown = [k for k in parameters(url) if k not in known]
+    if unknown:
+        raise UsageError(f"the index URL {shown(url)} has an unknown parameter {unknown[0]!r}: ragcli knows "
+                         "schema=NAME, and libpq the rest (sslmode, connect_timeout, ...: see the PostgreSQL "
+                         "manual, 'Parameter Key Words')")
     name = f"ragcli {what} pid {os.getpid()} on {socket.gethostname()}"[:63]
     try:
         return psycopg.connect(conninfo, autocommit=True, application_name=name,
                                connect_timeout=int(os.environ.get("PGCONNECT_TIMEOUT", "10")))
     except psycopg.OperationalError as e:
-        reason = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
         raise IndexUnavailableError(
-            f"cannot connect to the index at {shown(url)} ({reason}). Check that the server is running "
+            f"cannot connect to the index at {shown(url)} ({_reason(e, url)}). Check that the server is running "
             "and that the URL's user, host, port and database are right (a password goes in PGPASSWORD "
             "or ~/.pgpass)") from None
+    except psycopg.ProgrammingError as e:  # libpq refused the URL itself
+        raise UsageError(f"the index URL {shown(url)} is not one libpq accepts ({_reason(e, url)})") from None
+
+
+def _reason(e: Exception, url: str) -> str:
+    """The last line of a driver error, without the URL's secrets."""
+    text = str(e).strip()
+    return scrub(text.splitlines()[-1], url) if text else type(e).__name__
 
 
 def register_vector(con: Any, url: str) -> None:
-    """Teach ``con`` pgvector's ``vector`` type (numpy arrays in and out)."""
+    """Teach ``con`` pgvector's ``vector`` type (numpy arrays in and out), wherever the
+    extension lives; the session's search_path is that schema afterwards."""
     psycopg, register = driver()
+    missing = IndexUnavailableError(f"the database at {shown(url)} has no pgvector extension. Have its owner run: "
+                                    "CREATE EXTENSION vector;")
+    home = pg_schema.extension_schema(con)
+    if home is None:
+        raise missing
+    con.execute(f"SET search_path TO {pg_schema.ident(home)}")
     try:
         register(con)
     except psycopg.ProgrammingError:
+        raise missing from None
+
+
+@contextlib.contextmanager
+def closed(url: str, doing: str = "ingest") -> Iterator[None]:
+    """Turn "the server closed the connection" (shut down, restarted, the backend terminated)
+    into one line that says what survived: every batch committed before is intact."""
+    psycopg, _ = driver()
+    try:
+        yield
+    except psycopg.OperationalError as e:
+        if not (isinstance(e, (psycopg.errors.AdminShutdown, psycopg.errors.CrashShutdown,
+                               psycopg.errors.CannotConnectNow)) or _lost(e)):
+            raise
         raise IndexUnavailableError(
-            f"the database at {shown(url)} has no pgvector extension. Have its owner run: "
-            "CREATE EXTENSION vector;") from None
+            f"the PostgreSQL server holding {shown(url)} closed the connection during the {doing} "
+            f"({_reason(e, url)}); the batches committed before are intact. Run the {doing} again to carry on"
+        ) from None
+
+
+def _lost(e: Exception) -> bool:
+    """Whether ``e`` says the connection is gone (no SQLSTATE: it never reached a server answer)."""
+    return getattr(e, "sqlstate", None) is None or str(getattr(e, "sqlstate", "")).startswith("08")
 
 
 def lock_key(schema: str) -> int:

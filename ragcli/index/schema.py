@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .base import IndexInfo
+from .locations import in_command, password_note
 
 DEFAULT_DB = "index.sqlite"
 CURRENT = "CURRENT"
@@ -158,8 +159,9 @@ def counts(rows: dict[str, str]) -> dict[str, int]:
 
 
 def rebuild_hint(location: str | Path, roots: Sequence[str] = ()) -> str:
+    """The command that rebuilds the index at ``location`` (a URL's secrets left out: ``locations``)."""
     paths = " ".join(shlex.quote(r) for r in roots) if roots else "PATH..."
-    return f"rag ingest --rebuild --index {shlex.quote(str(location))} {paths}"
+    return f"rag ingest --rebuild --index {in_command(location)} {paths}{password_note(location)}"
 
 
 def upgrade_hint(location: str | Path) -> str:
