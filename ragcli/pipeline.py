@@ -220,7 +220,7 @@ def ask(question: str, settings: Settings, *, k: int | None = None, mode: str | 
         params: AnswerParams | None = None, on_text: Callable[[str], None] | None = None) -> Answer:
     """Retrieve, let the model pick evidence under a grammar, verify quotes, answer."""
     from .answer import AnswerParams, answer_question
-    from .verify import Verifier, stored_pages
+    from .verify import Verifier, recorded_sizes, stored_pages
 
     params = params or AnswerParams()
     t_all = time.perf_counter()
@@ -228,7 +228,8 @@ def ask(question: str, settings: Settings, *, k: int | None = None, mode: str | 
     with open_index(settings) as st:
         emb = embedder_for_index(st, settings, embedder)
         res, qv = _search(st, emb, question, k or params.k, mode or settings.mode)
-        verifier = Verifier(stored_pages(st, [(h.chunk.source, h.chunk.page) for h in res.hits]))
+        verifier = Verifier(stored_pages(st, [(h.chunk.source, h.chunk.page) for h in res.hits]),
+                            recorded_sizes(res.hits))
     if generator is not None:
         model_name, gen = generator.name, generator
     else:
