@@ -296,8 +296,8 @@ def _plan(w: index.IndexWriter, paths: Sequence[str | Path], excludes: Sequence[
                 data: bytes | None = todo.read(max_file_size)
             else:
                 data, why = loaders.read_untyped(f, max_file_size)
-                if data is None:
-                    plan.skipped.append((todo.path, why))
+                if data is None:  # met in a folder: skipped; named as an input: the user asked for it
+                    (plan.failed if f.path == f.root else plan.skipped).append((todo.path, why))
                     continue
         except SourceError as e:
             plan.failed.append((e.path, e.reason))

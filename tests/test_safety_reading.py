@@ -113,15 +113,18 @@ def test_links_named_on_the_command_line_are_followed_but_special_files_are_neve
     (named / "status.txt").symlink_to("/proc/self/status")
     (named / "zero.txt").symlink_to("/dev/zero")
     (named / "docs-link").symlink_to(trap.docs)  # a folder named through a link: walked, its links not followed
+    (named / "tool").write_bytes(b"\x7fELF\x02\x01" + bytes(300))  # named, so not skipped: it fails
     args = [named / "mine.md", named / "status.txt", named / "zero.txt", trap.fifo, "/proc/self/status",
-            named / "docs-link"]
+            named / "docs-link", named / "tool"]
     r = rag("ingest", *map(str, args), "--json", env=env, timeout=120)
     assert r.returncode == 3 and b"Traceback" not in r.stderr, r.stderr
     rep = json.loads(r.stdout)
     link_docs = named / "docs-link"
     assert set(rep["added"]) == {str(named / "mine.md")} | {str(link_docs / g.relative_to(trap.docs)) for g in trap.good}
     failed = {f["path"]: f["reason"] for f in rep["failed"]}
-    assert set(failed) == {str(named / "status.txt"), str(named / "zero.txt"), str(trap.fifo), "/proc/self/status"}
+    assert set(failed) == {str(named / "status.txt"), str(named / "zero.txt"), str(trap.fifo), "/proc/self/status",
+                           str(named / "tool")}
+    assert failed[str(named / "tool")] == "binary file without a known type"
     assert NEVER in failed[str(named / "status.txt")] and NEVER in failed["/proc/self/status"]
     assert NEVER in failed[str(named / "zero.txt")] and "/dev/zero" in failed[str(named / "zero.txt")]
     assert failed[str(trap.fifo)].startswith("a FIFO (named pipe), not a regular file")
@@ -186,27 +189,32 @@ def test_a_file_swapped_after_the_walk_is_neither_followed_nor_read(kind: str, w
     (docs / "a.md").write_text(GOOD)
     victim = docs / "sub" / "b.md"
     victim.write_text(GOOD.replace("pears", "plums"))
-    done = threading.Event()
+    done, over = threading.Event(), threading.Event()
 
     def progress(phase: str, n: int, total: int) -> None:
         if phase == "reading" and n == 2 and not done.is_set():  # walked; b.md (2nd in order) not read yet
             done.set()
             _swap(kind, victim, outside)
             if kind == "fifo":  # backstop: a read that blocks on the FIFO is released, not left hanging
-                threading.Thread(target=_release_fifo_later, args=(victim,), daemon=True).start()
+                threading.Thread(target=_release_fifo_until, args=(victim, over), daemon=True).start()
 
-    r = pipeline.ingest([str(docs)], settings, embedder=EMB, progress=progress)
+    try:
+        r = pipeline.ingest([str(docs)], settings, embedder=EMB, progress=progress)
+    finally:
+        over.set()
     assert done.is_set() and r.added == (str(docs / "a.md"),)
     assert len(r.failed) == 1 and r.failed[0][0] == str(victim) and why in r.failed[0][1], r.failed
     assert not any("4711" in h.chunk.text for h in pipeline.search("safe code 4711", settings, embedder=EMB).hits)
 
 
-def _release_fifo_later(fifo: Path) -> None:
-    threading.Event().wait(60)
-    try:
-        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
-    except OSError:  # nobody is blocked reading it: nothing to release
-        pass
+def _release_fifo_until(fifo: Path, over: threading.Event) -> None:
+    """Every 30 s until ``over``: open the FIFO for writing and close it, which ends a read
+    blocked on it (with no data); each read of it is released in turn."""
+    while not over.wait(30):
+        try:
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        except OSError:  # nobody is blocked reading it: nothing to release
+            pass
 
 
 def test_the_parse_read_is_as_safe_as_the_plan_read(tmp_path: Path) -> None:
