@@ -53,11 +53,13 @@ class Index:
     def location(self) -> str | Path:
         return self.settings.index
 
-    def ingest(self, paths: Sequence[str | Path] = (), *, rebuild: bool = False,
+    def ingest(self, paths: Sequence[str | Path] = (), *, rebuild: bool = False, follow: bool = False,
                progress: Callable[[str, int, int], None] | None = None, **kw) -> IngestReport:
-        """``rag ingest``: add, update and remove files; no paths: the recorded directories."""
+        """``rag ingest``: add, update and remove files; no paths: the recorded directories.
+        ``follow``: follow symbolic links met in directories (``--follow``); ``report.skipped``
+        lists what the walk met and did not read, with the reason."""
         return pipeline.ingest([str(p) for p in paths], self.settings, embedder=self._embedder,
-                               rebuild=rebuild, progress=progress, **kw)
+                               rebuild=rebuild, follow=follow, progress=progress, **kw)
 
     def search(self, query: str, *, k: int = 5, mode: str = "hybrid") -> pipeline.SearchResult:
         """``rag search``: the ``k`` best passages."""

@@ -148,6 +148,8 @@ def ingest(
     models: Optional[Path] = ModelsOpt,
     exclude: list[str] = typer.Option([], "--exclude", help="Skip files/directories matching this glob (repeatable)."),
     hidden: bool = typer.Option(False, "--hidden", help="Also ingest hidden files and directories (.git, .venv, ...)."),
+    follow: bool = typer.Option(False, "-L", "--follow", help="Follow symbolic links met in directories (links named "
+                                "as PATH always are). Devices, FIFOs and /proc, /sys, /dev are never read."),
     rebuild: bool = typer.Option(False, "--rebuild", help="Re-ingest everything from scratch (no PATH: the recorded ones)."),
     embedder: Optional[str] = typer.Option(None, "--embedder", help="Embedder for a new or rebuilt index (env RAG_EMBEDDER)."),
     max_file_size: float = typer.Option(50.0, "--max-file-size", help="Skip files larger than this many MB."),
@@ -176,7 +178,7 @@ def ingest(
         try:
             report = do_ingest(
                 [str(p) for p in paths or []], settings, excludes=exclude, include_hidden=hidden,
-                rebuild=rebuild, max_file_size=int(max_file_size * 1e6), wait=not no_wait,
+                follow=follow, rebuild=rebuild, max_file_size=int(max_file_size * 1e6), wait=not no_wait,
                 progress=bar, on_message=_err, batch_chunks=batch_size, workers=workers, ray=ray,
             )
         finally:
@@ -186,16 +188,37 @@ def ingest(
         else:
             for path, reason in report.failed:
                 _err(f"failed: {_display_path(path)}: {reason}")
+            for line in _skipped_lines(report.skipped):
+                _err(line)
             if report.resumed:
                 print(f"resumed: {len(report.resumed)} files committed by an interrupted ingest were kept")
             print(
                 f"{len(report.added)} added, {len(report.updated)} updated, {len(report.unchanged)} unchanged, "
-                f"{len(report.removed)} removed, {len(report.failed)} failed "
+                f"{len(report.removed)} removed, {len(report.failed)} failed, {len(report.skipped)} skipped "
                 f"({report.chunks} chunks embedded in {report.seconds:.1f}s) -> {report.index}"
             )
         return report.exit_code
 
     _run(debug, body)
+
+
+SKIPPED_LISTED = 10  # up to this many skipped files are named one by one; more are counted by reason
+
+
+def _skipped_lines(skipped: tuple[tuple[str, str], ...]) -> list[str]:
+    """What the walk met and did not read, for stderr: each file when there are few, else a
+    count per reason (the full list is in ``--json``)."""
+    if len(skipped) <= SKIPPED_LISTED:
+        return [f"skipped: {_display_path(p)}: {why}" for p, why in skipped]
+    counts: dict[str, int] = {}
+    for _, why in skipped:
+        counts[why] = counts.get(why, 0) + 1
+    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    lines = [f"skipped: {n} x {why}" for why, n in ranked[:SKIPPED_LISTED]]
+    rest = ranked[SKIPPED_LISTED:]
+    if rest:
+        lines.append(f"skipped: {sum(n for _, n in rest)} x {len(rest)} other reasons")
+    return [*lines, f"skipped: {len(skipped)} files in all (--json lists each one)"]
 
 
 @app.command()

@@ -68,6 +68,7 @@ class IngestReport:
     resumed: tuple[str, ...] = ()  # unchanged files an interrupted earlier run had committed
     batches: int = 0  # batches committed by this run
     notes: tuple[str, ...] = ()  # what else happened (upgrade, rebuild carried on, ...)
+    skipped: tuple[tuple[str, str], ...] = ()  # (path, reason): met while walking, not read (never exit 3)
 
     @property
     def exit_code(self) -> int:
@@ -81,6 +82,7 @@ class IngestReport:
             "unchanged": list(self.unchanged),
             "removed": list(self.removed),
             "failed": [{"path": p, "reason": r} for p, r in self.failed],
+            "skipped": [{"path": p, "reason": r} for p, r in self.skipped],
             "resumed": list(self.resumed),
             "chunks": self.chunks,
             "batches": self.batches,
@@ -103,6 +105,13 @@ class Todo:
     root: str
     replaces: int | None  # doc id of the indexed version, if the file changed
     size: int = 0  # bytes, as the plan read them
+    real: str = ""  # where a followed symbolic link led, resolved by the walk ("": no link on its way)
+
+    def read(self, max_file_size: int) -> bytes:
+        """The file's bytes, read as the walk found it: a link appearing since is not followed,
+        a FIFO or device is not read (``loaders.read_bytes``). Raises ``SourceError``."""
+        return loaders.read_bytes(Path(self.path), max_file_size, root=Path(self.root),
+                                  real=Path(self.real) if self.real else None)
 
 
 @dataclass(frozen=True)
@@ -166,7 +175,7 @@ def _init_worker(embedder: Embedder, params: ChunkParams, max_file_size: int, in
 def _parse(todo: Todo) -> Parsed:
     """Read and chunk one file (in a worker process, or in-process for small ingests)."""
     try:
-        data = loaders.read_bytes(Path(todo.path), _WORKER["max_file_size"])
+        data = todo.read(_WORKER["max_file_size"])
     except SourceError as e:
         return Parsed(todo, failed=((e.path, e.reason),))
     return parse_file(todo, data, _WORKER["count"], _WORKER["params"])
@@ -263,36 +272,50 @@ class _Plan:
     unchanged: list[str] = field(default_factory=list)
     resumed: list[str] = field(default_factory=list)  # unchanged because an interrupted run committed them
     failed: list[tuple[str, str]] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # met while walking, not read
     gone: dict[str, int] = field(default_factory=dict)  # path -> doc id, indexed but no longer there
 
 
 def _plan(w: index.IndexWriter, paths: Sequence[str | Path], excludes: Sequence[str], include_hidden: bool,
-          max_file_size: int, rebuild: bool, interrupted: index.Run | None, progress: Progress | None) -> _Plan:
-    """Walk ``paths``, hash every file and sort it into unchanged / to read; find what is gone."""
+          max_file_size: int, rebuild: bool, interrupted: index.Run | None, progress: Progress | None,
+          follow: bool = False) -> _Plan:
+    """Walk ``paths``, hash every file and sort it into unchanged / to read / skipped; find what
+    is gone: indexed under a walked directory and not taken by this walk (deleted, or skipped
+    now: a link no longer followed, a file that is not text)."""
     plan = _Plan()
-    found, walk_errors = loaders.walk(paths, excludes, include_hidden)
-    plan.failed = [(e.path, e.reason) for e in walk_errors]
-    for n, f in enumerate(found, start=1):
+    walked = loaders.walk(paths, excludes, include_hidden, follow)
+    plan.failed = [(e.path, e.reason) for e in walked.errors]
+    plan.skipped = list(walked.skipped)
+    taken: set[str] = {p for p, _ in plan.failed}  # a file that fails keeps its indexed version
+    for n, f in enumerate(walked.files, start=1):
         if progress:
-            progress("reading", n, len(found))
-        path = str(f.path)
+            progress("reading", n, len(walked.files))
+        todo = Todo(str(f.path), str(f.root), None, 0, str(f.real or ""))
         try:
-            data = loaders.read_bytes(f.path, max_file_size)
+            if f.typed:
+                data: bytes | None = todo.read(max_file_size)
+            else:
+                data, why = loaders.read_untyped(f, max_file_size)
+                if data is None:  # met in a folder: skipped; named as an input: the user asked for it
+                    (plan.failed if f.path == f.root else plan.skipped).append((todo.path, why))
+                    continue
         except SourceError as e:
             plan.failed.append((e.path, e.reason))
+            taken.add(e.path)
             continue
-        row = w.document(path)
+        taken.add(todo.path)
+        row = w.document(todo.path)
         if row and row.sha256 == loaders.file_sha256(data):
-            plan.unchanged.append(path)
+            plan.unchanged.append(todo.path)
             if interrupted and row.ingested_at >= interrupted.started:
-                plan.resumed.append(path)
+                plan.resumed.append(todo.path)
             continue
-        plan.todos.append(Todo(path, str(f.root), row.id if row else None, len(data)))
-    seen = {str(f.path) for f in found} | {p for p, _ in plan.failed}
-    dir_roots = [str(Path(p).expanduser().absolute()) for p in paths if Path(p).is_dir()]
+        plan.todos.append(replace(todo, replaces=row.id if row else None, size=len(data)))
+    plan.skipped.sort()
+    dir_roots = [str(d) for d in walked.dirs]
     for prefix in ([""] if rebuild else [r.rstrip(os.sep) + os.sep for r in dir_roots]):
         for row in w.documents_with_prefix(prefix):  # streamed: memory does not grow with the index
-            if loaders.container_of(row.path) not in seen:  # an attachment goes with its mail
+            if loaders.container_of(row.path) not in taken:  # an attachment goes with its mail
                 plan.gone[row.path] = row.id
     return plan
 
@@ -364,6 +387,7 @@ def ingest(
     params: ChunkParams = ChunkParams(),
     excludes: Sequence[str] = (),
     include_hidden: bool = False,
+    follow: bool = False,
     rebuild: bool = False,
     max_file_size: int = loaders.DEFAULT_MAX_FILE_SIZE,
     wait: bool = True,
@@ -376,7 +400,8 @@ def ingest(
 ) -> IngestReport:
     """Bring the index at ``location`` in line with ``paths`` (no paths: the directories it
     recorded). ``embedder`` may be a function that loads it, called under the writer lock.
-    ``executor`` reads (and may embed) the files; default: ``read_locally`` with ``workers``."""
+    ``executor`` reads (and may embed) the files; default: ``read_locally`` with ``workers``.
+    ``follow``: follow symbolic links met in directories (those named in ``paths`` always are)."""
     t_start = time.perf_counter()
     say = on_message or (lambda _m: None)
     with index.writer_lock(location, wait=wait, on_wait=on_message):
@@ -400,7 +425,7 @@ def ingest(
             w.begin_run([str(p) for p in paths], rebuild)
 
             t0 = time.perf_counter()
-            plan = _plan(w, paths, excludes, include_hidden, max_file_size, rebuild, interrupted, progress)
+            plan = _plan(w, paths, excludes, include_hidden, max_file_size, rebuild, interrupted, progress, follow)
             timings = {"read_s": time.perf_counter() - t0}
             if plan.resumed:
                 say(f"resuming an interrupted ingest: {len(plan.resumed)} files it committed are kept")
@@ -429,7 +454,7 @@ def ingest(
         added, updated = sorted(added + updated), []
     return IngestReport(index.shown(str(location)), tuple(added), tuple(updated), tuple(plan.unchanged), tuple(sorted(plan.gone)),
                         tuple(plan.failed), batches.chunks, time.perf_counter() - t_start, timings,
-                        tuple(plan.resumed), batches.batches, tuple(notes))
+                        tuple(plan.resumed), batches.batches, tuple(notes), tuple(plan.skipped))
 
 
 def _check_compatible(info: index.IndexInfo, wanted: index.IndexInfo, location: Path, roots: list[str]) -> None:

@@ -38,7 +38,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from . import loaders
 from .chunking import ChunkParams
 from .embedders import Embedder, embed_batched
 from .errors import ClusterError, ModelUnavailableError, RagError, SourceError, UsageError
@@ -219,7 +218,7 @@ def _in_order(ray: Any, actors: list, todos: Sequence[Todo], max_file_size: int)
 def _send(actors: list, queued: list[int], running: dict, todo: Todo, max_file_size: int) -> Any:
     path = Path(todo.path)
     try:
-        data = loaders.read_bytes(path, max_file_size)
+        data = todo.read(max_file_size)
         st = path.stat()
     except SourceError as e:
         return Parsed(todo, failed=((e.path, e.reason),))

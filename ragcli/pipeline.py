@@ -101,6 +101,7 @@ def ingest(
     params: ChunkParams | None = None,
     excludes: Sequence[str] = (),
     include_hidden: bool = False,
+    follow: bool = False,
     rebuild: bool = False,
     max_file_size: int | None = None,
     wait: bool = True,
@@ -113,7 +114,8 @@ def ingest(
     """Bring the index in line with ``paths``: add new files, re-chunk changed ones, drop
     files deleted from ingested directories; streaming, in atomic batches (``ingest``).
     ``ray``: read, chunk and embed on the Ray cluster at this address ("local": one started
-    for the run; ``ingest_ray``), with ``workers`` actors; else locally, ``workers`` processes."""
+    for the run; ``ingest_ray``), with ``workers`` actors; else locally, ``workers`` processes.
+    ``follow``: follow symbolic links met in directories (links named in ``paths`` always are)."""
     location = settings.index
     run_files = None
     if ray is not None:
@@ -128,8 +130,8 @@ def ingest(
 
     return run_ingest(
         paths, location, loader, params=params or ChunkParams(), excludes=excludes, include_hidden=include_hidden,
-        rebuild=rebuild, max_file_size=max_file_size or DEFAULT_MAX_FILE_SIZE, wait=wait, progress=progress,
-        on_message=on_message, batch_chunks=batch_chunks or BATCH_CHUNKS, workers=workers, executor=run_files)
+        follow=follow, rebuild=rebuild, max_file_size=max_file_size or DEFAULT_MAX_FILE_SIZE, wait=wait,
+        progress=progress, on_message=on_message, batch_chunks=batch_chunks or BATCH_CHUNKS, workers=workers, executor=run_files)
 
 
 def _embedder_for_ingest(settings: Settings, location: str | Path, rebuild: bool) -> Embedder:
@@ -218,7 +220,7 @@ def ask(question: str, settings: Settings, *, k: int | None = None, mode: str | 
         params: AnswerParams | None = None, on_text: Callable[[str], None] | None = None) -> Answer:
     """Retrieve, let the model pick evidence under a grammar, verify quotes, answer."""
     from .answer import AnswerParams, answer_question
-    from .verify import Verifier, stored_pages
+    from .verify import Verifier, recorded_sizes, stored_pages
 
     params = params or AnswerParams()
     t_all = time.perf_counter()
@@ -226,7 +228,8 @@ def ask(question: str, settings: Settings, *, k: int | None = None, mode: str | 
     with open_index(settings) as st:
         emb = embedder_for_index(st, settings, embedder)
         res, qv = _search(st, emb, question, k or params.k, mode or settings.mode)
-        verifier = Verifier(stored_pages(st, [(h.chunk.source, h.chunk.page) for h in res.hits]))
+        verifier = Verifier(stored_pages(st, [(h.chunk.source, h.chunk.page) for h in res.hits]),
+                            recorded_sizes(res.hits))
     if generator is not None:
         model_name, gen = generator.name, generator
     else:

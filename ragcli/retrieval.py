@@ -88,7 +88,7 @@ def search(store: IndexReader, embedder: Embedder, query: str, k: int = 5, mode:
             raise store.damaged(f"chunk {cid} is in the vector index but not in the database")
         chunk, doc = rows[cid]
         hits.append(Hit(chunk, score, rank, cos[cid], paged=doc.kind in PAGED_KINDS, encoding=doc.encoding,
-                        kind=doc.kind))
+                        kind=doc.kind, size=doc.size))
     return hits
 
 

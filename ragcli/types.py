@@ -90,6 +90,7 @@ class Hit:
     paged: bool = False
     encoding: str = "utf-8"
     kind: str = "text"  # the document's ``Document.kind``: says how to re-read the quote
+    size: int = 0  # the document's ``Document.size`` at ingest: verification re-reads no more than this (0: unknown)
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,10 @@ belong to the document with the citation's sha256, and hold the quote at ``[star
 The citation then says ``verified: "index"`` instead of ``"file"``. A file that is here but
 changed is not verified at all (the index copy would no longer be what the file says).
 
+Re-reading is bounded: only a regular file is read (a FIFO or a device in a cited file's
+place fails at once, with the reason), and no more than the size the index recorded at
+ingest (``Hit.size``): a file larger now has changed, and is not read to find that out.
+
 What it does not do: choose quotes (``answer``), or know any file format (``loaders``).
 """
 
@@ -25,7 +29,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import replace
 
 from . import loaders
-from .types import Citation, Page
+from .types import Citation, Hit, Page
 
 # the ``extraction`` of a citation -> the Document.kind that rebuilds it
 KIND_OF_EXTRACTION = {
@@ -56,22 +60,41 @@ def stored_pages(reader: object, cited: Iterable[tuple[str, int]]) -> StoredPage
     return fetch(away) if fetch is not None and away else {}
 
 
+def recorded_sizes(hits: Iterable[Hit]) -> dict[str, int]:
+    """The bytes each hit's file had at ingest (``documents.size``, carried by the hit: no
+    extra query), for the Verifier's bound. An e-mail attachment's recorded size is its own,
+    not its e-mail's, so attachments are left out (their e-mail is read up to the default cap)."""
+    return {h.chunk.source: h.size for h in hits if h.size and loaders.container_of(h.chunk.source) == h.chunk.source}
+
+
 class Verifier:
     """Re-reads each cited source once (its bytes, their sha256, each cited page); ``stored``:
-    the index's page copies for sources not readable here (``stored_pages``)."""
+    the index's page copies for sources not readable here (``stored_pages``); ``sizes``: each
+    source's bytes at ingest (``recorded_sizes``): a file larger now has changed and is not
+    read. Only regular files are read (``loaders.source_bytes``): a FIFO or a device put in a
+    cited file's place fails at once, with the reason."""
 
-    def __init__(self, stored: StoredPages | None = None) -> None:
+    def __init__(self, stored: StoredPages | None = None, sizes: Mapping[str, int] | None = None) -> None:
         self._data: dict[str, bytes | None] = {}
+        self._why: dict[str, str] = {}  # source -> why it could not be read
         self._pages: dict[tuple, Page | None] = {}
         self.stored = stored or {}
+        self.sizes = dict(sizes or {})
 
     def data(self, source: str) -> bytes | None:
         if source not in self._data:
             try:
-                self._data[source] = loaders.source_bytes(source)
-            except Exception:  # gone, unreadable, attachment removed
-                self._data[source] = None
+                self._data[source] = loaders.source_bytes(source, self.sizes.get(source))
+            except loaders.SourceError as e:  # gone, unreadable, not a regular file, grown, attachment removed
+                self._data[source], self._why[source] = None, e.reason
+            except Exception as e:  # a damaged e-mail, ...: the citation cannot be verified
+                self._data[source], self._why[source] = None, f"{type(e).__name__}: {e}"
         return self._data[source]
+
+    def unreadable(self, source: str) -> str:
+        """Why ``source`` could not be read ("" if it was, or was not tried)."""
+        self.data(source)
+        return self._why.get(source, "")
 
     def sha256(self, source: str) -> str | None:
         data = self.data(source)
@@ -91,7 +114,10 @@ class Verifier:
                 encoding: str, kind: str) -> tuple[str | None, Page | None]:
         """(None, the re-read page) when the quote is byte-for-byte in the source, else (reason, None)."""
         if self.data(source) is None:
-            return f"{source} can no longer be read", None
+            why = self._why.get(source, "")
+            if why.startswith(loaders.CHANGED):
+                return f"{source} {why}; run `rag ingest` again", None
+            return f"{source} can no longer be read, so the quote cannot be verified: {why}", None
         if sha256 and self.sha256(source) != sha256:
             return f"{source} changed since it was ingested (run `rag ingest` again)", None
         text = self.page(source, page, encoding, kind)
@@ -117,7 +143,7 @@ class Verifier:
     def check(self, c: Citation, kind: str) -> tuple[Citation | None, str]:
         """(the citation with extraction, title, unit range and ``verified`` filled in, "") or (None, reason)."""
         verified = "file"
-        if self.data(c.source) is None and self.stored:
+        if self.data(c.source) is None and (c.source, c.page or 1) in self.stored:
             verified = "index"
             err, page = self.stored_problem(c.source, c.sha256, c.page, c.start, c.end, c.quote)
         else:

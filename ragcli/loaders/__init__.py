@@ -1,6 +1,7 @@
 """Files on disk -> ``Document`` (pages of text), one module per family of formats.
 
-    files     which files to ingest (walking, excludes, size limit) and their bytes and hashes
+    files     which files to ingest (walking, links, excludes, what is skipped) and their bytes and hashes
+    reading   one file's bytes, safely: regular files only, bounded, O_NOFOLLOW, never /proc, /sys, /dev
     text      text files (decoding with a recorded codec) and HTML (inscriptis)
     pdf, ocr  PDFs: pypdf's text layer; pages without one through RapidOCR (optional extra)
     office    .docx (python-docx), .pptx (python-pptx), .odt/.odp (odfpy)
@@ -31,9 +32,12 @@ from .files import (
     DEFAULT_EXCLUDES,
     DEFAULT_MAX_FILE_SIZE,
     FORMAT_SUFFIXES,
+    LINK_NOT_FOLLOWED,
     SUPPORTED_SUFFIXES,
     TEXT_SUFFIXES,
     FoundFile,
+    Walk,
+    escaped,
     file_sha256,
     read_bytes,
     walk,
@@ -41,12 +45,14 @@ from .files import (
 from .notebook import ipynb_pages
 from .office import docx_pages, odp_pages, odt_pages, pptx_pages
 from .pdf import pdf_pages
+from .reading import open_regular
 from .text import decode_text, html_page, text_page
 
 __all__ = [
-    "DEFAULT_EXCLUDES", "DEFAULT_MAX_FILE_SIZE", "EXTRACTIONS", "FORMAT_SUFFIXES", "SUPPORTED_SUFFIXES",
-    "TEXT_SUFFIXES", "Document", "FoundFile", "Page", "SourceError", "decode_text", "file_sha256", "kind_of",
-    "load", "load_all", "page_text_from_file", "read_bytes", "reread", "source_bytes", "walk",
+    "CHANGED", "DEFAULT_EXCLUDES", "DEFAULT_MAX_FILE_SIZE", "EXTRACTIONS", "FORMAT_SUFFIXES", "LINK_NOT_FOLLOWED",
+    "SUPPORTED_SUFFIXES", "TEXT_SUFFIXES", "Document", "FoundFile", "Page", "SourceError", "Walk", "decode_text",
+    "escaped", "file_sha256", "kind_of", "load", "load_all", "page_text_from_file", "read_bytes", "read_untyped",
+    "reread", "source_bytes", "walk",
 ]
 
 # Document.kind -> the extraction named in citations (a "pdf+ocr" page is "pypdf" or "ocr")
@@ -134,13 +140,39 @@ def container_of(source: str) -> str:
     return mail.split_source(source)[0]
 
 
-def source_bytes(source: str) -> bytes:
-    """The bytes a document was read from: the file, or an e-mail attachment's bytes."""
-    mail_path, name = mail.split_source(source)
+CHANGED = "changed since it was ingested"  # how a re-read that found a file grown says so
+
+
+def read_untyped(f: FoundFile, max_size: int = DEFAULT_MAX_FILE_SIZE) -> tuple[bytes | None, str]:
+    """A file without a suffix: (its bytes, "") when they are text by ``decode_text``'s rules,
+    else (None, why it is skipped). Raises ``SourceError`` when it cannot be read at all."""
+    with f.open() as opened:
+        if opened.size > max_size:
+            return None, "file without a known type, larger than --max-file-size"
+        data = opened.read(max_size)
     try:
-        data = Path(mail_path).read_bytes()
-    except OSError as e:
-        raise SourceError(mail_path, e.strerror or str(e)) from None
+        decode_text(f.path, data)
+    except SourceError:
+        return None, "empty file without a known type" if not data.strip() else "binary file without a known type"
+    return data, ""
+
+
+def source_bytes(source: str, size: int | None = None) -> bytes:
+    """The bytes a document was read from: the file, or an e-mail attachment's bytes.
+
+    Only a regular file is read (a link is followed: the name is the one ingested), never one
+    in /proc, /sys or /dev, and never more than ``size``, the file's bytes at ingest (None:
+    not known, then ``DEFAULT_MAX_FILE_SIZE``): a file larger than that has changed, and
+    ``SourceError`` says so without reading it. A FIFO or a device fails at once.
+    """
+    mail_path, name = mail.split_source(source)
+    limit = DEFAULT_MAX_FILE_SIZE if size is None else size
+    with open_regular(Path(mail_path), follow=True) as f:
+        if f.size > limit:
+            raise SourceError(mail_path, f"{CHANGED}: it is {f.size} bytes now, "
+                              f"{size} then (not read)" if size is not None else
+                              f"is {f.size / 1e6:.0f} MB, more than ragcli re-reads to check a quote")
+        data = f.read(limit)
     return mail.attachment_bytes(Path(mail_path), data, name) if name else data
 
 
