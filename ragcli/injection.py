@@ -46,31 +46,38 @@ from collections.abc import Iterable
 from .types import Chunk
 
 _ROLE = r"(?:system|system\s+(?:prompt|message|instructions?|override)|assistant|ai|ai\s+assistant|chatgpt|llm)"
-_RULES: tuple[tuple[str, re.Pattern[str]], ...] = tuple((name, re.compile(rx, re.I)) for name, rx in (
-    ("role prefix", rf"(?:^|\n)[\s>*#\[(\"'-]*{_ROLE}[\])\"'*]*\s*:"),
-    ("instruction header", r"(?:^|\n)\s*#{2,}\s*(?:instruction|system|response)s?\b"),
-    ("chat-template token", r"<\|[a-z_]{2,32}\|>|\[/?INST\]|<</?SYS>>|<(?:start|end)_of_turn>"),
-    ("ignore previous instructions",
-     r"\b(?:ignore|disregard|forget)\s+(?:all\s+|any\s+)?(?:of\s+)?(?:the\s+|your\s+|my\s+)?"
-     r"(?:previous|prior|above|earlier|preceding|former|original)\s+"
-     r"(?:instructions?|prompts?|directions?|rules|guidelines|messages?|commands?)\b"),
-    ("new role", r"\byou\s+are\s+now\s+(?:in\s+)?(?:an?\s+|the\s+)?(?:[\w-]+\s+){0,3}?"
-                 r"(?:mode|assistant|ai|chatbot|bot|model|persona|character|dan)\b"
-                 r"|\bfrom\s+now\s+on,?\s+you\s+(?:will|must|are|shall|should)\b"),
-    ("orders about every answer",
-     r"\b(?:answer|respond\s+to|reply\s+to)\s+(?:every|all|each|any)\s+(?:future\s+|further\s+)?"
-     r"(?:questions?|quer(?:y|ies)|prompts?|requests?)\b"
-     r"|\balways\s+(?:answer|respond|reply)\s+(?:only\s+)?with\b"),
-    ("secrecy from the user", r"\b(?:do\s+not|don't|never)\s+(?:tell|inform)\s+the\s+user\b"
-                              r"|\bwithout\s+telling\s+the\s+user\b"),
-    ("reader named as a model",
-     r"\bif\s+you\s+are\s+an?\s+(?:ai|llm|(?:large\s+)?language\s+model|ai\s+assistant|chatbot)\b"
-     r"|\b(?:note|message|instructions?)\s+(?:to|for)\s+(?:the\s+|any\s+)?"
-     r"(?:ai|llm|language\s+model|assistant|chatbot)s?\b"
-     r"|\b(?:ai|llm)\s+(?:assistants?|models?|agents?)\s+(?:reading|processing|summari[sz]ing)\s+this\b"),
-    ("request for the prompt", r"\b(?:reveal|print|repeat|show|output)\s+(?:your|the)\s+(?:system\s+)?"
-                               r"(?:prompt|instructions)\b"),
-))
+_MODEL_WORDS = ("ai", "llm", "language", "chatbot", "assistant")
+# (name, words one of which every match contains, casefolded: a cheap test first, as most
+# sentences hold none of them; the pattern, case-insensitive)
+_RULES: tuple[tuple[str, tuple[str, ...], re.Pattern[str]], ...] = tuple(
+    (name, words, re.compile(rx, re.I)) for name, words, rx in (
+        ("role prefix", ("system", "assistant", "ai", "chatgpt", "llm"),
+         rf"(?:^|\n)[\s>*#\[(\"'-]*{_ROLE}[\])\"'*]*\s*:"),
+        ("instruction header", ("##",), r"(?:^|\n)\s*#{2,}\s*(?:instruction|system|response)s?\b"),
+        ("chat-template token", ("<|", "inst]", "sys>>", "_of_turn>"),
+         r"<\|[a-z_]{2,32}\|>|\[/?INST\]|<</?SYS>>|<(?:start|end)_of_turn>"),
+        ("ignore previous instructions", ("ignore", "disregard", "forget"),
+         r"\b(?:ignore|disregard|forget)\s+(?:all\s+|any\s+)?(?:of\s+)?(?:the\s+|your\s+|my\s+)?"
+         r"(?:previous|prior|above|earlier|preceding|former|original)\s+"
+         r"(?:instructions?|prompts?|directions?|rules|guidelines|messages?|commands?)\b"),
+        ("new role", ("now",),
+         r"\byou\s+are\s+now\s+(?:in\s+)?(?:an?\s+|the\s+)?(?:[\w-]+\s+){0,3}?"
+         r"(?:mode|assistant|ai|chatbot|bot|model|persona|character|dan)\b"
+         r"|\bfrom\s+now\s+on,?\s+you\s+(?:will|must|are|shall|should)\b"),
+        ("orders about every answer", ("answer", "respond", "reply"),
+         r"\b(?:answer|respond\s+to|reply\s+to)\s+(?:every|all|each|any)\s+(?:future\s+|further\s+)?"
+         r"(?:questions?|quer(?:y|ies)|prompts?|requests?)\b"
+         r"|\balways\s+(?:answer|respond|reply)\s+(?:only\s+)?with\b"),
+        ("secrecy from the user", ("tell", "inform"),
+         r"\b(?:do\s+not|don['\u2019]t|never)\s+(?:tell|inform)\s+the\s+user\b|\bwithout\s+telling\s+the\s+user\b"),
+        ("reader named as a model", _MODEL_WORDS,
+         r"\bif\s+you\s+are\s+an?\s+(?:ai|llm|(?:large\s+)?language\s+model|ai\s+assistant|chatbot)\b"
+         r"|\b(?:note|message|instructions?)\s+(?:to|for)\s+(?:the\s+|any\s+)?"
+         r"(?:ai|llm|language\s+model|assistant|chatbot)s?\b"
+         r"|\b(?:ai|llm)\s+(?:assistants?|models?|agents?)\s+(?:reading|processing|summari[sz]ing)\s+this\b"),
+        ("request for the prompt", ("prompt", "instructions"),
+         r"\b(?:reveal|print|repeat|show|output)\s+(?:your|the)\s+(?:system\s+)?(?:prompt|instructions)\b"),
+    ))
 
 
 def addressed_to_assistant(text: str) -> str:
@@ -83,8 +90,8 @@ def addressed_to_assistant(text: str) -> str:
     >>> addressed_to_assistant("The operating system: Linux 6.1 on four cores.")
     ''
     """
-    text = re.sub(r"[ \t\r\f\v]+", " ", text)
-    return next((name for name, rx in _RULES if rx.search(text)), "")
+    folded = text.casefold()
+    return next((name for name, words, rx in _RULES if any(w in folded for w in words) and rx.search(text)), "")
 
 
 _TEMPLATE_TOKEN = re.compile(r"<\|[^\s<>|]{1,40}\|>|\[/?INST\]|<</?SYS>>|</?s>|<(?:start|end)_of_turn>|<\|", re.I)
