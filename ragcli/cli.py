@@ -292,7 +292,7 @@ def _read_question(arg: Optional[str]) -> str:
         arg.encode("utf-8")
     except UnicodeEncodeError:
         raise UsageError("the question argument is not valid UTF-8 text: pass it in UTF-8 "
-                         "(or write it to a file and pass '-' < FILE)") from None
+                         "(check the encoding of the terminal or script that sends it)") from None
     return arg
 
 
