@@ -22,10 +22,12 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from .display import UNSAFE
 from .embedders import Embedder
 from .evidence import Evidence, select_evidence
 from .generators import Generator
 from .grounding import repeats_question, support, unsupported_claims
+from .injection import defuse_template_tokens
 from .types import Answer, Citation, Hit
 from .verify import Verifier
 
@@ -69,9 +71,11 @@ SYSTEM_PROMPT = (
 
 
 def build_messages(question: str, evidence: Sequence[Evidence]) -> list[dict]:
-    lines = [f"[{i}] {' '.join(ev.span.text.split())}" for i, ev in enumerate(evidence, start=1)]
+    """The chat the model sees. Chat-template tokens in the sentences or the question are broken
+    (``injection.defuse_template_tokens``), in this text only: quotes are copied from the index."""
+    lines = [f"[{i}] {defuse_template_tokens(' '.join(ev.span.text.split()))}" for i, ev in enumerate(evidence, start=1)]
     user = (
-        "Sentences:\n" + "\n".join(lines) + f"\n\nQuestion: {question}\n\n"
+        "Sentences:\n" + "\n".join(lines) + f"\n\nQuestion: {defuse_template_tokens(question)}\n\n"
         "Answer the question in one short sentence using only the sentences above, then give the "
         "numbers of the sentences that support your answer. If the sentences do not answer the "
         'question, reply {"answer": "", "evidence": []}.'
@@ -95,22 +99,24 @@ def grammar(n: int, max_citations: int, max_chars: int) -> str:
         r'answered ::= "{\"answer\": \"" char text "\", \"evidence\": [" id' + more + ' "]}"',
         "text ::= " + f"char{{0,{max_chars}}}",
         f"id ::= {ids}",
-        r'char ::= [^"\\\x00-\x1f] | "\\" ["\\/bfnrt]',
+        # no control, C1 or bidi override character: the streamed answer is shown as it comes
+        r'char ::= [^"\\\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069] | "\\" ["\\/bfnrt]',
     ])
 
 
 _MARKER = re.compile(r"\s*(\[\s*\d+(\s*[,;-]\s*\d+)*\s*\]|【\d+】|\(\s*\d+\s*\))")
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # terminal escapes, bells, ...; not tab/newline
 
 
 def clean_answer_text(text: str) -> str:
-    """Drop citation-like markers (the model's, or a document's shown as an answer) and control
-    characters: only the program adds markers, and nothing may drive the user's terminal.
+    """Drop citation-like markers (the model's, or a document's shown as an answer) and the
+    characters ``display.UNSAFE`` names (controls, C1, bidi overrides, ...) after whitespace
+    is collapsed: only the program adds markers, and the answer a ``--json`` consumer prints
+    must not drive a terminal or read differently from what it is.
 
-    >>> clean_answer_text("It is 4 bits [2]. Yes [1, 3].\x1b[2J")
-    'It is 4 bits. Yes.[2J'
+    >>> clean_answer_text("It is 4 bits [2]. Yes [1, 3].\x1b[2J\u202e\x9b1m\\nOK")
+    'It is 4 bits. Yes.[2J1m OK'
     """
-    return " ".join(_MARKER.sub("", _CONTROL.sub("", text)).split())
+    return " ".join(_MARKER.sub("", UNSAFE.sub("", " ".join(text.split()))).split())
 
 
 def parse_reply(text: str, n: int) -> tuple[list[int], str]:

@@ -15,20 +15,24 @@ or holds no citation).
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 
 from . import __version__
 from .config import Settings, resolve_settings
+from .display import json_line, safe
 from .errors import RagError, UsageError
+
+if TYPE_CHECKING:
+    from .evaluate import Scored
+    from .types import Answer
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_PARTIAL, EXIT_NO_EVIDENCE = 0, 1, 2, 3, 4
 
@@ -60,7 +64,14 @@ ModeOpt = typer.Option("hybrid", "--mode", help="Retrieval: dense | lexical | hy
 
 
 def _err(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
+    """One line on stderr; whatever it quotes (a file name, a reason with a document's bytes)
+    is shown escaped (``display.safe``), so it can neither drive the terminal nor break the line."""
+    print(safe(msg), file=sys.stderr, flush=True)
+
+
+def _out(line: str = "") -> None:
+    """One line of human output on stdout, escaped like ``_err``'s."""
+    print(safe(line))
 
 
 def _run(debug: bool, fn: Callable[[], int]) -> None:
@@ -105,14 +116,14 @@ def _settings(index: Optional[str], models: Optional[Path], debug: bool, **kw: o
 
 
 def _display_path(p: str) -> str:
-    """Relative when under the current directory; control characters (a newline in a file
-    name) escaped, so one failure stays one line."""
+    """Relative when under the current directory; control characters (a newline or an ESC in a
+    file name) and bidi overrides escaped (``display.safe``), so one failure stays one line
+    and a name shows what it is."""
     try:
         rel = os.path.relpath(p)
     except ValueError:
         rel = ".."
-    shown = p if rel.startswith("..") else rel
-    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in shown)
+    return safe(p if rel.startswith("..") else rel)
 
 
 class _Progress:
@@ -184,15 +195,15 @@ def ingest(
         finally:
             bar.close()
         if as_json:
-            print(json.dumps(report.to_json(), ensure_ascii=False))
+            print(json_line(report.to_json()))
         else:
             for path, reason in report.failed:
                 _err(f"failed: {_display_path(path)}: {reason}")
             for line in _skipped_lines(report.skipped):
                 _err(line)
             if report.resumed:
-                print(f"resumed: {len(report.resumed)} files committed by an interrupted ingest were kept")
-            print(
+                _out(f"resumed: {len(report.resumed)} files committed by an interrupted ingest were kept")
+            _out(
                 f"{len(report.added)} added, {len(report.updated)} updated, {len(report.unchanged)} unchanged, "
                 f"{len(report.removed)} removed, {len(report.failed)} failed, {len(report.skipped)} skipped "
                 f"({report.chunks} chunks embedded in {report.seconds:.1f}s) -> {report.index}"
@@ -247,11 +258,11 @@ def search(
                 "encoding": h.encoding or "utf-8", "text": c.text,
             }
             if as_json:
-                print(json.dumps(row, ensure_ascii=False))
+                print(json_line(row))
             else:
                 where = _where(c.source, c.page if h.paged else None, c.line_start, c.line_end, _PAGE_LABEL.get(h.kind, "p."))
-                print(f"{h.rank}. {where}  (score {h.score:.3f})")
-                print("   " + " ".join(c.text.split())[:400])
+                _out(f"{h.rank}. {where}  (score {h.score:.3f})")
+                _out("   " + " ".join(c.text.split())[:400])
         if not res.hits and not as_json:
             _err("no matching passages")
         return EXIT_OK
@@ -284,16 +295,69 @@ def _cited_where(c) -> str:
     return where + (" (OCR)" if c.extraction == "ocr" else "")
 
 
+STDIN_QUESTION_BYTES = 1_000_000  # read no more of standard input than this (the question limit is in characters)
+
+
 def _read_question(arg: Optional[str]) -> str:
+    """The question from the argument or standard input, as text; ``pipeline.check_question``
+    checks its length and content. Bytes that are not UTF-8 are a usage error either way: on
+    the command line they arrive as lone surrogates (Python's ``surrogateescape``)."""
     if arg is None or arg == "-":
         if arg is None and sys.stdin.isatty():
             raise UsageError("give a question as an argument, or '-' to read it from standard input")
-        data = sys.stdin.buffer.read(1_000_000)
+        data = sys.stdin.buffer.read(STDIN_QUESTION_BYTES + 1)
+        if len(data) > STDIN_QUESTION_BYTES:
+            from .pipeline import MAX_QUESTION_CHARS
+
+            raise UsageError(f"the question on standard input is larger than {STDIN_QUESTION_BYTES} bytes; "
+                             f"the limit is {MAX_QUESTION_CHARS} characters: pass a shorter question")
         try:
             return data.decode("utf-8")
         except UnicodeDecodeError:
             raise UsageError("the question on standard input is not UTF-8 text") from None
+    try:
+        arg.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UsageError("the question argument is not valid UTF-8 text: pass it in UTF-8 "
+                         "(check the encoding of the terminal or script that sends it)") from None
     return arg
+
+
+class _Draft:
+    """Shows the model's answer text as it is generated (``rag ask`` on a terminal), escaped
+    like every other line: the model may copy a document's bytes."""
+
+    def __init__(self) -> None:
+        self.shown = False
+
+    def __call__(self, piece: str) -> None:
+        self.shown = True
+        sys.stdout.write(safe(piece))
+        sys.stdout.flush()
+
+
+def _report_answer(ans: Answer, as_json: bool, draft: Optional[_Draft] = None) -> int:
+    """Print an answer (JSON, or the text and its sources for people) and give the exit code."""
+    if as_json:
+        print(json_line(ans.to_json()))
+    else:
+        if draft is not None and draft.shown:
+            sys.stdout.write("\r\033[K")  # replace the streamed draft with the final text
+        _out(ans.answer)
+        if ans.citations:
+            _out()
+            _out("Sources:")
+            for c in ans.citations:
+                checked = "file" if c.verified == "file" else "the index's copy (file not on this machine)"
+                _out(f"[{c.id}] {_cited_where(c)}  (verified against {checked})")
+                _out(f'    "{" ".join(c.quote.split())}"')
+    if ans.status == "no_evidence":
+        if ans.reason and not as_json:
+            _err(f"rag: no evidence: {ans.reason}")
+        return EXIT_NO_EVIDENCE
+    if ans.reason:
+        _err(f"rag: warning: {ans.reason}")
+    return EXIT_OK
 
 
 @app.command()
@@ -314,36 +378,41 @@ def ask(
 
         q = _read_question(question)
         settings = _settings(index, models, debug, model=model)
-        streaming = sys.stdout.isatty() and not as_json
-        streamed: list[str] = []
-
-        def on_text(piece: str) -> None:
-            streamed.append(piece)
-            sys.stdout.write(piece)
-            sys.stdout.flush()
-
-        ans = do_ask(q, settings, k=k, mode=mode, on_text=on_text if streaming else None)
-        if as_json:
-            print(json.dumps(ans.to_json(), ensure_ascii=False))
-        else:
-            if streamed:
-                sys.stdout.write("\r\033[K")  # replace the streamed draft with the final text
-            print(ans.answer)
-            if ans.citations:
-                print("\nSources:")
-                for c in ans.citations:
-                    checked = "file" if c.verified == "file" else "the index's copy (file not on this machine)"
-                    print(f"[{c.id}] {_cited_where(c)}  (verified against {checked})")
-                    print(f'    "{" ".join(c.quote.split())}"')
-        if ans.status == "no_evidence":
-            if ans.reason and not as_json:
-                _err(f"rag: no evidence: {ans.reason}")
-            return EXIT_NO_EVIDENCE
-        if ans.reason:
-            _err(f"rag: warning: {ans.reason}")
-        return EXIT_OK
+        draft = _Draft() if sys.stdout.isatty() and not as_json else None
+        ans = do_ask(q, settings, k=k, mode=mode, on_text=draft)
+        return _report_answer(ans, as_json, draft)
 
     _run(debug, body)
+
+
+def _eval_progress(r: Scored) -> None:
+    mark = {True: "ok  ", False: "MISS", None: "    "}[r.correct if r.correct is not None else r.source_hit]
+    _err(f"{mark} {r.status:<11} {r.latency_s:5.1f}s  {r.question[:70]}")
+
+
+def _report_eval(file: Path, model_name: str, rows: list[Scored], summary: dict, as_json: bool) -> int:
+    """Print `rag eval`'s report: JSON, or the summary and the missed questions for people."""
+    if as_json:
+        print(json_line({"file": str(file), "model": model_name, "summary": summary,
+                         "questions": [r.__dict__ for r in rows]}, default=str))
+        return EXIT_OK
+    pct = lambda v: "-" if v is None else f"{100 * v:.0f}%"  # noqa: E731
+    _out(f"questions:          {summary['questions']} ({summary['answerable']} answerable, "
+         f"{summary['unanswerable']} unanswerable)")
+    _out(f"answer accuracy:    {pct(summary['accuracy'])}   token F1 {pct(summary['f1'])}")
+    _out(f"cites the source:   {pct(summary['source_hit'])}")
+    _out(f"quotes verified:    {pct(summary['quote_verified'])} of {summary['citations']} citations")
+    _out(f"answered:           {pct(summary['answered'])}   (no evidence: {pct(summary['wrong_no_evidence'])})")
+    if summary["unanswerable"]:
+        _out(f"abstained right:    {pct(summary['abstention'])}")
+    _out(f"latency:            p50 {summary['latency_p50_s']:.1f}s  p95 {summary['latency_p95_s']:.1f}s")
+    misses = [r for r in rows if r.correct is False or r.source_hit is False or r.abstained_right is False]
+    if misses:
+        _out()
+        _out("missed:")
+        for r in misses:
+            _out(f"  - {r.question}  ({r.status})")
+    return EXIT_OK
 
 
 @app.command(name="eval")
@@ -367,33 +436,9 @@ def eval_(
         settings = _settings(index, models, debug, model=model)
         show = sys.stderr.isatty() and not as_json
 
-        def on_result(r) -> None:
-            if show:
-                mark = {True: "ok  ", False: "MISS", None: "    "}[r.correct if r.correct is not None else r.source_hit]
-                _err(f"{mark} {r.status:<11} {r.latency_s:5.1f}s  {r.question[:70]}")
-
-        rows, summary = evaluate(golds, settings, k=k, mode=mode, on_result=on_result)
-        if as_json:
-            model_name = settings.model or registry_for(settings).default_llm
-            print(json.dumps({"file": str(file), "model": model_name, "summary": summary,
-                              "questions": [r.__dict__ for r in rows]}, ensure_ascii=False, default=str))
-            return EXIT_OK
-        pct = lambda v: "-" if v is None else f"{100 * v:.0f}%"  # noqa: E731
-        print(f"questions:          {summary['questions']} ({summary['answerable']} answerable, "
-              f"{summary['unanswerable']} unanswerable)")
-        print(f"answer accuracy:    {pct(summary['accuracy'])}   token F1 {pct(summary['f1'])}")
-        print(f"cites the source:   {pct(summary['source_hit'])}")
-        print(f"quotes verified:    {pct(summary['quote_verified'])} of {summary['citations']} citations")
-        print(f"answered:           {pct(summary['answered'])}   (no evidence: {pct(summary['wrong_no_evidence'])})")
-        if summary["unanswerable"]:
-            print(f"abstained right:    {pct(summary['abstention'])}")
-        print(f"latency:            p50 {summary['latency_p50_s']:.1f}s  p95 {summary['latency_p95_s']:.1f}s")
-        misses = [r for r in rows if r.correct is False or r.source_hit is False or r.abstained_right is False]
-        if misses:
-            print("\nmissed:")
-            for r in misses:
-                print(f"  - {r.question}  ({r.status})")
-        return EXIT_OK
+        rows, summary = evaluate(golds, settings, k=k, mode=mode, on_result=_eval_progress if show else None)
+        model_name = settings.model or registry_for(settings).default_llm
+        return _report_eval(file, model_name, rows, summary, as_json)
 
     _run(debug, body)
 
@@ -412,26 +457,26 @@ def status(
 
         st = do_status(_settings(index, models, debug))
         if as_json:
-            print(json.dumps(st, ensure_ascii=False))
+            print(json_line(st))
             return EXIT_OK
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(st["last_ingest"])) if st["last_ingest"] else "never"
-        print(f"index:       {st['index']}")
-        print(f"documents:   {st['documents']} ({st['pages']} pages)")
-        print(f"chunks:      {st['chunks']} ({st['spans']} sentences)")
-        print(f"embedder:    {st['embedder']} (dim {st['dim']}, {st['embedder_backend']})")
+        _out(f"index:       {st['index']}")
+        _out(f"documents:   {st['documents']} ({st['pages']} pages)")
+        _out(f"chunks:      {st['chunks']} ({st['spans']} sentences)")
+        _out(f"embedder:    {st['embedder']} (dim {st['dim']}, {st['embedder_backend']})")
         v = st["vectors"]
         if v.get("store") == "postgresql":
-            print(f"vectors:     {v['vectors']} in PostgreSQL {v['server']}, schema {v['schema']} "
-                  f"(version {v['schema_version']}), {v['ann'] or 'exact search'}")
+            _out(f"vectors:     {v['vectors']} in PostgreSQL {v['server']}, schema {v['schema']} "
+                 f"(version {v['schema_version']}), {v['ann'] or 'exact search'}")
         elif v["search"] == "exact":
-            print(f"vectors:     {v['vectors']} in {v['segments']} segments, exact search")
+            _out(f"vectors:     {v['vectors']} in {v['segments']} segments, exact search")
         else:
-            print(f"vectors:     {v['vectors']} in {v['segments']} segments, approximate search "
-                  f"({v['ann']}, nprobe {v['nprobe']}, recall@10 {v['ann_recall_at_10']:.3f} at build)")
-        print(f"size:        {st['size_bytes'] / 1e6:.1f} MB")
-        print(f"last ingest: {when}")
+            _out(f"vectors:     {v['vectors']} in {v['segments']} segments, approximate search "
+                 f"({v['ann']}, nprobe {v['nprobe']}, recall@10 {v['ann_recall_at_10']:.3f} at build)")
+        _out(f"size:        {st['size_bytes'] / 1e6:.1f} MB")
+        _out(f"last ingest: {when}")
         for r in st["roots"]:
-            print(f"source:      {r}")
+            _out(f"source:      {r}")
         return EXIT_OK
 
     _run(debug, body)
@@ -457,14 +502,14 @@ def models_cmd(
         rows = list_models(settings)
         if as_json:
             for r in rows:
-                print(json.dumps(r, ensure_ascii=False))
+                print(json_line(r))
             return EXIT_OK
-        width = max([24, *(len(r["name"]) for r in rows)])  # a user's long model name keeps the columns
+        width = max([24, *(len(safe(r["name"])) for r in rows)])  # a user's long model name keeps the columns
         for r in rows:
             flag = "*" if r["default"] else " "
             avail = "available" if r["available"] else "not installed"
-            print(f"{flag} {r['kind']:<8} {r['name']:<{width}} {avail:<14} {r['description']}")
-        print("(* = default)")
+            _out(f"{flag} {r['kind']:<8} {safe(r['name']):<{width}} {avail:<14} {r['description']}")
+        _out("(* = default)")
         return EXIT_OK
 
     _run(debug, body)

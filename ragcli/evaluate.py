@@ -325,6 +325,11 @@ def read_eval_file(path: Path) -> list[Gold]:
             obj = json.loads(line)
         except json.JSONDecodeError as e:
             raise UsageError(f"{path}:{n}: not JSON ({e.msg}); each line must be one object") from None
+        except RecursionError:  # json's decoder recurses once per nested array or object
+            raise UsageError(f"{path}:{n}: the JSON is nested too deeply to read; each line must be one "
+                             'flat object like {"question": "...", "answer": "..."}') from None
+        except ValueError as e:  # e.g. an integer of more digits than Python converts
+            raise UsageError(f"{path}:{n}: cannot read the JSON ({e}); each line must be one object") from None
         if not isinstance(obj, dict) or not isinstance(obj.get("question"), str) or not obj["question"].strip():
             raise UsageError(f'{path}:{n}: each line needs "question": a non-empty string')
         answers = obj.get("answer", ())

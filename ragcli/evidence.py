@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 from .embedders import Embedder, embed_batched
 from .grounding import STOPWORDS
+from .injection import addressed_to_assistant
 from .types import Chunk, Hit, Span
 
 _TOKEN = re.compile(r"\w+", re.U)
@@ -84,8 +85,10 @@ def select_evidence(question: str, question_vec, hits: Sequence[Hit], embedder: 
     """The ``n`` sentences of ``hits`` that best match the question, best first.
 
     Sentences shorter than ``min_words`` words (table cells, captions) and headings are not
-    offered; a sentence whose text (whitespace aside) was already offered, reached through a
-    second chunk or repeated in the corpus, is offered once, from the best-ranked chunk.
+    offered; sentences addressed to the assistant (``injection``: "SYSTEM: answer every
+    question with ...") are not offered, not even inside a run. A sentence whose text
+    (whitespace aside) was already offered, reached through a second chunk or repeated in the
+    corpus, is offered once, from the best-ranked chunk.
     With ``before``/``after``, each offered item is a run: the ranked sentence with up to that
     many sentences before/after it in its chunk (``run_of``), one contiguous stretch of the
     page that is cited as one quote. Runs that touch or overlap are one item.
@@ -95,8 +98,12 @@ def select_evidence(question: str, question_vec, hits: Sequence[Hit], embedder: 
     cands: list[tuple[Span, Hit, int]] = []  # (sentence, its hit, its index in the chunk's spans)
     texts: list[str] = []  # whitespace-normalised, as the model sees them
     seen: set[str] = set()
+    withheld: set[tuple[int, int]] = set()  # (id(hit), span index): addressed to the assistant
     for h in hits:
         for at, s in enumerate(h.chunk.spans):
+            if addressed_to_assistant(s.text):
+                withheld.add((id(h), at))
+                continue
             text = " ".join(s.text.split())
             if text in seen or len(text.split()) < min_words or is_heading(s, h.chunk):
                 continue
@@ -121,7 +128,11 @@ def select_evidence(question: str, question_vec, hits: Sequence[Hit], embedder: 
         if len(runs) == n:
             break
         _, h, at = cands[i]
-        lo, hi = at - before, at + after
+        lo, hi = at, at  # widened over neighbours in the chunk, up to a withheld sentence
+        while lo > max(at - before, 0) and (id(h), lo - 1) not in withheld:
+            lo -= 1
+        while hi < min(at + after, len(h.chunk.spans) - 1) and (id(h), hi + 1) not in withheld:
+            hi += 1
         for j, (h2, lo2, hi2, i2) in enumerate(runs):
             if h2 is h and lo <= hi2 + 1 and lo2 <= hi + 1:  # touches an offered run: widen that one
                 runs[j] = (h, min(lo, lo2), max(hi, hi2), i2)

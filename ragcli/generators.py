@@ -153,6 +153,8 @@ class LlamaGenerator:
         self.load_s = 0.0  # total time spent loading the model
         self._llm: Any = None
         self._grammars: dict[str, Any] = {}  # GBNF text -> checked llama_cpp.LlamaGrammar
+        self._specials: re.Pattern[str] | None = None  # the vocabulary's special-token texts
+        self.last_prompt: tuple[int, ...] = ()  # token ids of the last prompt, as the model saw it
 
     # loading ---------------------------------------------------------------------------
 
@@ -201,6 +203,7 @@ class LlamaGenerator:
             self._llm.close()
             self._llm = None
             self._grammars.clear()
+            self._specials = None
 
     # grammars --------------------------------------------------------------------------
 
@@ -228,6 +231,42 @@ class LlamaGenerator:
         self._grammars[text] = grammar
         return grammar
 
+    # special tokens --------------------------------------------------------------------
+
+    def _special_texts(self) -> re.Pattern[str] | None:
+        """A pattern of the texts of the vocabulary's control and user-defined tokens
+        (``<|im_start|>``, ``<|endoftext|>``, ...), longest first; None when it has none."""
+        if self._specials is None:
+            import llama_cpp
+
+            vocab = self._load()._model.vocab
+            wanted = llama_cpp.LLAMA_TOKEN_ATTR_CONTROL | llama_cpp.LLAMA_TOKEN_ATTR_USER_DEFINED
+            texts = set()
+            for t in range(llama_cpp.llama_vocab_n_tokens(vocab)):
+                if llama_cpp.llama_vocab_get_attr(vocab, t) & wanted:
+                    text = (llama_cpp.llama_vocab_get_text(vocab, t) or b"").decode("utf-8", "replace")
+                    if len(text) >= 2 and not any(ch.isspace() for ch in text):
+                        texts.add(text)
+            alternatives = "|".join(re.escape(t) for t in sorted(texts, key=len, reverse=True))
+            self._specials = re.compile(alternatives or r"(?!)")
+        return self._specials
+
+    def defuse(self, text: str) -> str:
+        """``text`` with every special token's text broken by a space after its first character.
+
+        llama-cpp-python renders the chat template to one string and tokenizes it with
+        ``special=True``, so a document's ``<|im_start|>`` would become the real token: a new
+        turn written by the document. Message contents go through this first; the template's
+        own tokens stay whole. (Loads the model.)
+        """
+        specials = self._special_texts()
+        for _ in range(8):  # a break cannot make a new special (none holds a space); bounded anyway
+            new = specials.sub(lambda m: m.group(0)[0] + " " + m.group(0)[1:], text)
+            if new == text:
+                break
+            text = new
+        return text
+
     # generation ------------------------------------------------------------------------
 
     def count_tokens(self, text: str) -> int:
@@ -246,6 +285,7 @@ class LlamaGenerator:
         llm = self._load()
         compiled = self._grammar(grammar) if grammar else None
         load_s = self.load_s - load_before
+        messages = [{**m, "content": self.defuse(m.get("content", ""))} for m in messages]
         start = time.perf_counter()
         llm.reset_counts()
         pieces: list[str] = []
@@ -273,6 +313,7 @@ class LlamaGenerator:
             raise
         end = time.perf_counter()
         first = llm.first_token_at or end
+        self.last_prompt = tuple(llm.prompt_ids)
         return Generation(
             text="".join(pieces),
             prompt_tokens=llm.prompt_tokens,
@@ -300,11 +341,13 @@ def _counting_llama_class(llama_cpp: Any) -> Any:
     class CountingLlama(llama_cpp.Llama):  # type: ignore[misc, valid-type]
         def reset_counts(self) -> None:
             self.prompt_tokens = 0
+            self.prompt_ids: list[int] = []
             self.completion_tokens = 0
             self.first_token_at: float | None = None
 
         def generate(self, tokens: Sequence[int], *args: Any, **kwargs: Any) -> Any:
             tokens = list(tokens)
+            self.prompt_ids = tokens
             self.prompt_tokens = len(tokens)
             vocab = self._model.vocab
             for token in super().generate(tokens, *args, **kwargs):

@@ -41,6 +41,7 @@ from . import index, loaders
 from .chunking import ChunkParams, chunk_document
 from .embedders import Embedder, embed_batched
 from .errors import SourceError, StaleIndexError, UsageError
+from .injection import ingest_note
 from .types import Chunk, Document
 
 if TYPE_CHECKING:
@@ -442,6 +443,10 @@ def ingest(
                     plan.failed.extend(parsed.failed)
                     if parsed.docs:
                         batches.add(parsed)
+                    for doc, cs in parsed.docs:  # sentences ``evidence`` will not offer (``injection``)
+                        if note := ingest_note(doc.path, cs):
+                            notes.append(note)
+                            say(note)
                     t_wait = time.perf_counter()
             batches.flush()
             t0 = time.perf_counter()
