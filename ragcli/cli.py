@@ -515,6 +515,69 @@ def models_cmd(
     _run(debug, body)
 
 
+@app.command("verify")
+def verify_cmd(
+    file: Optional[Path] = typer.Argument(None, help="`rag ask --json` output to check (default: standard input)."),
+    max_file_size: float = typer.Option(50.0, "--max-file-size", help="Do not read cited files larger than this many MB."),
+    as_json: bool = JsonOpt,
+    debug: bool = DebugOpt,
+) -> None:
+    """Re-check every quote of `rag ask --json` output against its file, by the documented recipes.
+
+    Exit 0 when every citation verifies, 1 when one fails or cannot be checked here, 2 when the
+    input is not `rag ask --json` output (or holds no citation)."""
+
+    def body() -> int:
+        from . import recheck
+
+        limit = int(max_file_size * 1e6)
+        if file is None or str(file) == "-":
+            if file is None and sys.stdin.isatty():
+                raise UsageError("pipe `rag ask --json` output into rag verify, or give the file that holds it")
+            data = sys.stdin.buffer.read(limit + 1)
+        else:
+            try:
+                data = recheck.read_regular_file(str(file), limit)
+            except recheck.Unreadable as e:
+                raise UsageError(f"{_display_path(str(file))}: {e}") from None
+        if len(data) > limit:
+            raise UsageError(f"the input is larger than --max-file-size {max_file_size:g} MB")
+        results = recheck.check(recheck.citations_of(data), limit)
+        counts = {s: sum(r.status == s for r in results) for s in (recheck.OK, recheck.FAILED, recheck.UNCHECKABLE)}
+        if as_json:
+            print(json_line({"verified": counts[recheck.OK], "failed": counts[recheck.FAILED],
+                              "not_checkable": counts[recheck.UNCHECKABLE], "citations": len(results),
+                              "results": [r.to_json() for r in results]}))
+        else:
+            several = len({r.answer for r in results}) > 1
+            for r in results:
+                _out(_verify_line(r, several))
+            _out(f"{counts[recheck.OK]} of {len(results)} citations verified"
+                  + (f", {counts[recheck.FAILED]} failed" if counts[recheck.FAILED] else "")
+                  + (f", {counts[recheck.UNCHECKABLE]} not checkable here" if counts[recheck.UNCHECKABLE] else ""))
+        return EXIT_OK if counts[recheck.OK] == len(results) else EXIT_ERROR
+
+    _run(debug, body)
+
+
+def _verify_line(r, several: bool) -> str:
+    """'[1] ok notes.md l.3-4', '[2] FAILED deck.pptx p.2: why' (answer number first when several)."""
+    try:
+        rel = os.path.relpath(r.source)
+    except ValueError:
+        rel = ".."
+    where = r.source if rel.startswith("..") else rel
+    if isinstance(r.page, int) and not isinstance(r.page, bool):
+        where += f" p.{r.page}"
+    if r.line_start is not None:
+        end = r.line_start if r.line_end is None else r.line_end
+        where += f" l.{r.line_start}" if r.line_start == end else f" l.{r.line_start}-{end}"
+    head = (f"{r.answer}:" if several else "") + f"[{r.id}]"
+    if r.status == "ok":
+        return f"{head} ok {where}"
+    return f"{head} {'FAILED' if r.status == 'failed' else 'not checkable'} {where}: {r.reason}"
+
+
 def version_callback(value: bool) -> None:
     if value:
         print(f"ragcli {__version__}")
@@ -548,75 +611,3 @@ def _ray_without_address(args: list[str]) -> list[str]:
 
 def run() -> None:
     app(prog_name="rag", args=_ray_without_address(sys.argv[1:]))
-
-
-@app.command("verify")
-def verify_cmd(
-    file: Optional[Path] = typer.Argument(None, help="`rag ask --json` output to check (default: standard input)."),
-    max_file_size: float = typer.Option(50.0, "--max-file-size", help="Do not read cited files larger than this many MB."),
-    as_json: bool = JsonOpt,
-    debug: bool = DebugOpt,
-) -> None:
-    """Re-check every quote of `rag ask --json` output against its file, by the documented recipes.
-
-    Exit 0 when every citation verifies, 1 when one fails or cannot be checked here, 2 when the
-    input is not `rag ask --json` output (or holds no citation)."""
-
-    def body() -> int:
-        from . import recheck
-
-        limit = int(max_file_size * 1e6)
-        if file is None or str(file) == "-":
-            if file is None and sys.stdin.isatty():
-                raise UsageError("pipe `rag ask --json` output into rag verify, or give the file that holds it")
-            data = sys.stdin.buffer.read(limit + 1)
-        else:
-            try:
-                data = recheck.read_regular_file(str(file), limit)
-            except recheck.Unreadable as e:
-                raise UsageError(f"{_verify_safe(str(file))}: {e}") from None
-        if len(data) > limit:
-            raise UsageError(f"the input is larger than --max-file-size {max_file_size:g} MB")
-        results = recheck.check(recheck.citations_of(data), limit)
-        counts = {s: sum(r.status == s for r in results) for s in (recheck.OK, recheck.FAILED, recheck.UNCHECKABLE)}
-        if as_json:
-            print(json.dumps({"verified": counts[recheck.OK], "failed": counts[recheck.FAILED],
-                              "not_checkable": counts[recheck.UNCHECKABLE], "citations": len(results),
-                              "results": [r.to_json() for r in results]}, ensure_ascii=False))
-        else:
-            several = len({r.answer for r in results}) > 1
-            for r in results:
-                print(_verify_line(r, several))
-            print(f"{counts[recheck.OK]} of {len(results)} citations verified"
-                  + (f", {counts[recheck.FAILED]} failed" if counts[recheck.FAILED] else "")
-                  + (f", {counts[recheck.UNCHECKABLE]} not checkable here" if counts[recheck.UNCHECKABLE] else ""))
-        return EXIT_OK if counts[recheck.OK] == len(results) else EXIT_ERROR
-
-    _run(debug, body)
-
-
-def _verify_safe(s: str) -> str:
-    """``s`` with every character a terminal could act on escaped (ESC, CR, bidi controls, ...).
-
-    >>> _verify_safe("a\\x1b[2Jb\\nc")
-    'a\\\\x1b[2Jb\\\\nc'
-    """
-    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in s)
-
-
-def _verify_line(r, several: bool) -> str:
-    """'[1] ok notes.md l.3-4', '[2] FAILED deck.pptx p.2: why' (answer number first when several)."""
-    try:
-        rel = os.path.relpath(r.source)
-    except ValueError:
-        rel = ".."
-    where = r.source if rel.startswith("..") else rel
-    if isinstance(r.page, int) and not isinstance(r.page, bool):
-        where += f" p.{r.page}"
-    if r.line_start is not None:
-        end = r.line_start if r.line_end is None else r.line_end
-        where += f" l.{r.line_start}" if r.line_start == end else f" l.{r.line_start}-{end}"
-    head = (f"{r.answer}:" if several else "") + f"[{r.id}]"
-    if r.status == "ok":
-        return _verify_safe(f"{head} ok {where}")
-    return _verify_safe(f"{head} {'FAILED' if r.status == 'failed' else 'not checkable'} {where}: {r.reason}")
