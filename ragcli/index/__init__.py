@@ -4,10 +4,12 @@
     schema      SQLite layout: paths, tables, metadata
     vectors     vector segments (memory-mapped) and the approximate index
     reader      SqliteReader: one committed snapshot
+    directory   whether a directory may hold an index: the RAGCLI_INDEX marker, owner, modes
+    private     files written 0600 (directories 0700), never through a symbolic link
     lock        the writer lock; what a failed write tells the user
     writer      SqliteWriter: atomic batches, merges, the approximate index, rebuild switch-over
     migrate     creating a database, upgrading one from format 1
-    repair      orphan files, damaged databases
+    repair      removing the files ragcli recorded as no longer used, damaged databases
     crash       named crash points for the crash tests
     locations   what a location names: a directory, or a PostgreSQL URL
     postgres    the PostgreSQL store: connection, advisory writer lock (pg_reader, pg_writer, pg_schema)
