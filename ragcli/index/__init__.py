@@ -84,7 +84,9 @@ def open_writer(location: Location, wanted: IndexInfo, *, rebuild: bool = False)
 
 @contextlib.contextmanager
 def writer_lock(location: Location, wait: bool = True, on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
-    """Hold the index's one-writer lock: flock on a directory, an advisory lock on a server."""
+    """Hold the index's one-writer lock: flock on a directory, an advisory lock on a server.
+    ``on_wait`` hears that another ingest holds it, and (a directory) that an index an earlier
+    ragcli wrote was adopted; a directory ragcli may not write is refused first (``directory``)."""
     if is_server(location):
         from . import postgres
 
