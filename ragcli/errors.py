@@ -11,7 +11,9 @@ The tree::
     ├── IndexBusyError            exit 1  another ingest holds the index lock (with --no-wait)
     ├── StaleIndexError           exit 1  index built with another embedder/chunking/format
     ├── DamagedIndexError         exit 1  index files unreadable or inconsistent
-    ├── StorageError              exit 1  disk full / permission problems while writing
+    ├── IndexLocationError        exit 1  --index names a file, someone else's or a shared-writable
+    │                                     directory, a folder that is no index, or holds a planted link
+    ├── StorageError              exit 1  disk full / permission problems / a read-only index while writing
     ├── IndexUnavailableError     exit 1  the index's server cannot be reached, or its driver is missing
     ├── ClusterError              exit 1  --ray: Ray missing, its cluster unreachable, or a worker lost
     └── SourceError               (not fatal) one input file could not be ingested
@@ -58,6 +60,11 @@ class StaleIndexError(RagError):
 
 class DamagedIndexError(RagError):
     pass
+
+
+class IndexLocationError(RagError):
+    """ragcli will not write an index there (a file, a folder of other files, a directory another
+    user owns or may write, a symbolic link inside it); the message says what to use instead."""
 
 
 class StorageError(RagError):

@@ -240,15 +240,18 @@ def test_a_format_1_index_is_upgraded_in_place_without_re_embedding(tmp_path: Pa
 
 
 class _InterruptAt:
-    """A writer's connection that raises KeyboardInterrupt right after ``sql`` has run: a Ctrl-C
-    whose handler runs at the first bytecode after the statement returned."""
+    """A writer's connection that raises KeyboardInterrupt right after ``sql`` has run in the
+    batch's own transaction (the one that names its segment; the intent committed before it
+    is left alone): a Ctrl-C whose handler runs at the first bytecode after the statement returned."""
 
     def __init__(self, con: sqlite3.Connection, sql: str) -> None:
-        self._con, self._sql = con, sql
+        self._con, self._sql, self._armed = con, sql, False
 
     def execute(self, sql, *args):
         cur = self._con.execute(sql, *args)
-        if sql.startswith(self._sql):
+        self._armed = self._armed or sql.startswith("INSERT INTO segments")
+        if self._armed and sql.startswith(self._sql):
+            self._armed, self._sql = False, "-"  # once
             raise KeyboardInterrupt
         return cur
 

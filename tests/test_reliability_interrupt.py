@@ -175,12 +175,32 @@ def full(world: dict, rebuild: bool) -> int:
     return -1 if rebuild else len(world["prefixes"]) - 1
 
 
+def assert_only_named_files(location: Path) -> None:
+    """After a finished ingest the directory holds the current database, the files it names, the
+    marker, the lock and the pointers: everything a killed writer left was recorded, and removed."""
+    db = index.current_db(location)
+    con = sqlite3.connect(db)
+    try:
+        named = {f"{n}.{k}.npy" for (n,) in con.execute("SELECT name FROM segments") for k in ("vec", "ids")}
+        ann = con.execute("SELECT value FROM meta WHERE key = 'ann'").fetchone()
+        named |= {json.loads(ann[0])["file"]} if ann else set()
+        assert con.execute("SELECT * FROM loose_files").fetchall() == []
+    finally:
+        con.close()
+    assert set(os.listdir(location / "segments")) == named
+    top = set(os.listdir(location)) - {"segments"}
+    assert top <= {"RAGCLI_INDEX", ".lock", "CURRENT", db.name, f"{db.name}-wal", f"{db.name}-shm"}, top
+    assert {"RAGCLI_INDEX", ".lock", db.name} <= top
+
+
 def finish_and_check(world: dict, location: Path, rebuild: bool, committed: int) -> None:
-    """The same ingest run again completes, and says which files it found already committed."""
+    """The same ingest run again completes, says which files it found already committed, and
+    leaves none of the files the killed run wrote behind."""
     p = start_ingest(world, location, *(["--rebuild"] if rebuild else []), fast=True)
     out, err = p.communicate(timeout=120)
     assert p.returncode == 0, err
     assert state_of(world, location, rebuild) == full(world, rebuild)
+    assert_only_named_files(location)
     report = json.loads(out)
     if rebuild or committed == 0:
         return
@@ -195,6 +215,8 @@ def finish_and_check(world: dict, location: Path, rebuild: bool, committed: int)
 # adds to the index, and in a --rebuild (None: the previous index, -1: the rebuilt one)
 CASES = [
     ("run:started", 1, 0, None),
+    ("batch:intent-recorded", 1, 0, None),
+    ("batch:intent-recorded", 3, 2, None),
     ("batch:vectors-written", 1, 0, None),
     ("batch:vectors-renamed", 1, 0, None),
     ("batch:db-committed", 1, 1, None),
@@ -204,6 +226,7 @@ CASES = [
     ("merge:written", 1, "all", None),
     ("merge:db-committed", 1, "all", None),
     ("merge:cleanup-done", 1, "all", None),
+    ("rebuild:old-db-recorded", 1, None, None),
     ("rebuild:swapped", 1, None, -1),
     ("run:finished", 1, "all", -1),
 ]

@@ -4,10 +4,12 @@
     schema      SQLite layout: paths, tables, metadata
     vectors     vector segments (memory-mapped) and the approximate index
     reader      SqliteReader: one committed snapshot
+    directory   whether a directory may hold an index: the RAGCLI_INDEX marker, owner, modes
+    private     files written 0600 (directories 0700), never through a symbolic link
     lock        the writer lock; what a failed write tells the user
     writer      SqliteWriter: atomic batches, merges, the approximate index, rebuild switch-over
     migrate     creating a database, upgrading one from format 1
-    repair      orphan files, damaged databases
+    repair      removing the files ragcli recorded as no longer used, damaged databases
     crash       named crash points for the crash tests
     locations   what a location names: a directory, or a PostgreSQL URL
     postgres    the PostgreSQL store: connection, advisory writer lock (pg_reader, pg_writer, pg_schema)
@@ -82,7 +84,9 @@ def open_writer(location: Location, wanted: IndexInfo, *, rebuild: bool = False)
 
 @contextlib.contextmanager
 def writer_lock(location: Location, wait: bool = True, on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
-    """Hold the index's one-writer lock: flock on a directory, an advisory lock on a server."""
+    """Hold the index's one-writer lock: flock on a directory, an advisory lock on a server.
+    ``on_wait`` hears that another ingest holds it, and (a directory) that an index an earlier
+    ragcli wrote was adopted; a directory ragcli may not write is refused first (``directory``)."""
     if is_server(location):
         from . import postgres
 

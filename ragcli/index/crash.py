@@ -10,12 +10,14 @@ exactly the content before or after that step.
 The points, in the order an ingest reaches them (see ``writer``)::
 
     run:started             the run is recorded; nothing of it committed yet
+    batch:intent-recorded   a batch's segment paths are committed to loose_files; no file written yet
     batch:vectors-written   a batch's vector segment is written and fsynced under a temporary name
     batch:vectors-renamed   ... and renamed into place (the database does not name it yet)
     batch:db-committed      the batch's rows, segment and counts are committed
     merge:written           a merged segment (or approximate index) is written, not yet named
     merge:db-committed      the database names the merged files instead of the old ones
     merge:cleanup-done      the old segment files are removed
+    rebuild:old-db-recorded the database a rebuild replaces is recorded in the new one (CURRENT unchanged)
     rebuild:swapped         a finished rebuild became the current index (CURRENT replaced)
     run:finished            the run is marked finished; old files cleaned up
 
@@ -33,12 +35,14 @@ from pathlib import Path
 
 POINTS = (
     "run:started",
+    "batch:intent-recorded",
     "batch:vectors-written",
     "batch:vectors-renamed",
     "batch:db-committed",
     "merge:written",
     "merge:db-committed",
     "merge:cleanup-done",
+    "rebuild:old-db-recorded",
     "rebuild:swapped",
     "run:finished",
 )

@@ -1,27 +1,44 @@
 """Opening a database for writing: creating it, or upgrading it from an older format.
 
 Format 1 (ragcli 0.1) kept the vectors twice, as SQLite blobs and in one FAISS file rewritten
-by every ingest, and counted rows on every ``rag status``. ``_upgrade_from_1`` moves the
-blobs into one vector segment and records the counts, in one transaction: no re-embedding.
+by every ingest (``vectors-<generation>.faiss``), and counted rows on every ``rag status``.
+``_upgrade_from_1`` moves the blobs into one vector segment and records the counts, in one
+transaction: no re-embedding. The new segment's paths are committed to ``loose_files``
+first, and the old FAISS file is entered there by the upgrade's transaction, so a kill at
+any moment leaves nothing the next writer cannot prove it wrote.
+
+A database ragcli creates is created here first, mode 0600 and never through a link; SQLite
+gives its -wal and -shm the database's mode. ``loose_files`` is added to a database an
+earlier ragcli wrote (``CREATE TABLE IF NOT EXISTS``: the format stays 2).
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 from dataclasses import replace
 from pathlib import Path
 
-from . import schema
+from . import private, repair, schema
 from .base import FORMAT_VERSION, IndexInfo
-from .vectors import new_name, write_segment
+from .vectors import new_name, segment_paths, write_segment
 
 
 def open_db(index_dir: Path, db: Path, wanted: IndexInfo, messages: list[str]) -> sqlite3.Connection:
     """Open (creating, or upgrading from format 1) the database ``db``."""
+    for p in schema.db_files(db):
+        if p.is_symlink():
+            raise private.link_error(p)
+    with contextlib.suppress(FileExistsError):
+        os.close(private.create(db))  # an empty file is an empty database; SQLite fills it
+    for p in schema.db_files(db):
+        private.tighten(p)  # an earlier ragcli made them 0644
     con = schema.connect(db)
     con.execute("PRAGMA journal_mode = WAL")
     con.execute("PRAGMA synchronous = FULL")
+    if con.execute("SELECT 1 FROM sqlite_master WHERE name = 'meta'").fetchone():
+        con.execute(schema.LOOSE_FILES)
     # New, or created by an ingest killed before it wrote meta: create it in one
     # transaction, so a kill leaves either nothing or a complete empty index.
     if not con.execute("SELECT 1 FROM sqlite_master WHERE name = 'meta'").fetchone() or \
@@ -41,11 +58,17 @@ def open_db(index_dir: Path, db: Path, wanted: IndexInfo, messages: list[str]) -
 
 def upgrade_from_1(index_dir: Path, con: sqlite3.Connection, info: IndexInfo) -> None:
     """Format 1 kept vectors as SQLite blobs (and again in a FAISS file): move them into one
-    segment, count the rows into meta, drop the blobs. One transaction; the segment is an
-    orphan until it commits."""
+    segment, count the rows into meta, drop the blobs. One transaction; the segment's paths
+    are in ``loose_files`` until it commits, so the next writer removes them after a kill."""
     import numpy as np
 
     written: list[Path] = []
+    name = new_name("v1-")
+    old_faiss = f"vectors-{info.generation}.faiss"  # the one file format 1 named (by generation)
+    con.execute("BEGIN IMMEDIATE")  # the intent, committed before the segment is written
+    con.execute(schema.LOOSE_FILES)
+    repair.record(con, segment_paths(name))
+    con.execute("COMMIT")
     try:
         con.execute("BEGIN IMMEDIATE")
         for stmt in schema.statements():
@@ -54,7 +77,6 @@ def upgrade_from_1(index_dir: Path, con: sqlite3.Connection, info: IndexInfo) ->
         if rows:
             ids = np.asarray([r[0] for r in rows], dtype=np.int64)
             vecs = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), info.dim)
-            name = new_name("v1-")
             written = write_segment(index_dir, name, ids, vecs, stage="upgrade")
             con.execute("INSERT INTO segments(name, rows, first_id, last_id) VALUES (?, ?, ?, ?)",
                         (name, len(rows), int(ids[0]), int(ids[-1])))
@@ -67,6 +89,8 @@ def upgrade_from_1(index_dir: Path, con: sqlite3.Connection, info: IndexInfo) ->
             "next_chunk_id": str(q("SELECT COALESCE(MAX(id), 0) + 1 FROM chunks")),
         })
         con.execute("DROP TABLE vectors")
+        repair.unrecord(con, segment_paths(name))
+        repair.record(con, [old_faiss, f"vectors-{info.generation + 1}.faiss"])  # and a killed run's, with .tmp
         schema.write_info(con, replace(info, format_version=FORMAT_VERSION))
         con.execute("COMMIT")
     except BaseException:
@@ -77,6 +101,4 @@ def upgrade_from_1(index_dir: Path, con: sqlite3.Connection, info: IndexInfo) ->
             with contextlib.suppress(OSError):
                 p.unlink()
         raise
-    for p in index_dir.glob("vectors-*.faiss*"):
-        with contextlib.suppress(OSError):
-            p.unlink()
+    # the old FAISS file goes with the writer's next ``repair.remove_orphans`` (straight after this)

@@ -6,6 +6,14 @@ A writer that merges segments or switches to a rebuilt database may delete files
 has not opened yet: the open is then retried on a fresh snapshot. Files already open stay
 readable after they are deleted. Damage (bad metadata, truncated or missing segments,
 counts that disagree) is reported with the command that rebuilds the index.
+
+An index the user may read but not write (another user's, shared read-only, or on a
+read-only mount) is read too: SQLite cannot create the ``-shm`` file a WAL database needs
+there, so when none is there and no ``-wal`` holds uncheckpointed changes the database file
+is opened ``immutable`` (it is complete: a writer's changes reach that file only at a
+checkpoint). A ``-wal`` with changes in it cannot be read that way; that is said plainly
+(``StorageError``), never called damage. Readers check nothing about the directory: no
+scans, no chmod; only on a failure path do they look at what ``--index`` names.
 """
 
 from __future__ import annotations
@@ -19,10 +27,11 @@ import sqlite3
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from urllib.parse import quote
 
-from ..errors import DamagedIndexError, IndexNotFoundError, StaleIndexError
+from ..errors import DamagedIndexError, IndexNotFoundError, StaleIndexError, StorageError
 from ..types import Chunk, Span
-from . import schema
+from . import directory, schema
 from .base import FORMAT_VERSION, DocRow, IndexInfo
 from .vectors import AnnInfo, SegmentFiles, SegmentRow, VectorFileError, VectorSet, seg_dir
 
@@ -79,6 +88,9 @@ class SqliteReader:
     def _open_once(cls, index_dir: Path) -> SqliteReader:
         try:
             db = schema.current_db(index_dir)
+        except NotADirectoryError:
+            raise directory.is_file_not_dir(index_dir) or IndexNotFoundError(
+                f"no index at {index_dir}: part of that path is a file") from None
         except (ValueError, OSError) as e:
             raise DamagedIndexError(f"the index at {index_dir} is damaged ({e}). "
                                     f"Rebuild it: {schema.rebuild_hint(index_dir)}") from None
@@ -89,8 +101,16 @@ class SqliteReader:
                 f"no index at {index_dir}. Build one first: rag ingest PATH --index {_q(index_dir)}")
         try:
             con = schema.connect(db)
-            con.execute("BEGIN")  # snapshot: everything below sees one committed state
-            meta = schema.read_meta(con)
+            try:
+                con.execute("BEGIN")  # snapshot: everything below sees one committed state
+                meta = schema.read_meta(con)
+            except sqlite3.OperationalError as e:
+                con.close()
+                if not _cannot_write(e, index_dir, db):
+                    raise
+                con = _connect_read_only(index_dir, db)
+                con.execute("BEGIN")
+                meta = schema.read_meta(con)
             info = schema.read_info(con, meta)
         except (sqlite3.DatabaseError, KeyError, ValueError) as e:
             raise DamagedIndexError(
@@ -286,6 +306,27 @@ class SqliteReader:
         except sqlite3.DatabaseError as e:
             raise self.damaged(f"cannot read {self.db.name} ({e})") from None
         return [(int(r[0]), float(r[1])) for r in rows]
+
+
+def _cannot_write(e: sqlite3.OperationalError, index_dir: Path, db: Path) -> bool:
+    """Whether SQLite failed because it may not write next to the database (read-only to us)."""
+    msg = str(e).lower()
+    return ("readonly" in msg or "unable to open" in msg) and not (
+        os.access(index_dir, os.W_OK) and os.access(db, os.W_OK))
+
+
+def _connect_read_only(index_dir: Path, db: Path) -> sqlite3.Connection:
+    """The database file itself, read-only and ``immutable`` (see the module docstring)."""
+    wal = Path(f"{db}-wal")
+    with contextlib.suppress(OSError):
+        if wal.stat().st_size > 0:
+            raise StorageError(
+                f"cannot read the index at {index_dir}: it is read-only to you, and its last writer left changes "
+                f"in {wal.name} that SQLite reads only with write access there. Its owner can fold them in "
+                f"(any `rag status --index {_q(index_dir)}` they run does), or copy the directory somewhere "
+                f"you can write and use that copy")
+    return sqlite3.connect(f"file:{quote(str(db))}?mode=ro&immutable=1", uri=True, isolation_level=None,
+                           check_same_thread=False)
 
 
 def _close_all(files: list[SegmentFiles], ann: tuple[AnnInfo, int] | None) -> None:

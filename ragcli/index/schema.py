@@ -1,18 +1,26 @@
 """The on-disk layout of an SQLite index, and nothing else: paths, tables, metadata.
 
-An index directory::
+An index directory (0700; every file in it 0600, see ``private``)::
 
+    RAGCLI_INDEX          the marker: this directory is a ragcli index (``directory``)
     CURRENT               the name of the current database (absent: index.sqlite)
     STAGING               the database of an unfinished ``--rebuild`` (absent: none)
-    index*.sqlite         documents, chunks, sentence spans, FTS5 (BM25), segment list, meta
+    index*.sqlite         documents, chunks, sentence spans, FTS5 (BM25), segment list, meta,
+                          loose_files (+ SQLite's -wal and -shm next to it)
     segments/             vector segments: <name>.vec.npy (n, dim) float32 and
                           <name>.ids.npy (n,) int64 chunk ids, sorted; ann-<name>.faiss
     .lock                 held (flock) by the one writer
 
 Vectors live only in the segment files (stored once); the database names the segments of
-each committed state, so a segment written by a batch that never committed is an orphan,
-invisible to readers and removed by the next writer. Counts are kept in ``meta`` and
-updated in each batch's transaction, so ``rag status`` reads them without scanning.
+each committed state, so a segment written by a batch that never committed is invisible to
+readers. Counts are kept in ``meta`` and updated in each batch's transaction, so ``rag
+status`` reads them without scanning.
+
+``loose_files`` is how ragcli proves which files it wrote: before a file is created its path
+is committed there (an intent), and the transaction that names the file in ``segments`` or
+``meta`` clears it; a file the committed state stops using (a segment merged away, an old
+approximate index, the database a rebuild replaced) is entered there in the same transaction.
+The next writer deletes exactly those paths (``repair``), and nothing it has no record of.
 
 Chunk ids only grow (``meta.next_chunk_id``): the id of a deleted chunk is never reused,
 so a "tombstone" (deleted chunk whose vector is still in a segment) can never hide a new one.
@@ -27,6 +35,7 @@ import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 
+from . import private
 from .base import IndexInfo
 from .locations import in_command, password_note
 
@@ -59,7 +68,14 @@ CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY, started REAL NOT NULL, finished REAL, pid INTEGER NOT NULL,
     paths TEXT NOT NULL, rebuild INTEGER NOT NULL, batches INTEGER NOT NULL DEFAULT 0);
 CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(embed, tokenize='porter unicode61');
+CREATE TABLE IF NOT EXISTS loose_files (path TEXT PRIMARY KEY, kind TEXT NOT NULL);
 """
+# loose_files: path relative to the index directory ("segments/b3-1a2b.vec.npy", "index.sqlite");
+# kind 'file' (the file and its .tmp) or 'db' (a database, its -wal, -shm, -journal and its files).
+# Not a format change: readers never look at it, and a writer adds it to an older database.
+LOOSE_FILES = "CREATE TABLE IF NOT EXISTS loose_files (path TEXT PRIMARY KEY, kind TEXT NOT NULL)"
+# Temporary files ragcli writes under these exact names (``write_pointer``); the next writer removes them.
+TEMP_FILES = (".CURRENT.tmp", ".STAGING.tmp")
 
 COUNTS = ("documents", "chunks", "spans", "pages")
 
@@ -101,12 +117,15 @@ def write_pointer(index_dir: Path, name: str, value: str | None) -> None:
         target.unlink(missing_ok=True)
     else:
         tmp = index_dir / f".{name}.tmp"
-        with open(tmp, "w") as fh:
-            fh.write(value + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
+        tmp.unlink(missing_ok=True)  # left by a killed writer (a link there: the link goes, not its target)
+        private.write_new(tmp, (value + "\n").encode())
+        os.replace(tmp, target)  # a link at ``target`` is replaced, not followed
     fsync_dir(index_dir)
+
+
+def db_files(db: Path) -> list[Path]:
+    """A database and the files SQLite keeps next to it."""
+    return [db, *(Path(f"{db}{s}") for s in ("-wal", "-shm", "-journal"))]
 
 
 def fsync_dir(d: Path) -> None:

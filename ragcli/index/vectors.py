@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import crash
+from . import crash, private
 from .schema import SEGMENTS, fsync_dir
 
 if TYPE_CHECKING:
@@ -75,10 +75,29 @@ def segment_files(index_dir: Path, name: str) -> tuple[Path, Path]:
     return d / f"{name}.vec.npy", d / f"{name}.ids.npy"
 
 
+def segment_paths(name: str) -> list[str]:
+    """A segment's files, relative to the index directory (what ``loose_files`` records).
+
+    >>> segment_paths("b3-00ff")
+    ['segments/b3-00ff.vec.npy', 'segments/b3-00ff.ids.npy']
+    """
+    return [f"{SEGMENTS}/{name}.vec.npy", f"{SEGMENTS}/{name}.ids.npy"]
+
+
+def ann_name() -> str:
+    """A new approximate-index file name (in ``segments/``)."""
+    return f"ann-{new_name()}.faiss"
+
+
+def _new_file(path: Path):
+    """``path`` created 0600 (``O_EXCL``, no link followed), open for binary writing."""
+    return os.fdopen(private.create(path), "wb")
+
+
 def _write_npy(path: Path, arr) -> None:
     import numpy as np
 
-    with open(path, "wb") as fh:
+    with _new_file(path) as fh:
         np.save(fh, arr, allow_pickle=False)
         fh.flush()
         os.fsync(fh.fileno())
@@ -90,8 +109,8 @@ def write_segment(index_dir: Path, name: str, ids, vecs, stage: str) -> list[Pat
     does not name them yet, so until the caller commits they are orphans."""
     import numpy as np
 
+    private.make_dir(seg_dir(index_dir))
     d = seg_dir(index_dir)
-    d.mkdir(parents=True, exist_ok=True)
     finals = list(segment_files(index_dir, name))
     tmps = [p.with_name(p.name + ".tmp") for p in finals]
     _write_npy(tmps[0], np.ascontiguousarray(vecs, dtype=np.float32))
@@ -112,7 +131,7 @@ def write_segment_blocks(index_dir: Path, name: str, blocks, n: int, dim: int) -
     d = seg_dir(index_dir)
     finals = list(segment_files(index_dir, name))
     tmps = [p.with_name(p.name + ".tmp") for p in finals]
-    with open(tmps[0], "wb") as fv, open(tmps[1], "wb") as fi:
+    with _new_file(tmps[0]) as fv, _new_file(tmps[1]) as fi:
         np.lib.format.write_array_header_1_0(fv, {"descr": "<f4", "fortran_order": False, "shape": (n, dim)})
         np.lib.format.write_array_header_1_0(fi, {"descr": "<i8", "fortran_order": False, "shape": (n,)})
         seen = 0
@@ -385,9 +404,10 @@ class VectorSet:
 
 
 def build_ann(index_dir: Path, rows: Sequence[SegmentRow], dim: int, dead, n_live: int,
-              previous: tuple[object, AnnInfo] | None, vs: VectorSet) -> tuple[Path, AnnInfo]:
-    """Write an IVF-SQ8 index over every live vector; reuse ``previous``'s training when the
-    index has grown less than 8x since. Returns the file (not yet named by the database)."""
+              previous: tuple[object, AnnInfo] | None, vs: VectorSet, name: str) -> tuple[Path, AnnInfo]:
+    """Write an IVF-SQ8 index over every live vector to ``segments/name``; reuse ``previous``'s
+    training when the index has grown less than 8x since. Returns the file (not yet named by
+    the database)."""
     import faiss
     import numpy as np
 
@@ -418,9 +438,9 @@ def build_ann(index_dir: Path, rows: Sequence[SegmentRow], dim: int, dead, n_liv
             index.add_with_ids(np.ascontiguousarray(block[keep]), np.ascontiguousarray(ids[keep]))
     nprobe, recall = _tune(index, vs, upto, rows, index_dir)
     d = seg_dir(index_dir)
-    d.mkdir(parents=True, exist_ok=True)
-    name = f"ann-{new_name()}.faiss"
+    private.make_dir(d)
     tmp = d / (name + ".tmp")
+    os.close(private.create(tmp))  # 0600, no link: FAISS then writes into this file
     faiss.write_index(index, str(tmp))
     with open(tmp, "rb+") as fh:
         os.fsync(fh.fileno())

@@ -2,22 +2,31 @@
 
 A batch commits like this (crash points in brackets, see ``crash``)::
 
+    commit the new segment's paths to loose_files (the intent)   [batch:intent-recorded]
     BEGIN IMMEDIATE; delete replaced documents (their chunk ids become tombstones);
     insert documents, chunks, spans, FTS rows with ids from meta.next_chunk_id;
     write the batch's vectors as a new segment         [batch:vectors-written]
     rename it into place                               [batch:vectors-renamed]
-    name the segment, update counts and generation; COMMIT   [batch:db-committed]
+    name the segment, clear its intent, update counts and generation; COMMIT   [batch:db-committed]
 
-Killed before the COMMIT, the database is as it was and the new segment is an orphan that
-the next writer removes; after it, the batch is complete. Interrupted (Ctrl-C) before the
-COMMIT, the batch is rolled back and its files removed; after it, even before the call
-returns, the batch stays committed with its files. A document is never split over
-two batches, and a changed file's old version leaves in the same batch its new one arrives.
+Killed before the COMMIT, the database is as it was and the intent names the new segment's
+files, which the next writer removes (``repair``: only files recorded there, never by their
+names); after it, the batch is complete. Interrupted (Ctrl-C) before the COMMIT, the batch
+is rolled back and its files removed; after it, even before the call returns, the batch
+stays committed with its files. Merges and the approximate index record their new files
+the same way, and the files they replace in the transaction that stops using them. A
+document is never split over two batches, and a changed file's old version leaves in the
+same batch its new one arrives.
 ``finish`` then merges small segments, builds or extends the approximate index when the
 index is large (``vectors``), and, for a rebuild, switches CURRENT to the new database.
 
 A ``--rebuild`` writes a new database named by STAGING, batch by batch like any ingest
-(so it resumes too); readers keep seeing CURRENT until the switch, one atomic rename.
+(so it resumes too); readers keep seeing CURRENT until the switch, one atomic rename. The
+database it replaces is first recorded in the new one [rebuild:old-db-recorded], so the
+next writer deletes it (and its segments) even if this one is killed after the switch.
+
+Opening checks the directory first (``directory``: the marker, owner and modes) and makes
+the index's files private (``repair.make_private``).
 
 Write failures (disk full, a file size limit) become a ``StorageError`` saying the index
 as last committed is intact. Reading is ``reader``; what to ingest is ``ingest``'s business.
@@ -35,7 +44,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..errors import DamagedIndexError
-from . import crash, schema
+from . import crash, directory, repair, schema
 from .base import DocRow, IndexInfo, NewDocument, Run
 from .lock import storage_error
 from .migrate import open_db
@@ -45,12 +54,14 @@ from .vectors import (
     AnnInfo,
     SegmentRow,
     VectorSet,
+    ann_name,
     build_ann,
     new_name,
     open_segment,
     read_blocks,
     seg_dir,
     segment_files,
+    segment_paths,
     write_segment,
     write_segment_blocks,
 )
@@ -79,26 +90,34 @@ class SqliteWriter:
     def open(cls, index_dir: Path, wanted: IndexInfo, *, rebuild: bool = False) -> SqliteWriter:
         messages: list[str] = []
         try:
+            note = directory.prepare(index_dir, adopt=True)  # (under ``writer_lock``: already done there)
+            if note:
+                messages.append(note)
             current = schema.current_db(index_dir)
             staging = schema.staging_db(index_dir)
             if staging is not None and staging == current:  # killed right after the switch
                 schema.write_pointer(index_dir, schema.STAGING, None)
                 staging = None
-            if rebuild:
-                if staging is not None and staging.exists() and not _same_build(staging, wanted):
+            if staging is not None and staging.exists() and (
+                    repair.is_discarded(staging) or (rebuild and not _same_build(staging, wanted))):
+                if rebuild and not repair.is_discarded(staging):
                     messages.append("discarded an unfinished rebuild made with other settings")
-                    staging = None
-                elif staging is not None and staging.exists():
+                repair.discard_db(index_dir, staging, repair.used_by([current]), mark=True)
+                schema.write_pointer(index_dir, schema.STAGING, None)
+                staging = None
+            if rebuild:
+                if staging is not None and staging.exists():
                     messages.append("carrying on with an unfinished rebuild")
-                if staging is None or not staging.exists():
+                else:
                     staging = index_dir / f"index-{new_name()}.sqlite"
                     schema.write_pointer(index_dir, schema.STAGING, staging.name)
                 db = staging
             else:
                 db = current
             con = open_db(index_dir, db, wanted, messages)
-            keep = [db, current] + ([staging] if staging is not None else [])
-            remove_orphans(index_dir, [p for p in dict.fromkeys(keep) if p.exists()])
+            keep = [p for p in dict.fromkeys([db, current] + ([staging] if staging is not None else [])) if p.exists()]
+            remove_orphans(index_dir, keep)
+            repair.make_private(index_dir, keep)
             w = cls(index_dir, db, con, staging=rebuild)
             if not rebuild:
                 w._check_segments()
@@ -171,10 +190,14 @@ class SqliteWriter:
         """One atomic batch: ``remove_doc_ids`` leave and ``add`` arrives, or nothing happens."""
         import numpy as np
 
-        written: list[Path] = []
         gen = self.info.generation + 1
         now = time.time()
         meta = dict(self._meta)
+        name = new_name(f"b{gen}-")
+        intents = segment_paths(name) if any(nd.chunks for nd in add) else []
+        if intents:
+            self._intend(intents)
+            crash.point("batch:intent-recorded")
 
         def work() -> None:
             counts = schema.counts(meta)
@@ -193,11 +216,11 @@ class SqliteWriter:
                 counts["spans"] += sum(len(c.spans) for c in nd.chunks)
                 counts["pages"] += len(nd.doc.pages)
             if ids:
-                name = new_name(f"b{gen}-")
-                written.extend(write_segment(self.index_dir, name, np.asarray(ids, dtype=np.int64),
-                                             np.concatenate(vecs), stage="batch"))
+                write_segment(self.index_dir, name, np.asarray(ids, dtype=np.int64), np.concatenate(vecs),
+                              stage="batch")
                 self.con.execute("INSERT INTO segments(name, rows, first_id, last_id) VALUES (?, ?, ?, ?)",
                                  (name, len(ids), ids[0], ids[-1]))
+                repair.unrecord(self.con, intents)
             meta.update({f"n_{k}": str(v) for k, v in counts.items()})
             meta["next_chunk_id"] = str(next_id)
             schema.set_meta(self.con, {k: meta[k] for k in [*(f"n_{c}" for c in schema.COUNTS), "next_chunk_id"]})
@@ -205,7 +228,7 @@ class SqliteWriter:
             if self.run_id is not None:
                 self.con.execute("UPDATE runs SET batches = batches + 1 WHERE id = ?", (self.run_id,))
 
-        self._transaction(work, written)
+        self._transaction(work, intents)
         crash.point("batch:db-committed")
         self._meta = meta
         self.info = replace(self.info, generation=gen, last_ingest=now)
@@ -225,6 +248,10 @@ class SqliteWriter:
             self._transaction(lambda: self.con.execute("UPDATE runs SET finished = ? WHERE id = ?",
                                                        (time.time(), self.run_id)))
         if self.staging:
+            old = schema.current_db(self.index_dir)
+            if old.exists() and old != self.db:  # recorded here first: deleted after the switch, even after a kill
+                self._transaction(lambda: repair.record(self.con, [old.name], kind="db"))
+                crash.point("rebuild:old-db-recorded")
             self.con.close()  # last connection: SQLite checkpoints the WAL into the file
             schema.write_pointer(self.index_dir, schema.CURRENT, self.db.name)
             crash.point("rebuild:swapped")
@@ -234,7 +261,9 @@ class SqliteWriter:
         crash.point("run:finished")
 
     # -- helpers -------------------------------------------------------------------------
-    def _transaction(self, work: Callable[[], None], written: Sequence[Path] = ()) -> None:
+    def _transaction(self, work: Callable[[], None], intents: Sequence[str] = ()) -> None:
+        """Run ``work`` in one transaction; rolled back, the files of ``intents`` (recorded
+        by ``_intend``, written by ``work`` or before it) are removed with their record."""
         try:
             self.con.execute("BEGIN IMMEDIATE")
             work()
@@ -243,17 +272,31 @@ class SqliteWriter:
             # A Ctrl-C (KeyboardInterrupt) can land after COMMIT has returned, still inside
             # this try: then the batch is committed and its files are the database's. Only a
             # transaction still open here is rolled back, and only then are its files removed.
-            # (A COMMIT that failed and was rolled back by SQLite itself leaves its files
-            # unnamed: the next writer's remove_orphans takes them.)
+            # (A COMMIT that failed and was rolled back by SQLite itself leaves its intents
+            # recorded: the next writer's remove_orphans takes their files.)
             rolled_back = self.con.in_transaction
             with contextlib.suppress(sqlite3.Error):
                 self.con.execute("ROLLBACK")
-            for p in [*written, *(Path(str(w) + ".tmp") for w in written)] if rolled_back else ():
-                with contextlib.suppress(OSError):
-                    p.unlink()
-            for p in seg_dir(self.index_dir).glob("*.tmp") if seg_dir(self.index_dir).is_dir() else ():
-                with contextlib.suppress(OSError):
-                    p.unlink()
+            if rolled_back:
+                self._drop(intents)
+            err = storage_error(e, self.index_dir)
+            if err is not None:
+                raise err from None
+            raise
+
+    def _intend(self, paths: Sequence[str]) -> None:
+        """Commit ``paths`` (relative to the index) to ``loose_files`` before their files exist."""
+        self._transaction(lambda: repair.record(self.con, paths))
+
+    def _drop(self, paths: Sequence[str]) -> None:
+        repair.drop(self.con, self.index_dir, paths)
+
+    def _write_recorded(self, paths: Sequence[str], write: Callable[[], object]):
+        """``write()`` files already recorded as ``paths``; if it fails, they go with their record."""
+        try:
+            return write()
+        except BaseException as e:
+            self._drop(paths)
             err = storage_error(e, self.index_dir)
             if err is not None:
                 raise err from None
@@ -342,10 +385,13 @@ class SqliteWriter:
                 yield ids[keep], block[keep]
 
         name = new_name("m-")
-        written: list[Path] = []
+        intents = segment_paths(name) if total else []
         if total:
-            written = write_segment_blocks(self.index_dir, name, live_blocks(), total, self.info.dim)
+            self._intend(intents)
+            self._write_recorded(intents, lambda: write_segment_blocks(self.index_dir, name, live_blocks(), total,
+                                                                       self.info.dim))
         gone = [r.name for r in group]
+        retired = [p for g in gone for p in segment_paths(g)]
         lo, hi = group[0].first_id, group[-1].last_id
 
         def work() -> None:
@@ -354,15 +400,14 @@ class SqliteWriter:
                 ids = np.load(segment_files(self.index_dir, name)[1], mmap_mode="r")
                 self.con.execute("INSERT INTO segments(name, rows, first_id, last_id) VALUES (?, ?, ?, ?)",
                                  (name, total, int(ids[0]), int(ids[-1])))
+                repair.unrecord(self.con, intents)
+            repair.record(self.con, retired)
             self.con.execute("DELETE FROM tombstones WHERE chunk_id BETWEEN ? AND ? AND chunk_id >= ?",
                              (lo, hi, self._ann_upto()))
 
-        self._transaction(work, written)
+        self._transaction(work, intents)
         crash.point("merge:db-committed")
-        for g in gone:
-            for p in segment_files(self.index_dir, g):
-                with contextlib.suppress(OSError):
-                    p.unlink()
+        self._drop(retired)
         crash.point("merge:cleanup-done")
 
     def _ann_upto(self) -> int:
@@ -376,8 +421,15 @@ class SqliteWriter:
         ann = AnnInfo(**json.loads(self._meta["ann"])) if "ann" in self._meta else None
         if n_live < self.ann_min_rows:
             if ann is not None:  # shrank: exact search again
-                self._transaction(lambda: self.con.execute("DELETE FROM meta WHERE key = 'ann'"))
+                retired = [f"{schema.SEGMENTS}/{ann.file}"]
+
+                def drop_ann() -> None:
+                    self.con.execute("DELETE FROM meta WHERE key = 'ann'")
+                    repair.record(self.con, retired)
+
+                self._transaction(drop_ann)
                 self._meta.pop("ann", None)
+                self._drop(retired)
             return
         if ann is not None and n_live - ann.rows < max(min(ANN_MIN_NEW, self.ann_min_rows // 2), ann.rows // 4):
             return
@@ -390,23 +442,28 @@ class SqliteWriter:
         if ann is not None:
             previous = (faiss.read_index(str(seg_dir(self.index_dir) / ann.file)), ann)
         faiss.omp_set_num_threads(os.cpu_count() or 1)
-        path, info = build_ann(self.index_dir, rows, self.info.dim, dead, n_live, previous, vs)
+        name = ann_name()
+        intents = [f"{schema.SEGMENTS}/{name}"]
+        retired = [f"{schema.SEGMENTS}/{ann.file}"] if ann is not None else []
+        self._intend(intents)
+        _path, info = self._write_recorded(intents, lambda vs=vs: build_ann(self.index_dir, rows, self.info.dim,
+                                                                            dead, n_live, previous, vs, name))
         del vs
         value = json.dumps(info.__dict__)
 
         def work() -> None:
             schema.set_meta(self.con, {"ann": value})
+            repair.unrecord(self.con, intents)
+            repair.record(self.con, retired)
             if previous is None or info.trained_rows != previous[1].trained_rows:  # built afresh, dead rows left out
                 self.con.execute("DELETE FROM tombstones WHERE chunk_id NOT IN (SELECT value FROM json_each(?))",
                                  (json.dumps([int(i) for i in vs_dead_present]),))
 
         vs_dead_present = _present(rows, dead, self.index_dir)
-        self._transaction(work, [path])
+        self._transaction(work, intents)
         self._meta["ann"] = value
         crash.point("merge:db-committed")
-        if ann is not None:
-            with contextlib.suppress(OSError):
-                (seg_dir(self.index_dir) / ann.file).unlink()
+        self._drop(retired)
         crash.point("merge:cleanup-done")
 
 
