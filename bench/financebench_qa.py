@@ -151,7 +151,11 @@ def _commit() -> str:
 
     p = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
     dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "ragcli"], capture_output=True, text=True)
-    return p.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+    # the last commit that changed the pipeline (evaluate.py only scores): the code that answered
+    last = subprocess.run(["git", "-C", str(ROOT), "log", "-1", "--format=%h", "--", "ragcli",
+                           ":(exclude)ragcli/evaluate.py"], capture_output=True, text=True)
+    return (p.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+            + f" (ragcli pipeline as of {last.stdout.strip()}; evaluate.py only scores)")
 
 
 if __name__ == "__main__":

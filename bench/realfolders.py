@@ -77,7 +77,6 @@ from ragcli.evaluate import (  # noqa: E402
 
 QUESTIONS = ROOT / "bench" / "realfolders" / "questions.jsonl"
 FOLDERS = CACHE / "realfolders"
-VERIFY_TOOL = ROOT.parent / "shared" / "tools" / "verify-citations"
 SPLIT_SEED = 25  # issue 25; the split was drawn once, before any run, and is stored in the file
 
 SITE = Path(sys.prefix) / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
@@ -238,17 +237,16 @@ def assign_splits(path: Path = QUESTIONS, seed: int = SPLIT_SEED) -> None:
 TOOL_RECIPES = ("text", "pypdf")  # the extractions verify-citations re-reads itself (raw text files, pypdf pages)
 
 
-def verify_tool(out: dict) -> dict:
+def verify_tool(out: dict, tool: Path) -> dict:
     """../shared/tools/verify-citations on one answer's citations that it has a recipe for
     (plain text, PDF); the others (HTML through inscriptis, docx, pptx, e-mail) are counted
     as not checkable by it (``ragcli.verify`` still checks them)."""
     cits = out.get("citations") or []
     mine = [c for c in cits if c.get("extraction") in TOOL_RECIPES]
     res = {"checked": len(mine), "verified": 0, "failed": 0, "uncheckable": len(cits) - len(mine), "errors": []}
-    if not mine or not VERIFY_TOOL.is_file():
-        res["checked"] = 0 if not VERIFY_TOOL.is_file() else res["checked"]
+    if not mine:
         return res
-    p = subprocess.run([sys.executable, str(VERIFY_TOOL)], input=json.dumps({**out, "citations": mine}),
+    p = subprocess.run([sys.executable, str(tool)], input=json.dumps({**out, "citations": mine}),
                        capture_output=True, text=True)
     res["errors"] = [line for line in p.stderr.splitlines() if line.strip()]
     res["failed"] = sum("no independent recipe" not in line for line in res["errors"])
@@ -292,6 +290,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=DEFAULT_EVAL, help="folder with financebench/")
     ap.add_argument("--questions", type=Path, default=QUESTIONS)
+    ap.add_argument("--verify-tool", type=Path, help="the independent citation checker "
+                    "(default: DATA/../tools/verify-citations)")
     ap.add_argument("--folders", default="techdocs,finance")
     ap.add_argument("--split", default="all", choices=("all", "tune", "heldout"))
     ap.add_argument("--limit", type=int, default=0, help="only the first N questions (after --split)")
@@ -305,6 +305,9 @@ def main(argv: list[str] | None = None) -> int:
         assign_splits(args.questions)
         return 0
 
+    tool = args.verify_tool or args.data.parent / "tools" / "verify-citations"
+    if not args.build_only and not tool.is_file():
+        raise SystemExit(f"{tool}: no such file; pass --verify-tool PATH (../shared/tools/verify-citations)")
     params = chunk_params("")
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     folders, indexes = {}, {}
@@ -347,7 +350,7 @@ def main(argv: list[str] | None = None) -> int:
                                           "answer_pattern")},
                      **g, "status": out.get("status"), "answer": answer_text(out), "stderr": stderr,
                      "citations": len(cits), "verified": sum(quote_is_exact(c) for c in cits),
-                     "verify_tool": verify_tool(out), "latency_s": wall,
+                     "verify_tool": verify_tool(out, tool), "latency_s": wall,
                      "cited": [{"source": str(Path(c["source"]).relative_to(FOLDERS / q["folder"]))
                                 if str(c["source"]).startswith(str(FOLDERS)) else c["source"],
                                 "page": c.get("page"), "quote": c["quote"]} for c in cits],
@@ -392,7 +395,11 @@ def _documents(index: Path) -> list[str]:
 def _commit() -> str:
     p = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
     dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "ragcli"], capture_output=True, text=True)
-    return p.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+    # the last commit that changed the pipeline (evaluate.py only scores): the code that answered
+    last = subprocess.run(["git", "-C", str(ROOT), "log", "-1", "--format=%h", "--", "ragcli",
+                           ":(exclude)ragcli/evaluate.py"], capture_output=True, text=True)
+    return (p.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+            + f" (ragcli pipeline as of {last.stdout.strip()}; evaluate.py only scores)")
 
 
 if __name__ == "__main__":
