@@ -87,8 +87,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--chunking", default="", help="ChunkParams fields over today's defaults (an index per chunking)")
     ap.add_argument("--new-process", action="store_true", help="`rag ask --json` in a new process per question")
     ap.add_argument("--limit", type=int, default=0, help="only the first N questions")
+    ap.add_argument("--regrade", type=Path, help="grade the answers of this report again (no model run): "
+                    "after a change of the grading rule")
     ap.add_argument("--out", type=Path, help="report path (default bench/results/financebench-qa-<time>.json)")
     args = ap.parse_args(argv)
+    if args.regrade:
+        return regrade(args.regrade, args.out)
 
     params = chunk_params(args.chunking)
     index = index_dir("financebench", params)
@@ -131,18 +135,39 @@ def main(argv: list[str] | None = None) -> int:
     if idx is not None:
         idx.close()
 
-    summary = {"overall": rates(rows),
-               **{f"type:{t}": rates([r for r in rows if r["type"] == t]) for t in sorted({r["type"] for r in rows})},
-               **{f"rule:{t}": rates([r for r in rows if r["rule"] == t]) for t in sorted({r["rule"] for r in rows})}}
+    summary = summarize(rows)
     report = {"bench": "financebench-qa", "machine": machine(), "commit": _commit(), **models,
               "how": "rag ask --json, a new process per question" if args.new_process else "ragcli.Index.ask, in process",
               "chunking": params.as_dict(), "index": str(index), "ingest_s": t_ing.s if rep.chunks else None,
               "paper": PAPER, "summary": summary, "questions": rows}
     path = write_report("financebench-qa", report, args.out)
+    print_summary(summary, path)
+    return 0
+
+
+def summarize(rows: list[dict]) -> dict:
+    return {"overall": rates(rows),
+            **{f"type:{t}": rates([r for r in rows if r["type"] == t]) for t in sorted({r["type"] for r in rows})},
+            **{f"rule:{t}": rates([r for r in rows if r["rule"] == t]) for t in sorted({r["rule"] for r in rows})}}
+
+
+def print_summary(summary: dict, path: Path) -> None:
     print(table([{"set": k, **v} for k, v in summary.items()],
                 ["set", "questions", "right_rate", "wrong_rate", "refused_rate", "right_citing_filing",
                  "cites_evidence_page_rate", "quote_verified", "latency_p50_s"], {"latency_p50_s": ".1f"}))
     print(f"\nreport: {path}")
+
+
+def regrade(report_path: Path, out: Path | None) -> int:
+    """The report's answers graded by today's ``grade_gold_text``; everything else kept."""
+    report = json.loads(report_path.read_text(encoding="utf-8"))
+    for r in report["questions"]:
+        right, r["rule"] = grade_gold_text(r["answer"], r["gold"], r["question"])
+        r["outcome"] = outcome(r["status"] == "answered", True, r["status"] == "answered" and right)
+    report["summary"] = summarize(report["questions"])
+    report["regraded"] = f"{time.strftime('%Y-%m-%d')} from {report_path.name} by {_commit()}"
+    path = write_report("financebench-qa", report, out or report_path)
+    print_summary(report["summary"], path)
     return 0
 
 

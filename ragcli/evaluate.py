@@ -536,6 +536,28 @@ def _first_clause(text: str) -> str:
     return re.split(r"(?<=[A-Za-z0-9)%])\.(?:\s|$)|:|\(", text.strip(), maxsplit=1)[0]
 
 
+def _fy(text: str) -> str:
+    return re.sub(r"\bFY\s+(\d{2,4})\b", r"FY\1", text)
+
+
+def _names_and_terms(text: str, asked: set[str]) -> tuple[list[str], list[str]]:
+    terms: dict[str, None] = {}
+    names: dict[str, None] = {}
+    for raw in _fy(text).split():
+        for w in normalize(raw).split():
+            s = _stem(w)
+            if s in _STOP or s in asked:
+                continue
+            terms.setdefault(s, None)
+            if raw.lstrip("\"'(~$&")[:1].isupper():
+                names.setdefault(s, None)
+    return list(names), list(terms)
+
+
+def _asked(question: str) -> set[str]:
+    return {_stem(w) for w in normalize(_fy(question)).split()}
+
+
 def key_terms(gold: str, question: str = "") -> tuple[list[str], list[str]]:
     """(names, terms) of ``gold``'s first clause that the question does not already say:
     ``terms`` its content words (normalised, stop words and a plural "s" dropped), ``names``
@@ -548,37 +570,32 @@ def key_terms(gold: str, question: str = "") -> tuple[list[str], list[str]]:
     >>> key_terms("MGM China experienced the worst topline performance", "Which region had the worst topline for MGM?")
     (['china'], ['china', 'experienced', 'performance'])
     """
-    first = re.sub(r"\bFY\s+(\d{2,4})\b", r"FY\1", _first_clause(gold))
-    asked = {_stem(w) for w in normalize(re.sub(r"\bFY\s+(\d{2,4})\b", r"FY\1", question)).split()}
-    terms: dict[str, None] = {}
-    names: dict[str, None] = {}
-    for raw in first.split():
-        for w in normalize(raw).split():
-            s = _stem(w)
-            if s in _STOP or s in asked:
-                continue
-            terms.setdefault(s, None)
-            if raw.lstrip("\"'(~$")[:1].isupper():
-                names.setdefault(s, None)
-    return list(names), list(terms)
+    return _names_and_terms(_first_clause(gold), _asked(question))
 
 
 def _stem(word: str) -> str:
     return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word
 
 
-def covers_terms(answer: str, names: Sequence[str], terms: Sequence[str], share: float = 0.5) -> bool:
-    """Every one of ``names`` occurs in ``answer``, or, when there are none, at least ``share``
-    of ``terms`` (as ``key_terms`` normalises them).
+def covers_terms(answer: str, names: Sequence[str], terms: Sequence[str], question: str = "",
+                 share: float = 0.5) -> bool:
+    """When the gold has ``names``: the answer holds every one of them, and at least ``share``
+    of the names the answer writes (those the question does not say) are the gold's, so that
+    a list of every segment does not pass for the one asked about. Without names: at least
+    ``share`` of ``terms`` occur in the answer (as ``key_terms`` normalises them).
 
     >>> covers_terms("Corporate had the lowest [1].", ["corporate"], ["corporate"])
     True
     >>> covers_terms("CIB", ["corporate"], ["corporate"]), covers_terms("0.9% lower", [], ["consumer", "09"])
     (False, True)
+    >>> covers_terms("Consumer & Community Banking, Corporate & Investment Bank", ["corporate"], ["corporate"])
+    False
     """
     have = {_stem(w) for w in normalize(answer).split()}
     if names:
-        return all(n in have for n in names)
+        written, _ = _names_and_terms(answer, _asked(question))
+        ours = sum(n in names for n in written)
+        return all(n in have for n in names) and ours >= share * len(written)
     return bool(terms) and sum(t in have for t in terms) >= share * len(terms)
 
 
@@ -588,8 +605,9 @@ def grade_gold_text(answer: str, gold: str, question: str = "") -> tuple[bool, s
     - a gold that is one figure ("$1577.00", "24.26", "1.9%"): ``number_match``;
     - a gold opening with "Yes" or "No": the answer opens with the same word (``polarity``);
     - any other gold: the answer holds every name of the gold's first clause (``key_terms``:
-      capitalised words the question does not say), or, when it has none, at least half of its
-      content words (a figure is one of them, as written).
+      capitalised words the question does not say) and half of the names it writes are those,
+      or, when the gold has no name, at least half of its content words (a figure is one of
+      them, as written).
 
     >>> grade_gold_text("$1,577 million", "$1577.00")
     (True, 'figure')
@@ -605,4 +623,4 @@ def grade_gold_text(answer: str, gold: str, question: str = "") -> tuple[bool, s
     want = polarity(g)
     if want is not None:
         return polarity(answer) is want, "yes/no"
-    return covers_terms(answer, *key_terms(g, question)), "key terms"
+    return covers_terms(answer, *key_terms(g, question), question=question), "key terms"

@@ -295,6 +295,10 @@ def test_cites_and_outcomes() -> None:
      "Which of JPM's business segments had the lowest net revenue in 2021 Q1?", True),
     ("Asset & Wealth Management", "Corporate. Its net revenue was -$473 million.",
      "Which of JPM's business segments had the lowest net revenue in 2021 Q1?", False),
+    ("Consumer & Community Banking Corporate & Investment Bank", "Corporate. Its net revenue was -$473 million.",
+     "Which of JPM's business segments had the lowest net revenue in 2021 Q1?", False),  # a list is no answer
+    ("The Corporate & Investment Bank (CIB), $3,725 million", "Corporate & Investment Bank. Its net income was $3725 "
+     "million.", "In 2022 Q2, which of JPM's business segments had the highest net income?", True),
     ("Las Vegas Strip Resorts", "Las Vegas resorts contributed ~90% of company level EBITDAR during FY2022.",
      "Which region had the Highest EBITDAR Contribution for MGM during FY2022?", True),
     ("Trillium and Array", "Trillium, Array, and Therachon", "What are three main companies acquired by Pfizer?",
