@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, help="report path (default bench/results/financebench-qa-<time>.json)")
     args = ap.parse_args(argv)
     if args.regrade:
-        return regrade(args.regrade, args.out)
+        return regrade(args.regrade, args.data, args.out)
 
     params = chunk_params(args.chunking)
     index = index_dir("financebench", params)
@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     report = {"bench": "financebench-qa", "machine": machine(), "commit": _commit(), **models,
               "how": "rag ask --json, a new process per question" if args.new_process else "ragcli.Index.ask, in process",
               "chunking": params.as_dict(), "index": str(index), "ingest_s": t_ing.s if rep.chunks else None,
-              "paper": PAPER, "summary": summary, "questions": rows}
+              "paper": PAPER, "summary": summary, "questions": [for_report(r) for r in rows]}
     path = write_report("financebench-qa", report, args.out)
     print_summary(summary, path)
     return 0
@@ -158,12 +158,23 @@ def print_summary(summary: dict, path: Path) -> None:
     print(f"\nreport: {path}")
 
 
-def regrade(report_path: Path, out: Path | None) -> int:
-    """The report's answers graded by today's ``grade_gold_text``; everything else kept."""
+def for_report(row: dict) -> dict:
+    """A row without the data set's question and gold answer (evaluation data stays in
+    ../shared/eval; ``id`` finds them there) and with quotes cut to 400 characters."""
+    return {**{k: v for k, v in row.items() if k not in ("question", "gold")},
+            "cited": [{**c, "quote": c["quote"][:400]} for c in row["cited"]]}
+
+
+def regrade(report_path: Path, data: Path, out: Path | None) -> int:
+    """The report's answers graded by today's ``grade_gold_text`` (questions and gold answers
+    read from ``data`` by id); everything else kept."""
     report = json.loads(report_path.read_text(encoding="utf-8"))
+    golds = {q["financebench_id"]: q for q in load_questions(data)}
     for r in report["questions"]:
-        right, r["rule"] = grade_gold_text(r["answer"], r["gold"], r["question"])
+        q = golds[r["id"]]
+        right, r["rule"] = grade_gold_text(r["answer"], q["answer"], q["question"])
         r["outcome"] = outcome(r["status"] == "answered", True, r["status"] == "answered" and right)
+    report["questions"] = [for_report({**r, "cited": r.get("cited", [])}) for r in report["questions"]]
     report["summary"] = summarize(report["questions"])
     report["regraded"] = f"{time.strftime('%Y-%m-%d')} from {report_path.name} by {_commit()}"
     path = write_report("financebench-qa", report, out or report_path)
