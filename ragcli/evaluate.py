@@ -346,3 +346,286 @@ def read_eval_file(path: Path) -> list[Gold]:
     if not golds:
         raise UsageError(f"the eval file {path} holds no questions")
     return golds
+
+
+# --- graded answers: the answer text against a pattern, a figure or a gold text -----------------
+#
+# bench/realfolders.py and bench/financebench_qa.py grade what a person reads: the answer text
+# (citation markers dropped), not its quotes. Each question ends in one of four outcomes.
+
+OUTCOMES = ("right", "wrong", "abstained_right", "abstained_wrong")
+
+
+def answer_text(out: Mapping) -> str:
+    """The answer of a ``rag ask --json`` object without its ``[n]`` markers, whitespace collapsed.
+
+    >>> answer_text({"answer": "It is `\\\\r\\\\n` [1] on Windows [2]."})
+    'It is `\\\\r\\\\n` on Windows.'
+    """
+    text = _MARKERS.sub(" ", str(out.get("answer") or ""))
+    return re.sub(r"\s+([.,;:!?])", r"\1", " ".join(text.split()))
+
+
+def matches(pattern: str, text: str) -> bool:
+    """``pattern`` (a regular expression) found in ``text``, case-insensitive, ``.`` spanning lines.
+
+    >>> matches(r"^(?!\\W*yes\\b).*explicitly enabled", "No: it needs to be explicitly enabled.")
+    True
+    >>> matches(r"^(?!\\W*yes\\b).*explicitly enabled", "Yes, once explicitly enabled.")
+    False
+    """
+    return re.search(pattern, text, re.IGNORECASE | re.DOTALL) is not None
+
+
+def cites(out: Mapping, sources: str | Sequence[str], pages: Iterable[int] | None = None) -> bool:
+    """Some citation of ``out`` comes from one of ``sources`` (as ``same_source``) and, when
+    ``pages`` is given, from one of those pages.
+
+    >>> out = {"citations": [{"source": "/f/node/os.md", "page": None}, {"source": "/f/a.pdf", "page": 3}]}
+    >>> cites(out, "node/os.md"), cites(out, ["x.md", "a.pdf"], [3]), cites(out, "a.pdf", [4])
+    (True, True, False)
+    """
+    wanted = [sources] if isinstance(sources, str) else list(sources)
+    keep = None if pages is None else set(pages)
+    return any(any(same_source(str(c.get("source", "")), s) for s in wanted)
+               and (keep is None or c.get("page") in keep) for c in out.get("citations") or [])
+
+
+def outcome(answered: bool, answerable: bool, right: bool) -> str:
+    """One of ``OUTCOMES``: an answer to an unanswerable question is wrong, whatever it says.
+
+    >>> outcome(True, True, True), outcome(True, False, True), outcome(False, False, False), outcome(False, True, False)
+    ('right', 'wrong', 'abstained_right', 'abstained_wrong')
+    """
+    if not answered:
+        return "abstained_right" if not answerable else "abstained_wrong"
+    return "right" if answerable and right else "wrong"
+
+
+def outcome_rates(rows: Sequence[tuple[str, bool]]) -> dict:
+    """Counts and shares of each outcome over ``(outcome, answerable)`` pairs; "wrong" split into
+    answers to answerable and to unanswerable questions; right among the answerable ones.
+
+    >>> r = outcome_rates([("right", True), ("wrong", False), ("abstained_right", False), ("abstained_wrong", True)])
+    >>> r["questions"], r["wrong_rate"], r["wrong_unanswerable"], r["right_of_answerable"]
+    (4, 0.25, 1, 0.5)
+    """
+    n = len(rows)
+    counts = {o: sum(x == o for x, _ in rows) for o in OUTCOMES}
+    answerable = sum(a for _, a in rows)
+    out: dict = {"questions": n, "answerable": answerable, "unanswerable": n - answerable, **counts,
+                 "wrong_answerable": sum(x == "wrong" and a for x, a in rows),
+                 "wrong_unanswerable": sum(x == "wrong" and not a for x, a in rows)}
+    out.update({f"{o}_rate": counts[o] / n if n else None for o in OUTCOMES})
+    out["right_of_answerable"] = counts["right"] / answerable if answerable else None
+    out["abstained_right_of_unanswerable"] = counts["abstained_right"] / (n - answerable) if n > answerable else None
+    return out
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A number as written: its value (sign and parentheses applied, unit word not), the
+    decimals written, a percent sign, and the unit word's factor (1.0 when there is none)."""
+
+    value: float
+    decimals: int
+    percent: bool = False
+    scale: float = 1.0
+
+
+_SCALES = {"thousand": 1e3, "k": 1e3, "million": 1e6, "millions": 1e6, "mn": 1e6, "mm": 1e6, "m": 1e6,
+           "billion": 1e9, "billions": 1e9, "bn": 1e9, "b": 1e9, "trillion": 1e12}
+_FIGURE = re.compile(
+    r"(?<![\w.])(?P<open>\()?(?P<sign>[-−–](?=\s*[$€£]?\s*\d))?\s*(?:US)?[$€£]?\s*(?P<sign2>[-−–])?"
+    r"(?P<int>\d{1,3}(?:,\d{3})+|\d+)(?P<dec>\.\d+)?(?![\d,]*\.\d)\s*(?P<close>\))?"
+    r"\s*(?P<pct>%|percent\b|per cent\b)?"
+    r"\s*(?P<unit>thousand|millions?|billions?|trillion|bn|mn|mm|m|b|k)?(?![a-z])", re.IGNORECASE)
+
+
+def figures(text: str) -> list[Figure]:
+    """The numbers written in ``text``, with their sign, decimals, percent and unit word.
+
+    >>> [(f.value, f.decimals, f.percent, f.scale) for f in figures("$1,577.00, (1,253) and -3.7%")]
+    [(1577.0, 2, False, 1.0), (-1253.0, 0, False, 1.0), (-3.7, 1, True, 1.0)]
+    >>> [(f.value, f.scale) for f in figures("$6.2 billion, 495 million, 12 months")]
+    [(6.2, 1000000000.0), (495.0, 1000000.0), (12.0, 1.0)]
+    """
+    out = []
+    for m in _FIGURE.finditer(text):
+        value = float(m["int"].replace(",", "") + (m["dec"] or ""))
+        negative = bool(m["sign"] or m["sign2"]) or bool(m["open"] and m["close"])
+        unit = (m["unit"] or "").lower()
+        out.append(Figure(-value if negative else value, len(m["dec"] or "") - 1 if m["dec"] else 0,
+                          bool(m["pct"]), _SCALES.get(unit, 1.0)))
+    return out
+
+
+def _readings(f: Figure) -> list[tuple[float, int]]:
+    """(value, decimals) a figure may stand for: as written, and with a unit word in thousands,
+    millions or billions of the same thing ("1.577 billion" is 1577 in millions)."""
+    out = [(f.value, f.decimals)]
+    if f.scale != 1.0:
+        for per in (1.0, 1e3, 1e6, 1e9):
+            shift = round(math.log10(f.scale / per))
+            out.append((f.value * f.scale / per, max(0, f.decimals - shift)))
+    return out
+
+
+def _rounds_to(a: float, a_dec: int, g: float, g_dec: int) -> bool:
+    """``a`` is ``g`` at the gold's precision, or ``g`` rounded to the (coarser) precision the
+    answer was written in, within 1% of it."""
+    if abs(a - g) <= 0.5 * 10 ** -g_dec + 1e-9 * max(1.0, abs(g)):
+        return True
+    return a_dec < g_dec and abs(round(g, a_dec) - a) <= 1e-9 * max(1.0, abs(g)) and abs(a - g) <= 0.01 * abs(g)
+
+
+def number_match(answer: str, gold: str) -> bool:
+    """Whether ``answer`` states the first figure of ``gold``, allowing its formatting:
+    thousands separators, currency signs, unit words (million, billion, ...: "1.577 billion"
+    for a gold 1577 in millions), rounding to the gold's precision (or the gold rounded to a
+    coarser precision the answer uses, within 1%), a percent as a fraction and back ("66%" for
+    0.66), and a negative written with parentheses or the word "negative". A sign that differs
+    is wrong.
+
+    >>> number_match("Capital spending was $1,577 million [1].", "$1577.00")
+    True
+    >>> number_match("about $1.577 billion", "$1577.00"), number_match("$1.6 billion", "$1577.00")
+    (True, False)
+    >>> number_match("24.3", "24.26"), number_match("24.2", "24.26"), number_match("30.8%", "30.8%")
+    (True, False, True)
+    >>> number_match("CCC was (3.7) days", "-3.7"), number_match("3.7 days", "-3.7")
+    (True, False)
+    >>> number_match("a ratio of 66%", "0.66"), number_match("grew 0.308", "30.8%")
+    (True, True)
+    >>> number_match("in 2019 it was 11588", "$11588.00"), number_match("in 2019", "2,019")
+    (True, True)
+    """
+    golds = figures(gold)
+    if not golds:
+        return False
+    g = golds[0]
+    negative_word = re.search(r"\bnegative\b|\bminus\b", answer, re.IGNORECASE) is not None
+    gold_readings = _readings(g)
+    for a in figures(answer):
+        readings = list(_readings(a))
+        if a.percent and not g.percent:
+            readings.append((a.value / 100, a.decimals + 2))
+        if g.percent and not a.percent and abs(a.value) < 1.5 and a.decimals:
+            readings.append((a.value * 100, max(0, a.decimals - 2)))
+        for val, dec in readings:
+            if negative_word and g.value < 0 < val:
+                val = -val
+            if any(_rounds_to(val, dec, gv, gd) for gv, gd in gold_readings):
+                return True
+    return False
+
+
+def polarity(text: str) -> bool | None:
+    """True for a text that opens with "yes", False for "no", None otherwise.
+
+    >>> polarity("Yes. It decreased."), polarity("  no, the ferry does not run"), polarity("Not really")
+    (True, False, None)
+    """
+    m = re.match(r"\W*(yes|no)\b", text, re.IGNORECASE)
+    return None if m is None else m.group(1).lower() == "yes"
+
+
+_STOP = frozenset(
+    "a an the of in on at to for by from with and or as is are was were be been its it this that these those "
+    "which who what how did does do has have had than their there over per about into during between also "
+    "amongst among other others s they could would will can yes no".split())
+
+
+def _first_clause(text: str) -> str:
+    """Up to the first sentence end, colon or parenthesis: where a gold answer starts explaining."""
+    return re.split(r"(?<=[A-Za-z0-9)%])\.(?:\s|$)|:|\(", text.strip(), maxsplit=1)[0]
+
+
+def _fy(text: str) -> str:
+    return re.sub(r"\bFY\s+(\d{2,4})\b", r"FY\1", text)
+
+
+def _names_and_terms(text: str, asked: set[str]) -> tuple[list[str], list[str]]:
+    terms: dict[str, None] = {}
+    names: dict[str, None] = {}
+    for raw in _fy(text).split():
+        for w in normalize(raw).split():
+            s = _stem(w)
+            if s in _STOP or s in asked:
+                continue
+            terms.setdefault(s, None)
+            if raw.lstrip("\"'(~$&")[:1].isupper():
+                names.setdefault(s, None)
+    return list(names), list(terms)
+
+
+def _asked(question: str) -> set[str]:
+    return {_stem(w) for w in normalize(_fy(question)).split()}
+
+
+def key_terms(gold: str, question: str = "") -> tuple[list[str], list[str]]:
+    """(names, terms) of ``gold``'s first clause that the question does not already say:
+    ``terms`` its content words (normalised, stop words and a plural "s" dropped), ``names``
+    those of them written with a capital letter (a segment, region or company name).
+
+    >>> key_terms("Corporate. Its net revenue was -$473 million.", "Which segment had the lowest net revenue?")
+    (['corporate'], ['corporate'])
+    >>> key_terms("The consumer segment shrunk by 0.9% organically.", "Which segment has dragged down growth?")
+    ([], ['consumer', 'shrunk', '09', 'organically'])
+    >>> key_terms("MGM China experienced the worst topline performance", "Which region had the worst topline for MGM?")
+    (['china'], ['china', 'experienced', 'performance'])
+    """
+    return _names_and_terms(_first_clause(gold), _asked(question))
+
+
+def _stem(word: str) -> str:
+    return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word
+
+
+def covers_terms(answer: str, names: Sequence[str], terms: Sequence[str], question: str = "",
+                 share: float = 0.5) -> bool:
+    """When the gold has ``names``: the answer holds every one of them, and at least ``share``
+    of the names the answer writes (those the question does not say) are the gold's, so that
+    a list of every segment does not pass for the one asked about. Without names: at least
+    ``share`` of ``terms`` occur in the answer (as ``key_terms`` normalises them).
+
+    >>> covers_terms("Corporate had the lowest [1].", ["corporate"], ["corporate"])
+    True
+    >>> covers_terms("CIB", ["corporate"], ["corporate"]), covers_terms("0.9% lower", [], ["consumer", "09"])
+    (False, True)
+    >>> covers_terms("Consumer & Community Banking, Corporate & Investment Bank", ["corporate"], ["corporate"])
+    False
+    """
+    have = {_stem(w) for w in normalize(answer).split()}
+    if names:
+        written, _ = _names_and_terms(answer, _asked(question))
+        ours = sum(n in names for n in written)
+        return all(n in have for n in names) and ours >= share * len(written)
+    return bool(terms) and sum(t in have for t in terms) >= share * len(terms)
+
+
+def grade_gold_text(answer: str, gold: str, question: str = "") -> tuple[bool, str]:
+    """(right, rule) of a free answer against a FinanceBench-style gold answer, by one rule:
+
+    - a gold that is one figure ("$1577.00", "24.26", "1.9%"): ``number_match``;
+    - a gold opening with "Yes" or "No": the answer opens with the same word (``polarity``);
+    - any other gold: the answer holds every name of the gold's first clause (``key_terms``:
+      capitalised words the question does not say) and half of the names it writes are those,
+      or, when the gold has no name, at least half of its content words (a figure is one of
+      them, as written).
+
+    >>> grade_gold_text("$1,577 million", "$1577.00")
+    (True, 'figure')
+    >>> grade_gold_text("No, it was not.", "Yes. It decreased.")
+    (False, 'yes/no')
+    >>> grade_gold_text("Corporate had the lowest net revenue.", "Corporate. Its net revenue was -$473 million.",
+    ...                 "Which of JPM's business segments had the lowest net revenue in 2021 Q1?")
+    (True, 'key terms')
+    """
+    g = gold.strip()
+    if re.fullmatch(r"[-−(]?\s*[$]?\s*[-−]?[\d,]+(?:\.\d+)?\s*\)?\s*%?", g):
+        return number_match(answer, g), "figure"
+    want = polarity(g)
+    if want is not None:
+        return polarity(answer) is want, "yes/no"
+    return covers_terms(answer, *key_terms(g, question), question=question), "key terms"

@@ -13,10 +13,20 @@ from ragcli.config import resolve_settings
 from ragcli.embedders import HashEmbedder
 from ragcli.evaluate import (
     Gold,
+    answer_text,
+    cites,
     contains,
+    figures,
+    grade_gold_text,
+    key_terms,
+    matches,
     ndcg_at_k,
     normalize,
+    number_match,
+    outcome,
+    outcome_rates,
     percentile,
+    polarity,
     quote_is_exact,
     read_eval_file,
     recall_at_k,
@@ -207,3 +217,100 @@ def test_found_at_filing_and_page() -> None:
     assert not found_at(ranked, "3M_2018_10K.pdf", [60], 2)  # page 60 of the wrong filing does not count
     assert found_at(ranked, "3M_2018_10K.pdf", [59, 60], 3)
     assert not found_at(ranked, "M_2018_10K.pdf", None, 3)  # a whole file name, not a suffix
+
+
+# --- graded answers (bench/realfolders.py, bench/financebench_qa.py) --------------------------
+
+
+@pytest.mark.parametrize("answer, gold", [
+    ("Capital expenditure was $1,577 million [1].", "$1577.00"),
+    ("$1.577 billion", "$1577.00"),
+    ("1577", "$1577.00"),
+    ("USD 11,588 million", "$11588.00"),
+    ("The ratio is 24.3.", "24.26"),  # the answer rounds coarser, within 1%
+    ("a DPO of 93.86 days", "93.86"),
+    ("revenue grew 30.8%", "30.8%"),
+    ("grew 30.8 percent", "30.8%"),
+    ("0.308 growth", "30.8%"),  # a fraction for a percent
+    ("ROA of 1%", "0.01"),  # a percent for a fraction
+    ("CCC was (3.7) days", "-3.7"),
+    ("CCC of -3.7", "-3.7"),
+    ("a negative 3.7 days", "-3.7"),
+    ("Sales totaled $6.2 billion", "$6,200 million"),
+    ("Net sales were $ 280,522", "280,522"),
+])
+def test_number_match_accepts_formatting_units_and_rounding(answer: str, gold: str) -> None:
+    assert number_match(answer, gold)
+
+
+@pytest.mark.parametrize("answer, gold", [
+    ("$1.6 billion", "$1577.00"),  # coarser and 1.4% off
+    ("1,578", "$1577.00"),
+    ("24.2", "24.26"),
+    ("3.7 days", "-3.7"),  # the sign differs
+    ("revenue grew 3.08%", "30.8%"),
+    ("FY2019 and 2018", "$12645.00"),  # years are not the figure
+    ("version 2.39.2", "2.39"),  # a version is not a number
+    ("no figure at all", "1.9%"),
+    ("$141,366", "280,522"),
+])
+def test_number_match_rejects_other_figures(answer: str, gold: str) -> None:
+    assert not number_match(answer, gold)
+
+
+def test_figures_reads_sign_unit_and_percent() -> None:
+    got = [(f.value, f.decimals, f.percent, f.scale) for f in figures("(1,253) and -$473 million, 61.4% and 2.39.2")]
+    assert got == [(-1253.0, 0, False, 1.0), (-473.0, 0, False, 1e6), (61.4, 1, True, 1.0)]
+
+
+def test_answer_text_matches_and_polarity() -> None:
+    out = {"answer": "No [1], Corepack currently needs to be explicitly enabled [2]."}
+    text = answer_text(out)
+    assert text == "No, Corepack currently needs to be explicitly enabled."
+    assert polarity(text) is False and polarity("Yes.") is True and polarity("Nothing") is None
+    not_yes = r"^(?!\W*yes\b).*explicitly enabled"
+    assert matches(not_yes, text) and not matches(not_yes, "Yes, it is explicitly enabled.")
+    assert matches(r"\\r\\n", answer_text({"answer": "`\\r\\n` [1] on Windows"}))
+
+
+def test_cites_and_outcomes() -> None:
+    out = {"status": "answered", "citations": [{"source": "/x/finance/filings/AMAZON_2019_10K.pdf", "page": 24}]}
+    assert cites(out, "AMAZON_2019_10K.pdf") and cites(out, ["a.pdf", "AMAZON_2019_10K.pdf"], [24])
+    assert not cites(out, "AMAZON_2019_10K.pdf", [25]) and not cites(out, "ZON_2019_10K.pdf")
+    assert [outcome(True, True, True), outcome(True, True, False), outcome(True, False, True),
+            outcome(False, False, False), outcome(False, True, False)] == [
+        "right", "wrong", "wrong", "abstained_right", "abstained_wrong"]
+    r = outcome_rates([("right", True), ("right", True), ("wrong", True), ("wrong", False),
+                       ("abstained_right", False), ("abstained_wrong", True)])
+    assert (r["questions"], r["answerable"], r["right"], r["wrong_answerable"], r["wrong_unanswerable"]) == (
+        6, 4, 2, 1, 1)
+    assert r["right_of_answerable"] == 0.5 and r["abstained_right_of_unanswerable"] == 0.5
+
+
+@pytest.mark.parametrize("answer, gold, question, right", [
+    ("$1,577 million", "$1577.00", "What is the FY2018 capital expenditure?", True),
+    ("No, the margin fell.", "Yes. It decreased.", "Did the risk decrease?", False),
+    ("Yes [1]. VaR fell.", "Yes. It decreased.", "Did the risk decrease?", True),
+    ("Corporate, with -$473 million.", "Corporate. Its net revenue was -$473 million.",
+     "Which of JPM's business segments had the lowest net revenue in 2021 Q1?", True),
+    ("Asset & Wealth Management", "Corporate. Its net revenue was -$473 million.",
+     "Which of JPM's business segments had the lowest net revenue in 2021 Q1?", False),
+    ("Consumer & Community Banking Corporate & Investment Bank", "Corporate. Its net revenue was -$473 million.",
+     "Which of JPM's business segments had the lowest net revenue in 2021 Q1?", False),  # a list is no answer
+    ("The Corporate & Investment Bank (CIB), $3,725 million", "Corporate & Investment Bank. Its net income was $3725 "
+     "million.", "In 2022 Q2, which of JPM's business segments had the highest net income?", True),
+    ("Las Vegas Strip Resorts", "Las Vegas resorts contributed ~90% of company level EBITDAR during FY2022.",
+     "Which region had the Highest EBITDAR Contribution for MGM during FY2022?", True),
+    ("Trillium and Array", "Trillium, Array, and Therachon", "What are three main companies acquired by Pfizer?",
+     False),
+    ("The consumer segment, down 0.9%", "The consumer segment shrunk by 0.9% organically.",
+     "If we exclude the impact of M&A, which segment has dragged down 3M's overall growth in 2022?", True),
+])
+def test_grade_gold_text_one_rule_per_kind_of_gold(answer: str, gold: str, question: str, right: bool) -> None:
+    assert grade_gold_text(answer, gold, question)[0] is right
+
+
+def test_key_terms_drop_what_the_question_says() -> None:
+    names, terms = key_terms("Boeing forecasts an increase in the production rates for the 737, 777X and 787.",
+                             "What production rate changes is Boeing forecasting for FY2023?")
+    assert names == [] and terms[:2] == ["forecast", "increase"] and "boeing" not in terms
