@@ -24,12 +24,10 @@ This module decides what to do; the index package decides how it is stored.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import signal
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Generator, Iterator, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field, replace
@@ -37,10 +35,12 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from . import index, loaders
+from . import index, loaders, parse_workers
 from .chunking import ChunkParams, chunk_document
 from .embedders import Embedder, embed_batched
-from .errors import SourceError, StaleIndexError, UsageError
+from .errors import SourceError, StaleIndexError, UsageError, brief
+from .loaders import limits as text_limits
+from .loaders.limits import DEFAULT_MAX_TEXT
 from .types import Chunk, Document
 
 if TYPE_CHECKING:
@@ -50,8 +50,11 @@ Progress = Callable[[str, int, int], None]  # (phase, done, total)
 
 BATCH_CHUNKS = 1000  # chunks per atomic batch: a kill loses at most this much embedding work
 BATCH_SECONDS = 60.0  # ... or this much time, whichever comes first
-PARALLEL_MIN_FILES = 8  # fewer files to read than this (and little data): read them in-process
+PARALLEL_MIN_FILES = 8  # fewer files to read than this (and little data): one worker process
 PARALLEL_MIN_BYTES = 4 << 20
+DEFAULT_FILE_TIMEOUT = 300.0  # s: 14x the slowest FinanceBench 10-K here (22 s, 252 pages, 2 busy cores)
+DEFAULT_PARSE_MEMORY = 2_000_000_000  # bytes a worker may allocate: 10x the peak of any FinanceBench 10-K
+PARSED_AHEAD_BYTES = 64 << 20  # parsed files waiting for the embedder hold at most this (pickled), plus one
 
 
 @dataclass(frozen=True)
@@ -116,10 +119,22 @@ class Parsed:
     vectors: np.ndarray | None = None  # (n_chunks, dim) float32 in docs' order, if already embedded
     embed_s: float = 0.0  # seconds spent embedding it where it was embedded (a Ray worker)
     load_s: float = 0.0  # ... and loading the embedder there, for the first file a worker embeds
+    notes: tuple[str, ...] = ()  # what the report should say besides (the limits could not be applied)
 
     @property
     def n_chunks(self) -> int:
         return sum(len(cs) for _, cs in self.docs)
+
+
+@dataclass(frozen=True)
+class ReadLimits:
+    """What reading one file may cost; past any of them the file fails alone, with the reason.
+    The defaults are ``rag ingest``'s (README, "Storage and safety")."""
+
+    max_file_size: int = loaders.DEFAULT_MAX_FILE_SIZE  # bytes on disk (--max-file-size)
+    max_text: int = DEFAULT_MAX_TEXT  # characters of text it yields, attachments included (--max-text-size)
+    file_timeout: float = DEFAULT_FILE_TIMEOUT  # seconds to read and chunk it, more for OCR pages (--file-timeout)
+    max_memory: int = DEFAULT_PARSE_MEMORY  # bytes a worker process may allocate (--max-parse-memory)
 
 
 class Executor(Protocol):
@@ -129,84 +144,124 @@ class Executor(Protocol):
     start-up cost. It keeps only a bounded number of files in flight (memory stays flat).
     """
 
-    def __call__(self, todos: Sequence[Todo], embedder: Embedder, params: ChunkParams, max_file_size: int,
+    def __call__(self, todos: Sequence[Todo], embedder: Embedder, params: ChunkParams, limits: ReadLimits,
                  timings: dict[str, float]) -> Generator[Parsed, None, None]: ...
 
 
 def parse_file(todo: Todo, data: bytes, count_tokens: Callable[[Sequence[str]], list[int]], params: ChunkParams,
-               stat: tuple[int, float] | None = None) -> Parsed:
+               stat: tuple[int, float] | None = None, limits: ReadLimits = ReadLimits(),
+               memory_limited: bool = False) -> Parsed:
     """Chunk one file's bytes: its documents, and what failed (the file, or an attachment).
-    ``stat``: its (size, mtime) if taken elsewhere (``loaders.load_all``)."""
+    ``stat``: its (size, mtime) if taken elsewhere (``loaders.load_all``).
+
+    Whatever goes wrong with this one file fails it, with a reason: a loader's or the
+    chunker's exception of any kind (a deeply nested notebook's ``RecursionError`` used to
+    end the whole ingest), running out of memory (``memory_limited``: under the worker's
+    ``limits.max_memory``), more text than ``limits.max_text``.
+    """
     path = Path(todo.path)
     try:
-        docs, errors = loaders.load_all(path, data, stat=stat)
+        with text_limits.reading(todo.path, limits.max_text, on_slow=parse_workers.extend):
+            docs, errors = loaders.load_all(path, data, stat=stat)
+            out, failed = [], [(e.path, e.reason) for e in errors]
+            for doc in docs:
+                chunks = chunk_document(doc, count_tokens, params)
+                if chunks:
+                    out.append((doc, tuple(chunks)))
+                else:
+                    failed.append((doc.path, "no text to index after cleaning"))
     except SourceError as e:
         return Parsed(todo, failed=((e.path, e.reason),))
-    out, failed = [], [(e.path, e.reason) for e in errors]
-    for doc in docs:
-        chunks = chunk_document(doc, count_tokens, params)
-        if chunks:
-            out.append((doc, tuple(chunks)))
-        else:
-            failed.append((doc.path, "no text to index after cleaning"))
+    except MemoryError:
+        return Parsed(todo, failed=((todo.path, _memory_reason(limits) if memory_limited else
+                                     "ran out of memory while reading it; close other programs, or leave it out"),))
+    except RecursionError:
+        return Parsed(todo, failed=((todo.path, "its structure is nested too deeply to read (RecursionError)"),))
+    except Exception as e:  # a reader library's bug on this file: it fails, the others go on
+        return Parsed(todo, failed=((todo.path, f"cannot read it ({brief(e)})"),))
     return Parsed(todo, tuple(out), tuple(failed))
+
+
+def _memory_reason(limits: ReadLimits) -> str:
+    return (f"reading it needs more than {limits.max_memory / 1e6:g} MB of memory, the --max-parse-memory "
+            "limit (raise it to ingest this file)")
+
+
+def _lost_reason(lost: parse_workers.Lost, limits: ReadLimits) -> str:
+    """Why a file failed whose worker did not return it (``parse_workers.Lost``)."""
+    if lost.why == "timeout":
+        return (f"reading it took longer than {limits.file_timeout:g} s, the --file-timeout limit "
+                "(raise it to ingest this file)")
+    if lost.why == "memory":
+        return _memory_reason(limits)
+    if lost.why == "died":
+        hint = "the system ran out of memory?" if "SIGKILL" in lost.detail else "a crash in a parsing library"
+        return f"the process reading it died ({lost.detail}: {hint}); the other files were read"
+    if lost.detail.startswith("MemoryError"):
+        return _memory_reason(limits)
+    return f"cannot read it ({lost.detail})"
 
 
 # -- the local executor: parsing in worker processes --------------------------------------------
 
-_WORKER: dict = {}
+
+@dataclass(frozen=True)
+class _Reader:
+    """What a worker process needs to read and chunk a file: pickled to it once."""
+
+    count: Callable[[Sequence[str]], list[int]]
+    params: ChunkParams
+    limits: ReadLimits
+    memory_limited: bool
+
+    def __call__(self, todo: Todo) -> Parsed:
+        try:
+            data = loaders.read_bytes(Path(todo.path), self.limits.max_file_size)
+        except SourceError as e:
+            return Parsed(todo, failed=((e.path, e.reason),))
+        return parse_file(todo, data, self.count, self.params, limits=self.limits, memory_limited=self.memory_limited)
 
 
-def _init_worker(embedder: Embedder, params: ChunkParams, max_file_size: int, in_process: bool = False) -> None:
-    if not in_process:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
-    _WORKER.update(count=embedder.count_tokens, params=params, max_file_size=max_file_size)
-
-
-def _parse(todo: Todo) -> Parsed:
-    """Read and chunk one file (in a worker process, or in-process for small ingests)."""
-    try:
-        data = loaders.read_bytes(Path(todo.path), _WORKER["max_file_size"])
-    except SourceError as e:
-        return Parsed(todo, failed=((e.path, e.reason),))
-    return parse_file(todo, data, _WORKER["count"], _WORKER["params"])
-
-
-def read_locally(todos: Sequence[Todo], embedder: Embedder, params: ChunkParams, max_file_size: int,
+def read_locally(todos: Sequence[Todo], embedder: Embedder, params: ChunkParams, limits: ReadLimits,
                  timings: dict[str, float], workers: int | None = None) -> Generator[Parsed, None, None]:
-    """The local executor: parsed files in plan order, not embedded (the batches embed). With
-    ``workers`` > 0 (None: ``default_workers``), parsed ahead by a process pool with a bounded
-    window (memory stays flat when parsing outruns embedding)."""
+    """The local executor: parsed files in plan order, not embedded (the batches embed).
+
+    Files are read in ``workers`` worker processes (None: ``default_workers``; at least one
+    for any file, so every file is held to ``limits``), ``parse_workers``: a file that runs
+    past ``limits.file_timeout`` or crashes its worker fails alone, and its worker is
+    replaced. ``workers`` = 0 reads in this process, without the time and memory limits (the
+    text limit holds). Parsed files wait in a window bounded in files and in bytes, so memory
+    stays flat when parsing outruns embedding.
+    """
     if workers is None:
         workers = default_workers(len(todos), sum(t.size for t in todos))
     timings["workers"] = float(workers)
     if workers <= 0:
-        _init_worker(embedder, params, max_file_size, in_process=True)
+        read = _Reader(embedder.count_tokens, params, limits, memory_limited=False)
         for t in todos:
-            yield _parse(t)
+            yield read(t)
         return
-    ctx = multiprocessing.get_context("spawn")  # no inherited lock or model; safe after threads
-    pool = None
-    try:
-        with _sigint_deferred():
-            pool = ctx.Pool(workers, initializer=_init_worker, initargs=(embedder, params, max_file_size))
-        window: deque = deque()
-        it = iter(todos)
-        for t in it:
-            window.append(pool.apply_async(_parse, (t,)))
-            if len(window) >= 2 * workers + 2:
-                break
-        while window:
-            res = window.popleft().get()
-            nxt = next(it, None)
-            if nxt is not None:
-                window.append(pool.apply_async(_parse, (nxt,)))
-            yield res
-        pool.close()
-        pool.join()
-    finally:
-        if pool is not None:
-            pool.terminate()
+    read = _Reader(embedder.count_tokens, params, limits, memory_limited=True)
+    told = False
+    with parse_workers.Workers(read, workers, limits.file_timeout, limits.max_memory,
+                               window=2 * workers + 2, window_bytes=PARSED_AHEAD_BYTES) as pool:
+        for t, res in zip(todos, pool.map(todos, start=_start_deferred), strict=True):
+            parsed = res if isinstance(res, Parsed) else Parsed(t, failed=((t.path, _lost_reason(res, limits)),))
+            if pool.unavailable and not told:
+                told = True
+                timings["workers"] = 0.0
+                parsed = replace(parsed, notes=(
+                    f"files are read in this process, without the per-file time and memory limits: "
+                    f"{pool.unavailable}. An embedder passed to the Python API must be importable by "
+                    "name (defined in a module, not in the script run as __main__)",))
+            yield parsed
+
+
+def _start_deferred(start: Callable[[], None]) -> None:
+    """Start the thread that starts the workers with Ctrl-C held back: the thread, and every
+    worker it starts, inherit the blocked signal (see ``_sigint_deferred``)."""
+    with _sigint_deferred():
+        start()
 
 
 @contextmanager
@@ -241,11 +296,33 @@ def _sigint_deferred() -> Iterator[None]:
                     signal.raise_signal(signal.SIGINT)
 
 
+def available_cpus() -> int:
+    """CPUs this process may run on (its affinity mask, as ``taskset`` or a container sets it)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 def default_workers(n_files: int, n_bytes: int) -> int:
-    """Worker processes for reading: none for small ingests, else all cores but the embedder's one."""
-    if n_files < PARALLEL_MIN_FILES and n_bytes < PARALLEL_MIN_BYTES:
+    """Worker processes for reading: one for small ingests (so every file is held to the time
+    and memory limits), else all CPUs but the embedder's one, at most four."""
+    if n_files == 0:
         return 0
-    return max(1, min(4, (os.cpu_count() or 2) - 1, n_files))
+    if n_files < PARALLEL_MIN_FILES and n_bytes < PARALLEL_MIN_BYTES:
+        return 1
+    return max(1, min(4, available_cpus() - 1, n_files))
+
+
+def check_workers(workers: int | None) -> int | None:
+    """``--workers`` for local reading, if this machine can run that many; else a usage error."""
+    if workers is None:
+        return None
+    most = available_cpus()
+    if workers < 0 or workers > most:
+        raise UsageError(f"--workers {workers}: this machine runs at most {most} worker processes "
+                         f"(its CPUs); give a number from 0 to {most}")
+    return workers
 
 
 # -- the ingest -------------------------------------------------------------------------------
@@ -297,14 +374,40 @@ def _plan(w: index.IndexWriter, paths: Sequence[str | Path], excludes: Sequence[
     return plan
 
 
+class _WarmUp:
+    """Load the embedder's model in a thread while the first files are read: a small ingest
+    then waits for the slower of the two (a worker process starting, the model loading),
+    not for both. A failure is left for the first batch to raise, in the main thread.
+    An embedder without ``load`` (one of the Python API's caller) loads on its first batch."""
+
+    def __init__(self, emb: Embedder) -> None:
+        self.emb = emb
+        self.before = getattr(emb, "load_s", 0.0)
+        self.thread = threading.Thread(target=self._run, name="ragcli-embedder-warm-up", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        load = getattr(self.emb, "load", None)
+        try:
+            if load is not None:
+                load()
+        except BaseException:  # noqa: S110  (the first batch loads it again, and reports the error there)
+            pass
+
+    def join(self) -> float:
+        """Wait for it; the seconds it spent loading the model."""
+        self.thread.join()
+        return getattr(self.emb, "load_s", 0.0) - self.before
+
+
 class _Batches:
     """Collects parsed files and commits them, embedded, every ``batch_chunks`` chunks or
     ``batch_seconds`` seconds. The first batch also removes the files that are gone. Files
     that come with their vectors (a Ray worker embedded them) are committed as they are."""
 
     def __init__(self, w: index.IndexWriter, emb: Embedder, removals: list[int], rebuild: bool,
-                 batch_chunks: int, batch_seconds: float) -> None:
-        self.w, self.emb, self.rebuild = w, emb, rebuild
+                 batch_chunks: int, batch_seconds: float, warm: _WarmUp | None = None) -> None:
+        self.w, self.emb, self.rebuild, self.warm = w, emb, rebuild, warm
         self.batch_chunks, self.batch_seconds = batch_chunks, batch_seconds
         self.removals = removals
         self.pending: list[Parsed] = []
@@ -324,6 +427,9 @@ class _Batches:
     def flush(self) -> None:
         if not self.pending and not self.removals:
             return
+        if self.warm is not None:  # the model has been loading while the first files were read
+            self.timings["embedder_load_s"] += self.warm.join()
+            self.warm = None
         todo = [c.embed for p in self.pending if p.vectors is None for _, cs in p.docs for c in cs]
         t0 = time.perf_counter()
         load_before = getattr(self.emb, "load_s", 0.0)
@@ -365,7 +471,7 @@ def ingest(
     excludes: Sequence[str] = (),
     include_hidden: bool = False,
     rebuild: bool = False,
-    max_file_size: int = loaders.DEFAULT_MAX_FILE_SIZE,
+    limits: ReadLimits = ReadLimits(),
     wait: bool = True,
     progress: Progress | None = None,
     on_message: Callable[[str], None] | None = None,
@@ -376,7 +482,8 @@ def ingest(
 ) -> IngestReport:
     """Bring the index at ``location`` in line with ``paths`` (no paths: the directories it
     recorded). ``embedder`` may be a function that loads it, called under the writer lock.
-    ``executor`` reads (and may embed) the files; default: ``read_locally`` with ``workers``."""
+    ``executor`` reads (and may embed) the files; default: ``read_locally`` with ``workers``.
+    ``limits``: what reading one file may cost (past them it fails alone)."""
     t_start = time.perf_counter()
     say = on_message or (lambda _m: None)
     with index.writer_lock(location, wait=wait, on_wait=on_message):
@@ -400,20 +507,24 @@ def ingest(
             w.begin_run([str(p) for p in paths], rebuild)
 
             t0 = time.perf_counter()
-            plan = _plan(w, paths, excludes, include_hidden, max_file_size, rebuild, interrupted, progress)
+            plan = _plan(w, paths, excludes, include_hidden, limits.max_file_size, rebuild, interrupted, progress)
             timings = {"read_s": time.perf_counter() - t0}
             if plan.resumed:
                 say(f"resuming an interrupted ingest: {len(plan.resumed)} files it committed are kept")
 
             # parse (the executor) -> embed (here, unless the executor did) -> commit, overlapped, in batches
             run_files = executor or partial(read_locally, workers=workers)
-            batches = _Batches(w, emb, list(plan.gone.values()), rebuild, batch_chunks, batch_seconds)
+            warm = _WarmUp(emb) if executor is None and plan.todos else None  # local reading leaves the model idle
+            batches = _Batches(w, emb, list(plan.gone.values()), rebuild, batch_chunks, batch_seconds, warm)
             t_wait, waited = time.perf_counter(), 0.0
-            with closing(run_files(plan.todos, emb, params, max_file_size, timings)) as stream:  # its workers stop on errors too
+            with closing(run_files(plan.todos, emb, params, limits, timings)) as stream:  # its workers stop on errors too
                 for n, parsed in enumerate(stream, start=1):
                     waited += time.perf_counter() - t_wait
                     if progress:
                         progress("ingesting", n, len(plan.todos))
+                    for m in parsed.notes:
+                        say(m)
+                    notes += parsed.notes
                     plan.failed.extend(parsed.failed)
                     if parsed.docs:
                         batches.add(parsed)

@@ -21,7 +21,7 @@ from ..errors import SourceError
 from ..types import Page
 from . import limits
 from .archive import check_zip, unreadable
-from .text import HtmlCutShort, html_text
+from .text import HtmlCutShort, html_cut_short, html_text
 
 
 def _toc_titles(toc) -> dict[str, str]:
@@ -54,10 +54,14 @@ def epub_pages(path: Path, data: bytes, only: int | None = None) -> tuple[Page, 
             item = book.get_item_with_id(idref)
             if item is None:
                 raise SourceError(str(path), f"spine item {n} ({idref!r}) is missing from the book")
+            # ebooklib re-parses a chapter with lxml, which cuts it short silently: ask lxml first
+            why = html_cut_short(item.content) if isinstance(item.content, bytes) else ""
             try:
-                text = html_text(item.get_content().decode("utf-8"))
-            except HtmlCutShort as e:  # this chapter only: the others are kept, and the report says so
-                limits.skip(str(path), f"chapter {n} ({item.get_name()}) was left out: {e}")
+                text = "" if why else html_text(item.get_content().decode("utf-8"))
+            except HtmlCutShort as e:
+                why = str(e)
+            if why:  # this chapter only: the others are kept, and the report says so
+                limits.skip(str(path), f"chapter {n} ({item.get_name()}) was left out, the others are read: {why}")
                 text = ""
             limits.take(len(text))
             first = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")[:80]

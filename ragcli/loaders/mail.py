@@ -16,7 +16,7 @@ import email.policy
 from email.message import EmailMessage
 from pathlib import Path
 
-from ..errors import SourceError
+from ..errors import SourceError, brief
 from ..types import Page
 from . import limits
 from .text import HtmlCutShort, html_text
@@ -28,7 +28,7 @@ def parse(path: Path | str, data: bytes) -> EmailMessage:
     try:
         return email.message_from_bytes(data, policy=email.policy.default)  # type: ignore[return-value]
     except Exception as e:  # the parser is lenient; this is a last resort
-        raise SourceError(str(path), f"cannot parse e-mail ({type(e).__name__}: {str(e)[:120]})") from None
+        raise SourceError(str(path), f"cannot parse e-mail ({brief(e)})") from None
 
 
 def eml_pages(path: Path, data: bytes) -> tuple[Page, ...]:
@@ -44,7 +44,7 @@ def eml_pages(path: Path, data: bytes) -> tuple[Page, ...]:
     except HtmlCutShort as e:
         raise SourceError(str(path), f"cannot read all of the e-mail's HTML text: {e}") from None
     except Exception as e:  # unknown charsets, damaged MIME structure
-        raise SourceError(str(path), f"cannot read the e-mail's text ({type(e).__name__}: {str(e)[:120]})") from None
+        raise SourceError(str(path), f"cannot read the e-mail's text ({brief(e)})") from None
     limits.take(len(text))
     return (Page(1, text, extraction="email"),)
 

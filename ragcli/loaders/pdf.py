@@ -19,7 +19,7 @@ import io
 import logging
 from pathlib import Path
 
-from ..errors import SourceError
+from ..errors import SourceError, brief
 from ..types import Page
 from . import limits, ocr
 
@@ -89,9 +89,9 @@ def pdf_pages(path: Path, data: bytes, only: int | None = None, use_ocr: bool = 
     except (SourceError, MemoryError):
         raise
     except (PdfReadError, ValueError, KeyError, TypeError, AttributeError, IndexError, OSError) as e:
-        raise SourceError(str(path), f"cannot read PDF ({type(e).__name__}: {str(e)[:120]}); the file is corrupt or truncated") from None
+        raise SourceError(str(path), f"cannot read PDF ({brief(e)}); the file is corrupt or truncated") from None
     except Exception as e:  # pypdf has no single error type for damaged files
-        raise SourceError(str(path), f"cannot read PDF ({type(e).__name__}: {str(e)[:120]})") from None
+        raise SourceError(str(path), f"cannot read PDF ({brief(e)})") from None
     if n_pages == 0:
         raise SourceError(str(path), "PDF has no pages")
     if blank and use_ocr and ocr.available():
@@ -103,7 +103,7 @@ def pdf_pages(path: Path, data: bytes, only: int | None = None, use_ocr: bool = 
         except (SourceError, MemoryError):
             raise
         except Exception as e:  # pdfium or onnxruntime failed on this file
-            raise SourceError(str(path), f"OCR failed ({type(e).__name__}: {str(e)[:120]})") from None
+            raise SourceError(str(path), f"OCR failed ({brief(e)})") from None
         pages.sort(key=lambda p: p.number)
         if only is None and not any(p.text.strip() for p in pages):
             raise SourceError(str(path), "no text layer (a scanned PDF?), and OCR found no text on its pages")

@@ -18,7 +18,7 @@ import re
 from functools import lru_cache
 from pathlib import Path
 
-from ..errors import SourceError
+from ..errors import SourceError, brief
 from ..types import Page
 from . import limits
 
@@ -160,13 +160,33 @@ def html_text(html: str) -> str:
     from inscriptis import get_text
 
     text = get_text(html, _inscriptis_config())
-    fatal = next((e for e in lxml.html.html_parser.error_log if e.level_name == "FATAL"), None)
-    if fatal is not None:
-        msg = " ".join(fatal.message.split())
-        if "depth" in msg.lower():
-            raise HtmlCutShort(f"its elements nest more than 255 deep, where the HTML parser (lxml) stops ({msg})")
-        raise HtmlCutShort(f"the HTML parser (lxml) stopped part way ({msg})")
+    why = _cut_short(lxml.html.html_parser.error_log)
+    if why:
+        raise HtmlCutShort(why)
     return text
+
+
+def html_cut_short(data: bytes) -> str:
+    """Why lxml would stop part way through the HTML ``data`` (UTF-8), else "". For HTML that
+    another library parses first and then hands on, cut already (ebooklib's chapters)."""
+    import lxml.html
+
+    parser = lxml.html.HTMLParser(encoding="utf-8")
+    try:
+        lxml.html.document_fromstring(data, parser=parser)
+    except Exception:  # noqa: S110  (empty or unparseable: not cut short, its reader says what it is)
+        pass
+    return _cut_short(parser.error_log)
+
+
+def _cut_short(log) -> str:
+    fatal = next((e for e in log if e.level_name == "FATAL"), None)
+    if fatal is None:
+        return ""
+    msg = " ".join(fatal.message.split())
+    if "depth" in msg.lower():
+        return f"its elements nest more than 255 deep, where the HTML parser (lxml) stops ({msg})"
+    return f"the HTML parser (lxml) stopped part way ({msg})"
 
 
 def text_page(path: Path, data: bytes) -> tuple[tuple[Page, ...], str]:
@@ -185,6 +205,6 @@ def html_page(path: Path, data: bytes) -> tuple[tuple[Page, ...], str]:
     except HtmlCutShort as e:
         raise SourceError(str(path), f"cannot read all of the HTML: {e}; the text after that point would be lost") from None
     except (ValueError, RecursionError) as e:  # lxml refuses some documents
-        raise SourceError(str(path), f"cannot parse HTML ({type(e).__name__}: {str(e)[:120]})") from None
+        raise SourceError(str(path), f"cannot parse HTML ({brief(e)})") from None
     limits.take(len(text))
     return (Page(1, text, extraction="inscriptis"),), codec
