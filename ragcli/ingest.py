@@ -425,11 +425,11 @@ class _Batches:
             self.flush()
 
     def flush(self) -> None:
-        if not self.pending and not self.removals:
-            return
         if self.warm is not None:  # the model has been loading while the first files were read
             self.timings["embedder_load_s"] += self.warm.join()
             self.warm = None
+        if not self.pending and not self.removals:
+            return
         todo = [c.embed for p in self.pending if p.vectors is None for _, cs in p.docs for c in cs]
         t0 = time.perf_counter()
         load_before = getattr(self.emb, "load_s", 0.0)

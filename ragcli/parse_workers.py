@@ -340,7 +340,7 @@ class Workers:
         w.seq, w.deadline = seq, time.monotonic() + self.timeout
         try:
             _send(w.proc.stdin, JOB, pickle.dumps(self._jobs[seq], pickle.HIGHEST_PROTOCOL))  # type: ignore[arg-type]
-        except OSError:
+        except (OSError, ValueError):
             pass  # it died: its output ends, and _readable reports the job lost
 
     def _readable(self, sel: selectors.BaseSelector, w: _Worker, failures: int) -> int:
@@ -463,5 +463,7 @@ def _describe(code: int) -> str:
     return f"exited with status {code}"
 
 
-if __name__ == "__main__":
-    main(sys.argv[1:])
+if __name__ == "__main__":  # run as ``python -m``: in the module by its name, whose ``_OUT`` jobs see
+    from ragcli import parse_workers
+
+    parse_workers.main(sys.argv[1:])
