@@ -1,6 +1,6 @@
 """Worker processes that run one job each at a time, every job bounded in time and memory.
 
-``rag ingest`` reads files in them (``ingest.read_locally``): a file that hangs a parser, eats
+``rag ingest`` reads files in them (``ingest_local.read_locally``): a file that hangs a parser, eats
 memory or crashes a C library fails alone, and the others go on. Each worker is a subprocess
 of its own, ``python -m ragcli.parse_workers``, that talks with its parent over its standard
 input and output in length-prefixed pickles: it never imports the caller's main module (the

@@ -122,7 +122,8 @@ def ingest(
     What one file may cost, past which it fails alone (None: the default, ``ingest.ReadLimits``):
     ``max_file_size`` bytes on disk, ``max_text_size`` characters of text, ``file_timeout``
     seconds to read, ``max_parse_memory`` bytes of memory in its worker process."""
-    from .ingest import BATCH_CHUNKS, ReadLimits, check_workers
+    from .ingest import BATCH_CHUNKS, ReadLimits
+    from .ingest_local import check_workers
 
     location = settings.index
     defaults = ReadLimits()
