@@ -37,6 +37,9 @@ cannot do for one task.
 
 What it does not do: know what a job is. The job function and its jobs are pickled; their
 module must be importable in a fresh process (the parent's ``sys.path`` is passed on).
+Pickles cross only these pipes, between ragcli and processes it started itself (as
+``multiprocessing``'s did), never a file; a worker's own standard output is /dev/null, so
+what a library prints cannot pass for a message.
 """
 
 from __future__ import annotations
