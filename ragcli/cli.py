@@ -15,6 +15,7 @@ or holds no citation).
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import sys
@@ -126,6 +127,17 @@ def _display_path(p: str) -> str:
     return safe(p if rel.startswith("..") else rel)
 
 
+def _above_zero(flag: str, value: float, unit: str) -> float:
+    """A flag's number if it is finite and above 0 (nan, inf, 0 and -1 are refused, exit 2)."""
+    if not math.isfinite(value) or value <= 0:
+        raise UsageError(f"{flag} {value:g}: give a number of {unit} above 0")
+    return value
+
+
+def _megabytes(flag: str, value: float) -> int:
+    return max(1, int(_above_zero(flag, value, "MB") * 1e6))
+
+
 class _Progress:
     """A one-line progress bar on stderr, only when stderr is a terminal."""
 
@@ -163,13 +175,24 @@ def ingest(
                                 "as PATH always are). Devices, FIFOs and /proc, /sys, /dev are never read."),
     rebuild: bool = typer.Option(False, "--rebuild", help="Re-ingest everything from scratch (no PATH: the recorded ones)."),
     embedder: Optional[str] = typer.Option(None, "--embedder", help="Embedder for a new or rebuilt index (env RAG_EMBEDDER)."),
-    max_file_size: float = typer.Option(50.0, "--max-file-size", help="Skip files larger than this many MB."),
+    max_file_size: float = typer.Option(50.0, "--max-file-size", help="Skip files larger than this many MB (> 0)."),
+    max_text_size: float = typer.Option(20.0, "--max-text-size",
+                                        help="Fail a file that yields more than this many MB (million characters) "
+                                        "of text, attachments included (> 0)."),
+    file_timeout: float = typer.Option(300.0, "--file-timeout", metavar="SECONDS",
+                                       help="Fail a file that takes longer than this to read and chunk; a PDF gets "
+                                       "as long again for each page read by OCR (> 0)."),
+    max_parse_memory: float = typer.Option(2000.0, "--max-parse-memory", metavar="MB",
+                                           help="Fail a file whose reading needs more memory than this in its "
+                                           "worker process (> 0)."),
     no_wait: bool = typer.Option(False, "--no-wait", help="Fail at once if another ingest is writing the index."),
     batch_size: int = typer.Option(1000, "--batch-size", min=1,
                                    help="Chunks per atomic batch (an interrupted ingest keeps its committed batches)."),
     workers: Optional[int] = typer.Option(None, "--workers", min=0,
-                                          help="Processes that read and chunk files [default: cores - 1; 0: none]; "
-                                          "with --ray, Ray workers [default: the cluster's CPUs, or GPUs]."),
+                                          help="Processes that read and chunk files, at most this machine's CPUs "
+                                          "[default: CPUs - 1, at most 4; one for a few files; 0: read in this "
+                                          "process, without the time and memory limits]; with --ray, Ray workers "
+                                          "[default: the cluster's CPUs, or GPUs]."),
     ray: Optional[str] = typer.Option(
         None, "--ray", metavar="[ADDRESS]",
         help="Read, chunk and embed on a Ray cluster: ADDRESS (HOST:PORT, ray://HOST:PORT, auto) or, with "
@@ -189,7 +212,10 @@ def ingest(
         try:
             report = do_ingest(
                 [str(p) for p in paths or []], settings, excludes=exclude, include_hidden=hidden,
-                follow=follow, rebuild=rebuild, max_file_size=int(max_file_size * 1e6), wait=not no_wait,
+                follow=follow, rebuild=rebuild, max_file_size=_megabytes("--max-file-size", max_file_size),
+                max_text_size=_megabytes("--max-text-size", max_text_size),
+                file_timeout=_above_zero("--file-timeout", file_timeout, "seconds"),
+                max_parse_memory=_megabytes("--max-parse-memory", max_parse_memory), wait=not no_wait,
                 progress=bar, on_message=_err, batch_chunks=batch_size, workers=workers, ray=ray,
             )
         finally:

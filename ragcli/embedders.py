@@ -156,6 +156,10 @@ class OnnxEmbedder:
         encs = self._counter.encode_batch(list(texts), add_special_tokens=False)
         return [len(e.ids) for e in encs]
 
+    def load(self) -> None:
+        """Load the model now (else the first ``embed`` does); ingest overlaps it with reading."""
+        self._free.put(self._take())
+
     def lanes(self) -> int:
         """How many batches run at once: one single-threaded session per thread on the CPU.
 
@@ -334,6 +338,10 @@ class SentenceTransformerEmbedder:
             self.load_s = time.perf_counter() - t0
         return self._model
 
+    def load(self) -> None:
+        """Load the model now (else the first ``embed`` does); ingest overlaps it with reading."""
+        self.model()
+
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         import numpy as np
 
@@ -365,6 +373,9 @@ class HashEmbedder:
         self.max_tokens = max_tokens
         self.delay = delay
         self.load_s = 0.0
+
+    def load(self) -> None:
+        """Nothing to load."""
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         return [len(_WORD.findall(t)) for t in texts]

@@ -79,6 +79,16 @@ class ClusterError(RagError):
     pass
 
 
+def brief(e: BaseException, limit: int = 120) -> str:
+    """An exception in one line, for a reason shown to people: "ValueError: bad xref".
+
+    >>> brief(RuntimeError("Traceback (most recent call last):\\n  File x"))
+    'RuntimeError: Traceback (most recent call last): File x'
+    """
+    text = " ".join(str(e).split())
+    return f"{type(e).__name__}: {text[:limit]}" if text else type(e).__name__
+
+
 class SourceError(RagError):
     """One input file could not be read; ingest records it and goes on (exit 3 at the end)."""
 

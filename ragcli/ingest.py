@@ -5,12 +5,12 @@ into unchanged (same sha256 as indexed), new, changed, or gone (indexed under an
 directory, no longer there). Then the files to read stream through three stages that
 overlap: an executor reads and chunks them, the main process embeds, and every
 ``batch_chunks`` chunks (or ``batch_seconds``) a batch commits atomically
-(``index.IndexWriter.commit_batch``). Memory holds one batch and a few parsed files ahead of
-it, whatever the corpus size.
+(``index.IndexWriter.commit_batch``). Memory holds one batch and a window of parsed files
+ahead of it (bounded in files and in bytes), whatever the corpus size.
 
 An executor turns the plan's files into ``Parsed`` files, yielded in plan order. The local
-one (``read_locally``) reads and chunks in worker processes (pypdf is slow and
-single-threaded) and leaves the embedding to the batches; ``ingest_ray`` reads, chunks and
+one (``ingest_local``) reads and chunks in worker processes, each file bounded by
+``ReadLimits``, and leaves the embedding to the batches; ``ingest_ray`` reads, chunks and
 embeds on a Ray cluster and yields files that carry their vectors. Either way planning,
 batching, committing and the report are this module's, in this one loop.
 
@@ -24,24 +24,23 @@ This module decides what to do; the index package decides how it is stored.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
-import signal
 import threading
 import time
-from collections import deque
-from collections.abc import Callable, Generator, Iterator, Sequence
-from contextlib import closing, contextmanager
+from collections.abc import Callable, Generator, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from . import index, loaders
+from . import index, loaders, parse_workers
 from .chunking import ChunkParams, chunk_document
 from .embedders import Embedder, embed_batched
-from .errors import SourceError, StaleIndexError, UsageError
+from .errors import SourceError, StaleIndexError, UsageError, brief
 from .injection import ingest_note
+from .loaders import limits as text_limits
+from .loaders.limits import DEFAULT_MAX_TEXT
 from .types import Chunk, Document
 
 if TYPE_CHECKING:
@@ -51,8 +50,8 @@ Progress = Callable[[str, int, int], None]  # (phase, done, total)
 
 BATCH_CHUNKS = 1000  # chunks per atomic batch: a kill loses at most this much embedding work
 BATCH_SECONDS = 60.0  # ... or this much time, whichever comes first
-PARALLEL_MIN_FILES = 8  # fewer files to read than this (and little data): read them in-process
-PARALLEL_MIN_BYTES = 4 << 20
+DEFAULT_FILE_TIMEOUT = 300.0  # s: 14x the slowest FinanceBench 10-K here (22 s, 252 pages, 2 busy cores)
+DEFAULT_PARSE_MEMORY = 2_000_000_000  # bytes a worker may allocate: 10x the peak of any FinanceBench 10-K
 
 
 @dataclass(frozen=True)
@@ -126,10 +125,22 @@ class Parsed:
     vectors: np.ndarray | None = None  # (n_chunks, dim) float32 in docs' order, if already embedded
     embed_s: float = 0.0  # seconds spent embedding it where it was embedded (a Ray worker)
     load_s: float = 0.0  # ... and loading the embedder there, for the first file a worker embeds
+    notes: tuple[str, ...] = ()  # what the report should say besides (the limits could not be applied)
 
     @property
     def n_chunks(self) -> int:
         return sum(len(cs) for _, cs in self.docs)
+
+
+@dataclass(frozen=True)
+class ReadLimits:
+    """What reading one file may cost; past any of them the file fails alone, with the reason.
+    The defaults are ``rag ingest``'s (README, "Storage and safety")."""
+
+    max_file_size: int = loaders.DEFAULT_MAX_FILE_SIZE  # bytes on disk (--max-file-size)
+    max_text: int = DEFAULT_MAX_TEXT  # characters of text it yields, attachments included (--max-text-size)
+    file_timeout: float = DEFAULT_FILE_TIMEOUT  # seconds to read and chunk it, more for OCR pages (--file-timeout)
+    max_memory: int = DEFAULT_PARSE_MEMORY  # bytes a worker process may allocate (--max-parse-memory)
 
 
 class Executor(Protocol):
@@ -139,123 +150,47 @@ class Executor(Protocol):
     start-up cost. It keeps only a bounded number of files in flight (memory stays flat).
     """
 
-    def __call__(self, todos: Sequence[Todo], embedder: Embedder, params: ChunkParams, max_file_size: int,
+    def __call__(self, todos: Sequence[Todo], embedder: Embedder, params: ChunkParams, limits: ReadLimits,
                  timings: dict[str, float]) -> Generator[Parsed, None, None]: ...
 
 
 def parse_file(todo: Todo, data: bytes, count_tokens: Callable[[Sequence[str]], list[int]], params: ChunkParams,
-               stat: tuple[int, float] | None = None) -> Parsed:
+               stat: tuple[int, float] | None = None, limits: ReadLimits = ReadLimits(),
+               memory_limited: bool = False) -> Parsed:
     """Chunk one file's bytes: its documents, and what failed (the file, or an attachment).
-    ``stat``: its (size, mtime) if taken elsewhere (``loaders.load_all``)."""
+    ``stat``: its (size, mtime) if taken elsewhere (``loaders.load_all``).
+
+    Whatever goes wrong with this one file fails it, with a reason: a loader's or the
+    chunker's exception of any kind (a deeply nested notebook's ``RecursionError`` used to
+    end the whole ingest), running out of memory (``memory_limited``: under the worker's
+    ``limits.max_memory``), more text than ``limits.max_text``.
+    """
     path = Path(todo.path)
     try:
-        docs, errors = loaders.load_all(path, data, stat=stat)
+        with text_limits.reading(todo.path, limits.max_text, on_slow=parse_workers.extend):
+            docs, errors = loaders.load_all(path, data, stat=stat)
+            out, failed = [], [(e.path, e.reason) for e in errors]
+            for doc in docs:
+                chunks = chunk_document(doc, count_tokens, params)
+                if chunks:
+                    out.append((doc, tuple(chunks)))
+                else:
+                    failed.append((doc.path, "no text to index after cleaning"))
     except SourceError as e:
         return Parsed(todo, failed=((e.path, e.reason),))
-    out, failed = [], [(e.path, e.reason) for e in errors]
-    for doc in docs:
-        chunks = chunk_document(doc, count_tokens, params)
-        if chunks:
-            out.append((doc, tuple(chunks)))
-        else:
-            failed.append((doc.path, "no text to index after cleaning"))
+    except MemoryError:
+        return Parsed(todo, failed=((todo.path, memory_reason(limits) if memory_limited else
+                                     "ran out of memory while reading it; close other programs, or leave it out"),))
+    except RecursionError:
+        return Parsed(todo, failed=((todo.path, "its structure is nested too deeply to read (RecursionError)"),))
+    except Exception as e:  # a reader library's bug on this file: it fails, the others go on
+        return Parsed(todo, failed=((todo.path, f"cannot read it ({brief(e)})"),))
     return Parsed(todo, tuple(out), tuple(failed))
 
 
-# -- the local executor: parsing in worker processes --------------------------------------------
-
-_WORKER: dict = {}
-
-
-def _init_worker(embedder: Embedder, params: ChunkParams, max_file_size: int, in_process: bool = False) -> None:
-    if not in_process:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
-    _WORKER.update(count=embedder.count_tokens, params=params, max_file_size=max_file_size)
-
-
-def _parse(todo: Todo) -> Parsed:
-    """Read and chunk one file (in a worker process, or in-process for small ingests)."""
-    try:
-        data = todo.read(_WORKER["max_file_size"])
-    except SourceError as e:
-        return Parsed(todo, failed=((e.path, e.reason),))
-    return parse_file(todo, data, _WORKER["count"], _WORKER["params"])
-
-
-def read_locally(todos: Sequence[Todo], embedder: Embedder, params: ChunkParams, max_file_size: int,
-                 timings: dict[str, float], workers: int | None = None) -> Generator[Parsed, None, None]:
-    """The local executor: parsed files in plan order, not embedded (the batches embed). With
-    ``workers`` > 0 (None: ``default_workers``), parsed ahead by a process pool with a bounded
-    window (memory stays flat when parsing outruns embedding)."""
-    if workers is None:
-        workers = default_workers(len(todos), sum(t.size for t in todos))
-    timings["workers"] = float(workers)
-    if workers <= 0:
-        _init_worker(embedder, params, max_file_size, in_process=True)
-        for t in todos:
-            yield _parse(t)
-        return
-    ctx = multiprocessing.get_context("spawn")  # no inherited lock or model; safe after threads
-    pool = None
-    try:
-        with _sigint_deferred():
-            pool = ctx.Pool(workers, initializer=_init_worker, initargs=(embedder, params, max_file_size))
-        window: deque = deque()
-        it = iter(todos)
-        for t in it:
-            window.append(pool.apply_async(_parse, (t,)))
-            if len(window) >= 2 * workers + 2:
-                break
-        while window:
-            res = window.popleft().get()
-            nxt = next(it, None)
-            if nxt is not None:
-                window.append(pool.apply_async(_parse, (nxt,)))
-            yield res
-        pool.close()
-        pool.join()
-    finally:
-        if pool is not None:
-            pool.terminate()
-
-
-@contextmanager
-def _sigint_deferred() -> Iterator[None]:
-    """Hold a Ctrl-C back while worker processes are being started, then deliver it.
-
-    A worker interrupted while its parent is still writing its start-up data dies with an
-    EOFError traceback on the user's terminal, and one the pool has not registered yet
-    outlives ``terminate()``. Blocking SIGINT in this thread is not enough on its own: the
-    kernel hands the signal to any thread that does not block it (BLAS, ONNX Runtime), and
-    Python then raises KeyboardInterrupt in the main thread all the same. So a handler
-    records it, and the mask (which spawned children inherit) keeps the workers deaf to it
-    until their initializer ignores it.
-    """
-    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    got: list[int] = []
-    old_handler = None
-    if threading.current_thread() is threading.main_thread():
-        current = signal.getsignal(signal.SIGINT)
-        if current is not signal.SIG_IGN:
-            old_handler = signal.signal(signal.SIGINT, lambda signum, frame: got.append(signum))
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
-        if old_handler is not None:
-            signal.signal(signal.SIGINT, old_handler)
-            if got:
-                if callable(old_handler):
-                    old_handler(signal.SIGINT, None)
-                elif old_handler == signal.SIG_DFL:
-                    signal.raise_signal(signal.SIGINT)
-
-
-def default_workers(n_files: int, n_bytes: int) -> int:
-    """Worker processes for reading: none for small ingests, else all cores but the embedder's one."""
-    if n_files < PARALLEL_MIN_FILES and n_bytes < PARALLEL_MIN_BYTES:
-        return 0
-    return max(1, min(4, (os.cpu_count() or 2) - 1, n_files))
+def memory_reason(limits: ReadLimits) -> str:
+    return (f"reading it needs more than {limits.max_memory / 1e6:g} MB of memory, the --max-parse-memory "
+            "limit (raise it to ingest this file)")
 
 
 # -- the ingest -------------------------------------------------------------------------------
@@ -321,14 +256,40 @@ def _plan(w: index.IndexWriter, paths: Sequence[str | Path], excludes: Sequence[
     return plan
 
 
+class _WarmUp:
+    """Load the embedder's model in a thread while the first files are read: a small ingest
+    then waits for the slower of the two (a worker process starting, the model loading),
+    not for both. A failure is left for the first batch to raise, in the main thread.
+    An embedder without ``load`` (one of the Python API's caller) loads on its first batch."""
+
+    def __init__(self, emb: Embedder) -> None:
+        self.emb = emb
+        self.before = getattr(emb, "load_s", 0.0)
+        self.thread = threading.Thread(target=self._run, name="ragcli-embedder-warm-up", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        load = getattr(self.emb, "load", None)
+        try:
+            if load is not None:
+                load()
+        except BaseException:  # noqa: S110  (the first batch loads it again, and reports the error there)
+            pass
+
+    def join(self) -> float:
+        """Wait for it; the seconds it spent loading the model."""
+        self.thread.join()
+        return getattr(self.emb, "load_s", 0.0) - self.before
+
+
 class _Batches:
     """Collects parsed files and commits them, embedded, every ``batch_chunks`` chunks or
     ``batch_seconds`` seconds. The first batch also removes the files that are gone. Files
     that come with their vectors (a Ray worker embedded them) are committed as they are."""
 
     def __init__(self, w: index.IndexWriter, emb: Embedder, removals: list[int], rebuild: bool,
-                 batch_chunks: int, batch_seconds: float) -> None:
-        self.w, self.emb, self.rebuild = w, emb, rebuild
+                 batch_chunks: int, batch_seconds: float, warm: _WarmUp | None = None) -> None:
+        self.w, self.emb, self.rebuild, self.warm = w, emb, rebuild, warm
         self.batch_chunks, self.batch_seconds = batch_chunks, batch_seconds
         self.removals = removals
         self.pending: list[Parsed] = []
@@ -346,6 +307,9 @@ class _Batches:
             self.flush()
 
     def flush(self) -> None:
+        if self.warm is not None:  # the model has been loading while the first files were read
+            self.timings["embedder_load_s"] += self.warm.join()
+            self.warm = None
         if not self.pending and not self.removals:
             return
         todo = [c.embed for p in self.pending if p.vectors is None for _, cs in p.docs for c in cs]
@@ -390,7 +354,7 @@ def ingest(
     include_hidden: bool = False,
     follow: bool = False,
     rebuild: bool = False,
-    max_file_size: int = loaders.DEFAULT_MAX_FILE_SIZE,
+    limits: ReadLimits = ReadLimits(),
     wait: bool = True,
     progress: Progress | None = None,
     on_message: Callable[[str], None] | None = None,
@@ -402,9 +366,11 @@ def ingest(
     """Bring the index at ``location`` in line with ``paths`` (no paths: the directories it
     recorded). ``embedder`` may be a function that loads it, called under the writer lock.
     ``executor`` reads (and may embed) the files; default: ``read_locally`` with ``workers``.
+    ``limits``: what reading one file may cost (past them it fails alone).
     ``follow``: follow symbolic links met in directories (those named in ``paths`` always are)."""
     t_start = time.perf_counter()
     say = on_message or (lambda _m: None)
+    local = executor is None
     with index.writer_lock(location, wait=wait, on_wait=on_message):
         recorded = index.recorded_roots(location)
         if rebuild:
@@ -426,20 +392,28 @@ def ingest(
             w.begin_run([str(p) for p in paths], rebuild)
 
             t0 = time.perf_counter()
-            plan = _plan(w, paths, excludes, include_hidden, max_file_size, rebuild, interrupted, progress, follow)
+            plan = _plan(w, paths, excludes, include_hidden, limits.max_file_size, rebuild, interrupted, progress, follow)
             timings = {"read_s": time.perf_counter() - t0}
             if plan.resumed:
                 say(f"resuming an interrupted ingest: {len(plan.resumed)} files it committed are kept")
 
             # parse (the executor) -> embed (here, unless the executor did) -> commit, overlapped, in batches
-            run_files = executor or partial(read_locally, workers=workers)
-            batches = _Batches(w, emb, list(plan.gone.values()), rebuild, batch_chunks, batch_seconds)
+            if executor is None:
+                from .ingest_local import read_locally  # (it imports this module)
+
+                executor = partial(read_locally, workers=workers)
+            run_files = executor
+            warm = _WarmUp(emb) if local and plan.todos else None  # local reading leaves the model idle
+            batches = _Batches(w, emb, list(plan.gone.values()), rebuild, batch_chunks, batch_seconds, warm)
             t_wait, waited = time.perf_counter(), 0.0
-            with closing(run_files(plan.todos, emb, params, max_file_size, timings)) as stream:  # its workers stop on errors too
+            with closing(run_files(plan.todos, emb, params, limits, timings)) as stream:  # its workers stop on errors too
                 for n, parsed in enumerate(stream, start=1):
                     waited += time.perf_counter() - t_wait
                     if progress:
                         progress("ingesting", n, len(plan.todos))
+                    for m in parsed.notes:
+                        say(m)
+                    notes += parsed.notes
                     plan.failed.extend(parsed.failed)
                     if parsed.docs:
                         batches.add(parsed)

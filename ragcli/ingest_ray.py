@@ -41,7 +41,7 @@ from typing import Any
 from .chunking import ChunkParams
 from .embedders import Embedder, embed_batched
 from .errors import ClusterError, ModelUnavailableError, RagError, SourceError, UsageError
-from .ingest import Executor, Parsed, Todo, parse_file
+from .ingest import Executor, Parsed, ReadLimits, Todo, parse_file
 
 LOCAL = "local"  # --ray without an address: a cluster started for this run, stopped after it
 PER_ACTOR = 2  # files queued on one actor: one it works on, one waiting
@@ -119,11 +119,11 @@ class _Worker:
         self.embedder, self.params, self.model_files = embedder, params, model_files
         self.checked = False
 
-    def run(self, todo: Todo, data: bytes, stat: tuple[int, float]) -> Parsed:
+    def run(self, todo: Todo, data: bytes, stat: tuple[int, float], limits: ReadLimits) -> Parsed:
         if not self.checked:
             _check_model_files(self.embedder, self.model_files)
             self.checked = True
-        parsed = parse_file(todo, data, self.embedder.count_tokens, self.params, stat)
+        parsed = parse_file(todo, data, self.embedder.count_tokens, self.params, stat, limits)
         texts = [c.embed for _, cs in parsed.docs for c in cs]
         if not texts:
             return parsed
@@ -153,7 +153,7 @@ def _check_model_files(embedder: Embedder, paths: Sequence[str]) -> None:
 
 
 def _run(ray: Any, address: str, workers: int | None, todos: Sequence[Todo], embedder: Embedder,
-         params: ChunkParams, max_file_size: int, timings: dict[str, float]) -> Generator[Parsed, None, None]:
+         params: ChunkParams, limits: ReadLimits, timings: dict[str, float]) -> Generator[Parsed, None, None]:
     timings["workers"] = 0.0
     if not todos:
         return  # nothing to read: no cluster to start
@@ -167,7 +167,7 @@ def _run(ray: Any, address: str, workers: int | None, todos: Sequence[Todo], emb
         files = model_files(embedder)
         actors = [worker.remote(embedder, params, threads, files) for _ in range(n)]
         timings.update(cluster_start_s=time.perf_counter() - t0, workers=float(n))
-        yield from _in_order(ray, actors, todos, max_file_size)
+        yield from _in_order(ray, actors, todos, limits)
     finally:
         for a in actors:
             ray.kill(a)
@@ -195,7 +195,7 @@ def _connect(ray: Any, address: str) -> bool:
     return True
 
 
-def _in_order(ray: Any, actors: list, todos: Sequence[Todo], max_file_size: int) -> Iterator[Parsed]:
+def _in_order(ray: Any, actors: list, todos: Sequence[Todo], limits: ReadLimits) -> Iterator[Parsed]:
     """Send each file to the least busy actor, within the bounds; yield the results in plan order."""
     window: deque[tuple[Todo, Any]] = deque()  # plan order: an ObjectRef, or a Parsed the driver could not read
     running: dict[Any, int] = {}  # ObjectRef -> its actor, until it is done
@@ -205,7 +205,7 @@ def _in_order(ray: Any, actors: list, todos: Sequence[Todo], max_file_size: int)
     todo = next(files, None)
     while todo is not None or window:
         while todo is not None and len(window) < limit and min(queued) < PER_ACTOR:
-            window.append((todo, _send(actors, queued, running, todo, max_file_size)))
+            window.append((todo, _send(actors, queued, running, todo, limits)))
             todo = next(files, None)
         while window and (isinstance(window[0][1], Parsed) or window[0][1] not in running):
             yield _result(ray, *window.popleft())
@@ -215,17 +215,17 @@ def _in_order(ray: Any, actors: list, todos: Sequence[Todo], max_file_size: int)
                 queued[running.pop(ref)] -= 1
 
 
-def _send(actors: list, queued: list[int], running: dict, todo: Todo, max_file_size: int) -> Any:
+def _send(actors: list, queued: list[int], running: dict, todo: Todo, limits: ReadLimits) -> Any:
     path = Path(todo.path)
     try:
-        data = todo.read(max_file_size)
+        data = todo.read(limits.max_file_size)
         st = path.stat()
     except SourceError as e:
         return Parsed(todo, failed=((e.path, e.reason),))
     except OSError as e:
         return Parsed(todo, failed=((todo.path, e.strerror or str(e)),))
     i = queued.index(min(queued))
-    ref = actors[i].run.remote(todo, data, (st.st_size, st.st_mtime))
+    ref = actors[i].run.remote(todo, data, (st.st_size, st.st_mtime), limits)
     queued[i] += 1
     running[ref] = i
     return ref

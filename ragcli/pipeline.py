@@ -104,6 +104,9 @@ def ingest(
     follow: bool = False,
     rebuild: bool = False,
     max_file_size: int | None = None,
+    max_text_size: int | None = None,
+    file_timeout: float | None = None,
+    max_parse_memory: int | None = None,
     wait: bool = True,
     progress: Progress | None = None,
     on_message: Callable[[str], None] | None = None,
@@ -114,24 +117,49 @@ def ingest(
     """Bring the index in line with ``paths``: add new files, re-chunk changed ones, drop
     files deleted from ingested directories; streaming, in atomic batches (``ingest``).
     ``ray``: read, chunk and embed on the Ray cluster at this address ("local": one started
-    for the run; ``ingest_ray``), with ``workers`` actors; else locally, ``workers`` processes.
-    ``follow``: follow symbolic links met in directories (links named in ``paths`` always are)."""
+    for the run; ``ingest_ray``), with ``workers`` actors; else locally, ``workers`` processes
+    (at most this machine's CPUs).
+    ``follow``: follow symbolic links met in directories (links named in ``paths`` always are).
+
+    What one file may cost, past which it fails alone (None: the default, ``ingest.ReadLimits``):
+    ``max_file_size`` bytes on disk, ``max_text_size`` characters of text, ``file_timeout``
+    seconds to read, ``max_parse_memory`` bytes of memory in its worker process."""
+    from .ingest import BATCH_CHUNKS, ReadLimits
+    from .ingest_local import check_workers
+
     location = settings.index
+    defaults = ReadLimits()
+    limits = ReadLimits(
+        max_file_size=max(1, int(_positive("max_file_size", max_file_size, defaults.max_file_size, "bytes"))),
+        max_text=max(1, int(_positive("max_text_size", max_text_size, defaults.max_text, "characters"))),
+        file_timeout=_positive("file_timeout", file_timeout, defaults.file_timeout, "seconds"),
+        max_memory=max(1, int(_positive("max_parse_memory", max_parse_memory, defaults.max_memory, "bytes"))))
     run_files = None
     if ray is not None:
         from .ingest_ray import executor
 
         run_files = executor(ray, workers)  # fails now if Ray is missing or the address is not one
+    else:
+        check_workers(workers)
     loader = embedder if embedder is not None else (lambda: _embedder_for_ingest(settings, location, rebuild))
     from .chunking import ChunkParams
-    from .ingest import BATCH_CHUNKS
     from .ingest import ingest as run_ingest  # (``from . import ingest`` would find ragcli's own ``ingest``)
-    from .loaders import DEFAULT_MAX_FILE_SIZE
 
     return run_ingest(
         paths, location, loader, params=params or ChunkParams(), excludes=excludes, include_hidden=include_hidden,
-        follow=follow, rebuild=rebuild, max_file_size=max_file_size or DEFAULT_MAX_FILE_SIZE, wait=wait,
-        progress=progress, on_message=on_message, batch_chunks=batch_chunks or BATCH_CHUNKS, workers=workers, executor=run_files)
+        follow=follow, rebuild=rebuild, limits=limits, wait=wait, progress=progress,
+        on_message=on_message, batch_chunks=batch_chunks or BATCH_CHUNKS, workers=workers, executor=run_files)
+
+
+def _positive(name: str, value: float | None, default: float, unit: str) -> float:
+    """``value`` if it is a finite number above 0, ``default`` if None; else a usage error."""
+    import math
+
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
+        raise UsageError(f"{name} must be a number of {unit} above 0, not {value!r}")
+    return value
 
 
 def _embedder_for_ingest(settings: Settings, location: str | Path, rebuild: bool) -> Embedder:

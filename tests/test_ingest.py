@@ -194,7 +194,7 @@ def test_a_ctrl_c_while_workers_start_is_held_back_then_delivered_once() -> None
     import threading
     import time
 
-    from ragcli.ingest import _sigint_deferred
+    from ragcli.ingest_local import _sigint_deferred
 
     go, sent = threading.Event(), threading.Event()
 
@@ -229,7 +229,7 @@ def test_a_ctrl_c_while_workers_start_is_held_back_then_delivered_once() -> None
 def test_an_ignored_ctrl_c_stays_ignored_while_workers_start() -> None:
     import signal
 
-    from ragcli.ingest import _sigint_deferred
+    from ragcli.ingest_local import _sigint_deferred
 
     old = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:

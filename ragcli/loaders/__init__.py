@@ -9,6 +9,7 @@
     mail      .eml (standard library ``email``); supported attachments become documents
     notebook  .ipynb (markdown and code cells)
     archive   zip-bomb and encryption guards for the zip-based formats
+    limits    the text one file may yield, and the parts of it left out
     blocks    how blocks (paragraphs, cells) are joined into a page text
 
 ``load_all`` is what ``rag ingest`` calls per file; ``reread`` is what verification calls to
@@ -26,7 +27,7 @@ from pathlib import Path
 
 from ..errors import SourceError
 from ..types import Document, Page
-from . import mail
+from . import limits, mail
 from .epub import epub_pages
 from .files import (
     DEFAULT_EXCLUDES,
@@ -120,18 +121,26 @@ def load_all(path: Path, data: bytes | None = None, max_size: int = DEFAULT_MAX_
     """The documents one file holds: itself, and for an .eml each readable attachment as
     ``/dir/mail.eml#name.pdf``. An attachment that fails is reported and the rest kept; the
     file itself failing raises ``SourceError``. ``stat``: the file's (size, mtime) when the
-    caller took them (a machine that only has ``data``), else they are read from ``path``."""
+    caller took them (a machine that only has ``data``), else they are read from ``path``.
+
+    Parts of a document left out while the rest was read (an EPUB chapter) are among the
+    errors too. The text the file may yield is the caller's ``limits.reading`` account, if
+    it opened one (``ingest.parse_file`` does): past it the whole file fails."""
     if data is None:
         data = read_bytes(path, max_size)
     size, mtime = stat or _stat(path, data)
-    docs = [_document(path, data, size, mtime)]
-    errors: list[SourceError] = []
-    if docs[0].kind == "eml":
-        for name, blob in mail.attachments(path, data, SUPPORTED_SUFFIXES):
-            try:
-                docs.append(_document(Path(f"{path}{mail.ATTACHMENT_MARK}{name}"), blob, len(blob), mtime))
-            except SourceError as e:
-                errors.append(e)
+    with limits.reading(str(path), None) as acct:
+        docs = [_document(path, data, size, mtime)]
+        errors: list[SourceError] = []
+        if docs[0].kind == "eml":
+            for name, blob in mail.attachments(path, data, SUPPORTED_SUFFIXES):
+                try:
+                    docs.append(_document(Path(f"{path}{mail.ATTACHMENT_MARK}{name}"), blob, len(blob), mtime))
+                except limits.TextLimitError:
+                    raise
+                except SourceError as e:
+                    errors.append(e)
+        errors += [SourceError(p, what) for p, what in acct.skipped]
     return docs, errors
 
 

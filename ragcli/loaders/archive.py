@@ -16,7 +16,7 @@ import io
 import zipfile
 from pathlib import Path
 
-from ..errors import SourceError
+from ..errors import SourceError, brief
 
 MAX_UNPACKED = 256 * 1024 * 1024  # bytes, all members together
 MAX_RATIO = 200  # unpacked / packed size of one member; text XML rarely exceeds 30
@@ -38,7 +38,7 @@ def check_zip(path: Path, data: bytes, what: str) -> None:
         zf = zipfile.ZipFile(io.BytesIO(data))
         infos = zf.infolist()
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as e:
-        raise SourceError(str(path), f"not a valid {what} ({e}); the file is corrupt or truncated") from None
+        raise SourceError(str(path), f"not a valid {what} ({brief(e)}); the file is corrupt or truncated") from None
     if len(infos) > MAX_MEMBERS:
         raise SourceError(str(path), f"{what} holds {len(infos)} parts (limit {MAX_MEMBERS}); refusing to unpack it")
     total = 0
@@ -61,5 +61,5 @@ def check_zip(path: Path, data: bytes, what: str) -> None:
 
 def unreadable(path: Path, what: str, e: Exception) -> SourceError:
     """The one-line error for a library that failed on a file that passed ``check_zip``."""
-    return SourceError(str(path), f"cannot read {what} ({type(e).__name__}: {str(e)[:120]}); "
+    return SourceError(str(path), f"cannot read {what} ({brief(e)}); "
                                   "the file is corrupt or truncated")

@@ -5,6 +5,9 @@ chapter has text (the navigation document usually has none once ``<nav>`` is dro
 yields no passages but keeps its number). Each page's title comes from the table of contents,
 else the chapter's first line; it is shown to people and is not part of the quoted text.
 
+A chapter lxml cannot read whole (nested past its depth limit) is left out with a note
+(``limits.skip``) and keeps its number; the other chapters are read.
+
 What it does not do: read DRM-encrypted books (``archive.check_zip`` refuses them).
 """
 
@@ -16,8 +19,9 @@ from pathlib import Path
 
 from ..errors import SourceError
 from ..types import Page
+from . import limits
 from .archive import check_zip, unreadable
-from .text import html_text
+from .text import HtmlCutShort, html_cut_short, html_text
 
 
 def _toc_titles(toc) -> dict[str, str]:
@@ -50,10 +54,19 @@ def epub_pages(path: Path, data: bytes, only: int | None = None) -> tuple[Page, 
             item = book.get_item_with_id(idref)
             if item is None:
                 raise SourceError(str(path), f"spine item {n} ({idref!r}) is missing from the book")
-            text = html_text(item.get_content().decode("utf-8"))
+            # ebooklib re-parses a chapter with lxml, which cuts it short silently: ask lxml first
+            why = html_cut_short(item.content) if isinstance(item.content, bytes) else ""
+            try:
+                text = "" if why else html_text(item.get_content().decode("utf-8"))
+            except HtmlCutShort as e:
+                why = str(e)
+            if why:  # this chapter only: the others are kept, and the report says so
+                limits.skip(str(path), f"chapter {n} ({item.get_name()}) was left out, the others are read: {why}")
+                text = ""
+            limits.take(len(text))
             first = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")[:80]
             pages.append(Page(n, text, extraction="ebooklib", title=titles.get(item.get_name()) or first))
-    except SourceError:
+    except (SourceError, MemoryError):
         raise
     except UnicodeDecodeError:
         raise SourceError(str(path), "an EPUB chapter is not UTF-8 (the EPUB standard requires it)") from None

@@ -16,9 +16,10 @@ import email.policy
 from email.message import EmailMessage
 from pathlib import Path
 
-from ..errors import SourceError
+from ..errors import SourceError, brief
 from ..types import Page
-from .text import html_text
+from . import limits
+from .text import HtmlCutShort, html_text
 
 ATTACHMENT_MARK = "#"  # "/mail/x.eml#report.pdf" names the attachment report.pdf of /mail/x.eml
 
@@ -27,7 +28,7 @@ def parse(path: Path | str, data: bytes) -> EmailMessage:
     try:
         return email.message_from_bytes(data, policy=email.policy.default)  # type: ignore[return-value]
     except Exception as e:  # the parser is lenient; this is a last resort
-        raise SourceError(str(path), f"cannot parse e-mail ({type(e).__name__}: {str(e)[:120]})") from None
+        raise SourceError(str(path), f"cannot parse e-mail ({brief(e)})") from None
 
 
 def eml_pages(path: Path, data: bytes) -> tuple[Page, ...]:
@@ -38,8 +39,13 @@ def eml_pages(path: Path, data: bytes) -> tuple[Page, ...]:
         if body is not None and body.get_content_subtype() == "html":
             content = html_text(content)
         text = f"Subject: {msg['subject'] or ''}\nFrom: {msg['from'] or ''}\nDate: {msg['date'] or ''}\n\n{content}"
+    except MemoryError:
+        raise
+    except HtmlCutShort as e:
+        raise SourceError(str(path), f"cannot read all of the e-mail's HTML text: {e}") from None
     except Exception as e:  # unknown charsets, damaged MIME structure
-        raise SourceError(str(path), f"cannot read the e-mail's text ({type(e).__name__}: {str(e)[:120]})") from None
+        raise SourceError(str(path), f"cannot read the e-mail's text ({brief(e)})") from None
+    limits.take(len(text))
     return (Page(1, text, extraction="email"),)
 
 

@@ -8,10 +8,12 @@ cells only. Plain ``json``, no nbformat: the README's recipe needs nothing else.
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 from ..errors import SourceError
 from ..types import Page
+from . import limits
 from .blocks import joined
 
 CELL_TYPES = ("markdown", "code")
@@ -20,6 +22,9 @@ CELL_TYPES = ("markdown", "code")
 def ipynb_pages(path: Path, data: bytes) -> tuple[Page, ...]:
     try:
         nb = json.loads(data.decode("utf-8"))
+    except RecursionError:  # the C scanner stops at Python's recursion limit (about 1,000 levels)
+        raise SourceError(str(path), "notebook nests its JSON too deeply to read (over about "
+                                     f"{sys.getrecursionlimit()} levels); no real notebook does") from None
     except UnicodeDecodeError as e:
         raise SourceError(str(path), f"notebook is not UTF-8 (byte offset {e.start})") from None
     except json.JSONDecodeError as e:
@@ -36,4 +41,5 @@ def ipynb_pages(path: Path, data: bytes) -> tuple[Page, ...]:
             if not (isinstance(src, str) or isinstance(src, list) and all(isinstance(x, str) for x in src)):
                 raise SourceError(str(path), "not a valid notebook (a cell's source is not text)")
             blocks.append("".join(src))
+            limits.take(len(blocks[-1]))
     return (joined(1, blocks, "json", "cell"),)

@@ -16,12 +16,14 @@ What it does not do: guard against zip bombs (``archive.check_zip`` runs first).
 
 from __future__ import annotations
 
+import contextlib
 import io
 from collections.abc import Iterator
 from pathlib import Path
 
 from ..errors import SourceError
 from ..types import Page
+from . import limits
 from .archive import check_zip, unreadable
 from .blocks import joined
 
@@ -34,7 +36,11 @@ def docx_pages(path: Path, data: bytes) -> tuple[Page, ...]:
 
         blocks: list[str] = []
         for b in open_docx(io.BytesIO(data)).iter_inner_content():
-            blocks += [c.text for r in b.rows for c in r.cells] if isinstance(b, Table) else [b.text]
+            new = [c.text for r in b.rows for c in r.cells] if isinstance(b, Table) else [b.text]
+            limits.take(sum(map(len, new)))
+            blocks += new
+    except (SourceError, MemoryError):
+        raise
     except Exception as e:  # python-docx raises KeyError, lxml errors, PackageNotFoundError, ...
         raise unreadable(path, "Word document", e) from None
     return (joined(1, blocks, "python-docx", "paragraph"),)
@@ -63,11 +69,17 @@ def pptx_pages(path: Path, data: bytes, only: int | None = None) -> tuple[Page, 
         for n, slide in enumerate(slides, start=1):
             if only is not None and n != only:
                 continue
-            blocks = list(_shape_texts(slide.shapes))
+            blocks = []
+            for text in _shape_texts(slide.shapes):
+                limits.take(len(text))
+                blocks.append(text)
             if slide.has_notes_slide and slide.notes_slide.notes_text_frame is not None:
                 blocks.append(slide.notes_slide.notes_text_frame.text)
+                limits.take(len(blocks[-1]))
             title = slide.shapes.title.text if slide.shapes.title is not None else ""
             pages.append(joined(n, blocks, "python-pptx", title=" ".join(title.split())))
+    except (SourceError, MemoryError):
+        raise
     except Exception as e:
         raise unreadable(path, "PowerPoint file", e) from None
     if not slides:
@@ -79,11 +91,15 @@ def _odf_blocks(element) -> Iterator[str]:
     from odf import teletype
     from odf.namespaces import TEXTNS
 
-    if getattr(element, "qname", None) in ((TEXTNS, "p"), (TEXTNS, "h")):
-        yield teletype.extractText(element)
-        return
-    for child in element.childNodes:
-        yield from _odf_blocks(child)
+    stack = [element]  # depth first, in document order, without recursion (no depth limit)
+    while stack:
+        node = stack.pop()
+        if getattr(node, "qname", None) in ((TEXTNS, "p"), (TEXTNS, "h")):
+            text = teletype.extractText(node)
+            limits.take(len(text))
+            yield text
+        else:
+            stack.extend(reversed(node.childNodes))
 
 
 def _odf(path: Path, data: bytes, what: str):
@@ -91,7 +107,10 @@ def _odf(path: Path, data: bytes, what: str):
     from odf.opendocument import load
 
     try:
-        return load(io.BytesIO(data))
+        with contextlib.redirect_stdout(io.StringIO()):  # odfpy prints a whole XML part it cannot parse
+            return load(io.BytesIO(data))
+    except MemoryError:
+        raise
     except Exception as e:
         raise unreadable(path, what, e) from None
 
@@ -100,6 +119,8 @@ def odt_pages(path: Path, data: bytes) -> tuple[Page, ...]:
     doc = _odf(path, data, "OpenDocument text")
     try:
         return (joined(1, list(_odf_blocks(doc.text)), "odfpy", "paragraph"),)
+    except (SourceError, MemoryError):
+        raise
     except Exception as e:
         raise unreadable(path, "OpenDocument text", e) from None
 
@@ -111,6 +132,8 @@ def odp_pages(path: Path, data: bytes) -> tuple[Page, ...]:
     try:
         slides = doc.presentation.getElementsByType(DrawPage)
         pages = tuple(joined(n, list(_odf_blocks(s)), "odfpy") for n, s in enumerate(slides, start=1))
+    except (SourceError, MemoryError):
+        raise
     except Exception as e:
         raise unreadable(path, "OpenDocument presentation", e) from None
     if not pages:

@@ -19,9 +19,9 @@ import io
 import logging
 from pathlib import Path
 
-from ..errors import SourceError
+from ..errors import SourceError, brief
 from ..types import Page
-from . import ocr
+from . import limits, ocr
 
 
 def open_pdf(path: Path | str, data: bytes):
@@ -42,6 +42,31 @@ def open_pdf(path: Path | str, data: bytes):
     return reader
 
 
+class _TooMuchText(Exception):
+    pass
+
+
+def _page_text(page) -> str:
+    """``page.extract_text()``, stopped as soon as its pieces pass what the file may still
+    yield (``limits.room``): one page that draws the same text a million times (a form
+    XObject called in a loop) fails part way instead of building all of it."""
+    room = limits.room()
+    if room is None:
+        return page.extract_text() or ""
+    seen = 0
+
+    def count(text: str, *_args) -> None:  # pypdf's visitor: each piece of text as it is shown
+        nonlocal seen
+        seen += len(text)
+        if seen > room:
+            raise _TooMuchText
+
+    try:
+        return page.extract_text(visitor_text=count) or ""
+    except _TooMuchText:
+        raise limits.exceeded() from None
+
+
 def pdf_pages(path: Path, data: bytes, only: int | None = None, use_ocr: bool = True) -> tuple[Page, ...]:
     """Every page with text (or only page ``only``); OCR for pages without a text layer when
     ``use_ocr`` and the extra is installed."""
@@ -55,24 +80,30 @@ def pdf_pages(path: Path, data: bytes, only: int | None = None, use_ocr: bool = 
         for i, page in enumerate(reader.pages, start=1):
             if only is not None and i != only:
                 continue
-            text = page.extract_text() or ""
+            text = _page_text(page)
+            limits.take(len(text))
             if text.strip():
                 pages.append(Page(i, text, extraction="pypdf"))
             else:
                 blank.append(i)
-    except SourceError:
+    except (SourceError, MemoryError):
         raise
     except (PdfReadError, ValueError, KeyError, TypeError, AttributeError, IndexError, OSError) as e:
-        raise SourceError(str(path), f"cannot read PDF ({type(e).__name__}: {str(e)[:120]}); the file is corrupt or truncated") from None
+        raise SourceError(str(path), f"cannot read PDF ({brief(e)}); the file is corrupt or truncated") from None
     except Exception as e:  # pypdf has no single error type for damaged files
-        raise SourceError(str(path), f"cannot read PDF ({type(e).__name__}: {str(e)[:120]})") from None
+        raise SourceError(str(path), f"cannot read PDF ({brief(e)})") from None
     if n_pages == 0:
         raise SourceError(str(path), "PDF has no pages")
     if blank and use_ocr and ocr.available():
         try:
-            pages += [Page(i, ocr.page_text(data, i), extraction="ocr") for i in blank]
+            for i in blank:
+                limits.allow_more_time()  # seconds a page: a long scan may take longer than one file's budget
+                pages.append(Page(i, ocr.page_text(data, i), extraction="ocr"))
+                limits.take(len(pages[-1].text))
+        except (SourceError, MemoryError):
+            raise
         except Exception as e:  # pdfium or onnxruntime failed on this file
-            raise SourceError(str(path), f"OCR failed ({type(e).__name__}: {str(e)[:120]})") from None
+            raise SourceError(str(path), f"OCR failed ({brief(e)})") from None
         pages.sort(key=lambda p: p.number)
         if only is None and not any(p.text.strip() for p in pages):
             raise SourceError(str(path), "no text layer (a scanned PDF?), and OCR found no text on its pages")

@@ -18,8 +18,9 @@ import re
 from functools import lru_cache
 from pathlib import Path
 
-from ..errors import SourceError
+from ..errors import SourceError, brief
 from ..types import Page
+from . import limits
 
 _BOMS = ((b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"))
 
@@ -77,20 +78,56 @@ def _mostly_utf8(data: bytes) -> bool:
     return high > 0 and in_seqs >= high / 2
 
 
-_TAG = re.compile(r"<!--.*?-->|<(script|style)\b.*?</\1\s*>|<[^>]*>", re.S | re.I)
+# Where a piece of markup starts: a comment's or a script/style block's opening, else a tag up
+# to the next ">". Where a comment or a block ends is searched for separately (``markup_blanked``).
+_OPENING = re.compile(r"<!--|<(script|style)\b|<[^>]*>", re.I)
+_BLOCK = re.compile(r"<(script|style)\b.*?</\1\s*>", re.S | re.I)
 
 
 def markup_blanked(html: str) -> str:
-    """Blank out tags, comments, scripts and styles with spaces, keeping every offset (XML).
+    r"""Blank out tags, comments, scripts and styles with spaces, keeping every offset (XML).
 
     >>> markup_blanked("<p>Hi <b>you</b></p>")
     '   Hi    you        '
 
     Newlines inside removed markup are kept so line numbers stay true. Character entities
     are left as written: the quote must match the file byte for byte.
-    """
-    return _TAG.sub(lambda m: re.sub(r"[^\n]", " ", m.group(0)), html)
 
+    Linear time. What is blanked is exactly what ``<!--.*?-->|<(script|style)\b.*?</\1\s*>|<[^>]*>``
+    (re.S, re.I) matches, but that one regex searches the rest of the file again from every
+    opening that is never closed (``<script>`` repeated, or OpenDocument's ``<style:style>``,
+    which never meets a ``</style>``): quadratic, 40 s for 200 KB. Here an end that is found
+    is consumed with its markup, and one that is not there is not looked for again (none can
+    appear further on); nothing after the last ``>`` is searched at all (no markup ends there).
+    """
+    last_gt = html.rfind(">")
+    out: list[str] = []
+    done = 0  # html[:done] is in ``out``
+    unclosed: set[str] = set()  # "comment", "script", "style" (as lower-cased in the file): no end after here
+    while done <= last_gt:
+        m = _OPENING.search(html, done, last_gt + 1)
+        if m is None:
+            break
+        start, end = m.start(), m.end()
+        kind = "comment" if m.group(0) == "<!--" else (m.group(1) or "").lower()
+        if kind and kind not in unclosed:
+            if kind == "comment":
+                close = html.find("-->", end)
+                close = close + 3 if close >= 0 else -1
+            else:
+                block = _BLOCK.match(html, start, last_gt + 1)
+                close = block.end() if block else -1
+            if close < 0:
+                unclosed.add(kind)
+            else:
+                end = close
+        if kind in unclosed:  # never closed: an ordinary tag, up to its ">"
+            end = html.find(">", start + 1) + 1
+        piece = html[start:end]
+        out += [html[done:start], re.sub(r"[^\n]", " ", piece) if "\n" in piece else " " * len(piece)]
+        done = end
+    out.append(html[done:])
+    return "".join(out)
 
 
 @lru_cache(maxsize=1)
@@ -103,20 +140,59 @@ def _inscriptis_config():
     return ParserConfig(css={**CSS_PROFILES["strict"], "nav": HtmlElement(display=Display.none)})
 
 
+class HtmlCutShort(ValueError):
+    """lxml stopped parsing part way and kept only what came before; the message says why."""
+
+
 def html_text(html: str) -> str:
     """Visible text of an HTML document, as the README's recipe rebuilds it.
 
     >>> html_text("<nav>Home</nav><h1>Caf&eacute;</h1><p>One <b>two</b>.</p><script>x()</script>")
     'Café\\n\\nOne two.\\n'
+
+    Raises ``HtmlCutShort`` where lxml gave up part way: past 255 nested elements, or a text
+    run over 10 MB, it stops with a fatal error in its log and returns the tree so far, so the
+    rest of the document would be lost without a word (a page of nested ``<div>`` came out as
+    "no text"). inscriptis parses with lxml.html's shared default parser, whose log is that of
+    its last run in this thread.
     """
+    import lxml.html
     from inscriptis import get_text
 
-    return get_text(html, _inscriptis_config())
+    text = get_text(html, _inscriptis_config())
+    why = _cut_short(lxml.html.html_parser.error_log)
+    if why:
+        raise HtmlCutShort(why)
+    return text
+
+
+def html_cut_short(data: bytes) -> str:
+    """Why lxml would stop part way through the HTML ``data`` (UTF-8), else "". For HTML that
+    another library parses first and then hands on, cut already (ebooklib's chapters)."""
+    import lxml.html
+
+    parser = lxml.html.HTMLParser(encoding="utf-8")
+    try:
+        lxml.html.document_fromstring(data, parser=parser)
+    except Exception:  # noqa: S110  (empty or unparseable: not cut short, its reader says what it is)
+        pass
+    return _cut_short(parser.error_log)
+
+
+def _cut_short(log) -> str:
+    fatal = next((e for e in log if e.level_name == "FATAL"), None)
+    if fatal is None:
+        return ""
+    msg = " ".join(fatal.message.split())
+    if "depth" in msg.lower():
+        return f"its elements nest more than 255 deep, where the HTML parser (lxml) stops ({msg})"
+    return f"the HTML parser (lxml) stopped part way ({msg})"
 
 
 def text_page(path: Path, data: bytes) -> tuple[tuple[Page, ...], str]:
     """A text file: one page, the decoded file. Returns (pages, codec)."""
     text, codec = decode_text(path, data)
+    limits.take(len(text))
     view = markup_blanked(text) if path.suffix.lower() == ".xml" else ""
     return (Page(1, text, view, extraction="text"),), codec
 
@@ -126,6 +202,9 @@ def html_page(path: Path, data: bytes) -> tuple[tuple[Page, ...], str]:
     html, codec = decode_text(path, data)
     try:
         text = html_text(html)
+    except HtmlCutShort as e:
+        raise SourceError(str(path), f"cannot read all of the HTML: {e}; the text after that point would be lost") from None
     except (ValueError, RecursionError) as e:  # lxml refuses some documents
-        raise SourceError(str(path), f"cannot parse HTML ({type(e).__name__}: {str(e)[:120]})") from None
+        raise SourceError(str(path), f"cannot parse HTML ({brief(e)})") from None
+    limits.take(len(text))
     return (Page(1, text, extraction="inscriptis"),), codec
