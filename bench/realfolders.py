@@ -168,6 +168,7 @@ def _read_source(src: Path) -> bytes:
 
 def build_folder(name: str, data: Path) -> tuple[Path, list[dict]]:
     """(folder, manifest): the folder rebuilt from its plan when anything differs."""
+    sys.path.insert(0, str(ROOT))  # tests.tools, when run as a plain script from the checkout
     from tests.tools import finance_office
 
     folder = FOLDERS / name
