@@ -314,8 +314,9 @@ def main(argv: list[str] | None = None) -> int:
     folders, indexes = {}, {}
     for name in args.folders.split(","):
         folder, manifest = build_folder(name, args.data)
+        folder = folder.resolve()  # one path for every checkout sharing bench/.cache (else each adds its own copy)
         index = index_dir(f"realfolders-{name}", params)
-        rep = pipeline.ingest([folder], settings_for(index), params=params)
+        rep = pipeline.ingest([folder], settings_for(index), params=params, follow=True)  # the filings are links
         with ragcli.Index(index) as idx:
             st = idx.status()
         in_folder = [m["path"] for m in manifest]
