@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from .budget import Count, estimate_tokens, fit, item_text
 from .display import UNSAFE
 from .embedders import Embedder
 from .evidence import Evidence, select_evidence
@@ -58,6 +59,9 @@ class AnswerParams:
     min_sentence_similarity: float = 0.50
     min_evidence_similarity: float = 0.20  # a picked sentence below this is dropped
     min_words: int = 4  # shorter spans (headings, table cells) are not offered as evidence
+    # prompt tokens at most, chat template included: the items are cut to fit (``budget.fit``).
+    # Real folders' prompts ran to 1,185 tokens (issue 25); the model reads ~40-100 tokens/s here.
+    max_prompt_tokens: int = 600
     max_answer_chars: int = 400
     max_tokens: int = 200  # generation budget
 
@@ -71,9 +75,11 @@ SYSTEM_PROMPT = (
 
 
 def build_messages(question: str, evidence: Sequence[Evidence]) -> list[dict]:
-    """The chat the model sees. Chat-template tokens in the sentences or the question are broken
-    (``injection.defuse_template_tokens``), in this text only: quotes are copied from the index."""
-    lines = [f"[{i}] {defuse_template_tokens(' '.join(ev.span.text.split()))}" for i, ev in enumerate(evidence, start=1)]
+    """The chat the model sees: each item with its heading in parentheses ("[2] (Year 2017
+    results) Sales in ..."), so it can tell one year's figure from another's. Chat-template
+    tokens in the items or the question are broken (``injection.defuse_template_tokens``), in
+    this text only: quotes are copied from the index."""
+    lines = [defuse_template_tokens(item_text(i, ev)) for i, ev in enumerate(evidence, start=1)]
     user = (
         "Sentences:\n" + "\n".join(lines) + f"\n\nQuestion: {defuse_template_tokens(question)}\n\n"
         "Answer the question in one short sentence using only the sentences above, then give the "
@@ -81,6 +87,17 @@ def build_messages(question: str, evidence: Sequence[Evidence]) -> list[dict]:
         'question, reply {"answer": "", "evidence": []}.'
     )
     return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
+
+
+TEMPLATE_TOKENS = 16  # what a chat template adds around two messages (Qwen2.5's: 13)
+
+
+def fit_prompt(question: str, evidence: Sequence[Evidence], count: Count, max_tokens: int) -> list[Evidence]:
+    """The items cut (``budget.fit``) so that the whole prompt takes at most ``max_tokens``
+    by ``count``; the fixed text (instructions, question, template) is counted first."""
+    fixed = sum(count(m["content"]) for m in build_messages(question, [])) + TEMPLATE_TOKENS
+    # each item also costs its line break; the fixed text already holds the items' header line
+    return fit(evidence, question, max_tokens - fixed - len(evidence), count)
 
 
 def grammar(n: int, max_citations: int, max_chars: int) -> str:
@@ -144,7 +161,7 @@ def to_citation(i: int, ev: Evidence) -> Citation:
     """The citation of an evidence sentence, before ``verify`` checks it and says where it is."""
     s = ev.span
     return Citation(i, ev.source, ev.sha256, s.page if ev.paged else None, s.line_start, s.line_end,
-                    s.start, s.end, s.text, ev.encoding or "utf-8")
+                    s.start, s.end, s.text, ev.encoding or "utf-8", context=ev.context)
 
 
 def repair_picks(answer: str, picked: list[Evidence], evidence: Sequence[Evidence], limit: int) -> list[Evidence]:
@@ -300,13 +317,22 @@ def answer_question(
         t0 = time.perf_counter()
         generator = generator()  # type: ignore[operator]
         timings["models_s"] = time.perf_counter() - t0  # model registry and model file checks
+    t0 = time.perf_counter()
+    load_before = getattr(generator, "load_s", 0.0)
+    count: Count = getattr(generator, "count_tokens", estimate_tokens)  # counting may load the model
+    evidence = fit_prompt(question, evidence, count, params.max_prompt_tokens)
+    load_in_fit = getattr(generator, "load_s", 0.0) - load_before
+    timings["budget_s"] = time.perf_counter() - t0 - load_in_fit
+    if not evidence:
+        return no_evidence(question, model, emb, timings, f"no passage fits the prompt budget of "
+                           f"{params.max_prompt_tokens} tokens (AnswerParams.max_prompt_tokens)")
     gen = generator.generate(  # type: ignore[union-attr]
         build_messages(question, evidence),
         grammar=grammar(len(evidence), params.max_citations, params.max_answer_chars),
         max_tokens=params.max_tokens,
         on_text=stream.feed,
     )
-    timings.update(llm_load_s=gen.load_s, first_token_s=gen.prompt_s, generate_s=gen.gen_s,
+    timings.update(llm_load_s=gen.load_s + load_in_fit, first_token_s=gen.prompt_s, generate_s=gen.gen_s,
                    prompt_tokens=float(gen.prompt_tokens), completion_tokens=float(gen.completion_tokens))
     ids, text = parse_reply(gen.text, len(evidence))
     picked = [evidence[i - 1] for i in ids if evidence[i - 1].similarity >= params.min_evidence_similarity]

@@ -376,6 +376,8 @@ def _report_answer(ans: Answer, as_json: bool, draft: Optional[_Draft] = None) -
             for c in ans.citations:
                 checked = "file" if c.verified == "file" else "the index's copy (file not on this machine)"
                 _out(f"[{c.id}] {_cited_where(c)}  (verified against {checked})")
+                if c.context:
+                    _out(f"    under: {' '.join(c.context.split())}")
                 _out(f'    "{" ".join(c.quote.split())}"')
     if ans.status == "no_evidence":
         if ans.reason and not as_json:

@@ -26,6 +26,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from .context import heading_above
 from .embedders import Embedder, embed_batched
 from .grounding import STOPWORDS
 from .injection import addressed_to_assistant
@@ -46,6 +47,7 @@ class Evidence:
     similarity: float  # cosine with the question (the abstention gates read this, not ``score``)
     score: float = 0.0  # what it was ranked by: similarity + lexical term
     kind: str = "text"  # the source's Document.kind: how ``verify`` re-reads it
+    context: str = ""  # the heading above it (``context.heading_above``): shown, never quoted
 
 
 def content_words(text: str) -> set[str]:
@@ -120,7 +122,8 @@ def select_evidence(question: str, question_vec, hits: Sequence[Hit], embedder: 
         order = order[:n]
         return [
             Evidence(cands[i][0], cands[i][1].chunk.source, cands[i][1].chunk.sha256, cands[i][1].paged,
-                     cands[i][1].encoding, float(sims[i]), float(scores[i]), cands[i][1].kind)
+                     cands[i][1].encoding, float(sims[i]), float(scores[i]), cands[i][1].kind,
+                     heading_above(cands[i][1].chunk, cands[i][0]))
             for i in order
         ]
     runs: list[tuple[Hit, int, int, int]] = []  # (hit, first, last span index in its chunk, ranked cand)
@@ -144,8 +147,9 @@ def select_evidence(question: str, question_vec, hits: Sequence[Hit], embedder: 
     for h, lo, hi, i in runs:
         # the gates read a run's closest sentence
         sim = max(float(sims[at_cand[id(h), j]]) for j in range(lo, hi + 1) if (id(h), j) in at_cand)
-        out.append(Evidence(run_of(h.chunk, lo, hi), h.chunk.source, h.chunk.sha256, h.paged, h.encoding, sim,
-                            float(scores[i]), h.kind))
+        run = run_of(h.chunk, lo, hi)
+        out.append(Evidence(run, h.chunk.source, h.chunk.sha256, h.paged, h.encoding, sim,
+                            float(scores[i]), h.kind, heading_above(h.chunk, run)))
     return out
 
 

@@ -111,6 +111,7 @@ class Citation:
     unit_start: int = 0  # 1-based blocks of the page text holding the quote's first and last character
     unit_end: int = 0
     verified: str = "file"  # what the quote was checked against: "file" (re-read) or "index" (its stored page)
+    context: str = ""  # the heading above the quote ("Year 2017 results"): shown beside it, never part of it
 
     def to_json(self) -> dict:
         out = {
@@ -129,6 +130,8 @@ class Citation:
         }
         if self.title:
             out["title"] = self.title
+        if self.context:
+            out["context"] = self.context
         if self.unit:
             out[f"{self.unit}_start"], out[f"{self.unit}_end"] = self.unit_start, self.unit_end
         return out
