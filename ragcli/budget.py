@@ -134,7 +134,7 @@ def fit(evidence: Sequence[Evidence], question: str, budget: int, count: Count) 
         for n, j in enumerate(sorted(range(len(items)), key=lambda j: costs[j])):
             shares[j] = min(costs[j], left // (len(items) - n))
             left -= shares[j]
-        if min(shares) >= MIN_ITEM_TOKENS:
+        if all(share >= min(cost, MIN_ITEM_TOKENS) for share, cost in zip(shares, costs, strict=True)):
             cuts = [cut(ev, question, share, count) for ev, share in zip(items, shares, strict=True)]
             if all(c is not None for c in cuts):
                 return [c for c in cuts if c is not None]

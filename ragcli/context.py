@@ -20,6 +20,9 @@ from .injection import addressed_to_assistant
 from .types import Chunk, Span
 
 MAX_CONTEXT_CHARS = 120  # a longer "heading" is body text, or too long to show beside a quote
+# a chunk heading of more words is a PDF page's body run into its heading line ("Financial Position
+# The following table presents selected ..."): shown as context it misleads more than it helps
+MAX_HEADING_WORDS = 12
 _LABEL_WORDS = 10  # a label line ("Year 2017 results:") has at most this many words
 _MD_HEADING = re.compile(r"#{1,6}\s+(\S.*?)\s*#*\s*$")
 
@@ -36,6 +39,7 @@ def label_line(line: str) -> str:
     m = _MD_HEADING.fullmatch(text)
     if m:
         return m.group(1)[:MAX_CONTEXT_CHARS]
+    text = text.strip("*_ ")  # "**Windows notes:**"
     if not text.endswith(":") or len(text) > MAX_CONTEXT_CHARS or len(text.split()) > _LABEL_WORDS:
         return ""
     body = text[:-1].strip().strip("*_").strip()
@@ -58,5 +62,6 @@ def heading_above(chunk: Chunk, span: Span) -> str:
     before = chunk.text[: max(span.start - chunk.start, 0)]
     lines = before.split("\n")
     found = next((h for h in map(label_line, reversed(lines[:-1])) if h), "")  # whole lines: the last is the span's
-    found = found or " ".join(chunk.heading.split())[:MAX_CONTEXT_CHARS]
+    if not found and len(chunk.heading.split()) <= MAX_HEADING_WORDS:
+        found = " ".join(chunk.heading.split())[:MAX_CONTEXT_CHARS]
     return "" if addressed_to_assistant(found) else found  # the model reads it: no "SYSTEM: ..." heading

@@ -112,3 +112,85 @@ def test_a_run_does_not_take_the_chunks_heading() -> None:
     ev = select_evidence("measured value", np.eye(256, dtype=np.float32)[0], [a], FixedEmbedder(), n=1,
                          before=1, after=1)
     assert [e.span.text for e in ev] == ["The measured value was forty two units. It was stable."]
+
+
+# --- the prompt budget (ragcli.budget, answer.fit_prompt) -------------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from ragcli.answer import build_messages, fit_prompt  # noqa: E402
+from ragcli.budget import estimate_tokens, fit, item_text  # noqa: E402
+from ragcli.evidence import Evidence  # noqa: E402
+
+
+def _ev(page: str, start: int, end: int, context: str = "") -> Evidence:
+    line = page.count("\n", 0, start) + 1
+    s = Span(1, start, end, line, page.count("\n", 0, max(end - 1, start)) + 1, page[start:end])
+    return Evidence(s, "/d/a.txt", "0" * 64, False, "utf-8", 0.6, context=context)
+
+
+def _words(text: str) -> int:  # a tokenizer double: one token per word or mark
+    return len(text.split())
+
+
+def test_a_1000_token_table_line_is_cut_to_its_rows_that_match_and_stays_exact() -> None:
+    rows = [f"Segment {i} | {1000 + i} | {2000 + i} | {3000 + i}" for i in range(150)]
+    rows[97] = "Consolidated net sales | 280,522 | 232,887 | 177,866"
+    page = "Intro line.\n" + "\n".join(rows) + "\nTail."
+    ev = _ev(page, 12, len(page) - 6, context="Net sales (in millions)")
+    assert estimate_tokens(item_text(1, ev)) > 1000
+    out = fit([ev], "What were consolidated net sales?", 120, estimate_tokens)
+    assert len(out) == 1
+    s = out[0].span
+    assert page[s.start : s.end] == s.text and "Consolidated net sales | 280,522" in s.text
+    assert estimate_tokens(item_text(1, out[0])) <= 120
+    assert s.line_start == page.count("\n", 0, s.start) + 1 and s.line_end == page.count("\n", 0, s.end - 1) + 1
+    assert out[0].context == "Net sales (in millions)"
+
+
+def test_a_run_is_cut_at_sentence_bounds_keeping_the_sentence_that_matches() -> None:
+    page = "Corepack needs to be explicitly enabled. " + "Other words follow here in plenty. " * 20
+    ev = _ev(page, 0, len(page) - 1)
+    out = fit([ev], "Is Corepack enabled by default?", 20, _words)
+    assert out[0].span.text.startswith("Corepack needs to be explicitly enabled.")
+    assert out[0].span.text.endswith(".") and _words(item_text(1, out[0])) <= 20
+
+
+def test_short_items_leave_their_share_to_long_ones_and_nothing_is_cut_under_budget() -> None:
+    page = "Short one here. " + "Long sentence words " * 60 + "end."
+    short, long = _ev(page, 0, 15), _ev(page, 16, len(page))
+    assert fit([short, long], "q", 10_000, _words) == [short, long]
+    out = fit([short, long], "q", 100, _words)
+    assert out[0] == short and sum(_words(item_text(i, e)) for i, e in enumerate(out, 1)) <= 100
+    assert _words(item_text(2, out[1])) > 50  # got the short item's unused share
+
+
+def test_items_are_dropped_last_first_when_no_share_is_big_enough() -> None:
+    page = " ".join(f"w{i}" for i in range(400))
+    evs = [_ev(page, 0, 200), _ev(page, 201, 400), _ev(page, 401, 600)]
+    out = fit(evs, "q", 40, _words)
+    assert len(out) == 2 and out[0].span.start == 0 and 201 <= out[1].span.start < 401
+    assert fit(evs, "q", 5, _words) == []
+
+
+def test_the_whole_prompt_fits_the_budget() -> None:
+    page = ("Row value 12,345,678 and 9,876,543 in the table. " * 80).strip()
+    evs = [_ev(page, 0, 900), _ev(page, 901, 1800), _ev(page, 1801, 2700), _ev(page, 2701, len(page))]
+    q = "What is the row value?"
+    out = fit_prompt(q, evs, estimate_tokens, 600)
+    total = sum(estimate_tokens(m["content"]) for m in build_messages(q, out)) + 16
+    assert out and total <= 600
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=1500),
+       st.integers(1, 300), st.text(max_size=40))
+def test_cut_items_are_always_exact_sub_spans_of_their_page(page: str, budget: int, question: str) -> None:
+    page = "x" + page + "\r\nend"
+    ev = _ev(page, 1, len(page))
+    for e in fit([ev], question, budget, estimate_tokens):
+        s = e.span
+        assert page[s.start : s.end] == s.text and ev.span.start <= s.start <= s.end <= ev.span.end
+        assert estimate_tokens(item_text(1, e)) <= budget
+        assert s.line_start == page.count("\n", 0, s.start) + 1
