@@ -83,7 +83,7 @@ def is_heading(span: Span, c: Chunk) -> bool:
 
 def select_evidence(question: str, question_vec, hits: Sequence[Hit], embedder: Embedder, *,
                     n: int = 5, min_words: int = 4, lexical_weight: float = 0.5,
-                    before: int = 0, after: int = 0) -> list[Evidence]:
+                    before: int = 0, after: int = 0, short_words: int = 0) -> list[Evidence]:
     """The ``n`` sentences of ``hits`` that best match the question, best first.
 
     Sentences shorter than ``min_words`` words (table cells, captions) and headings are not
@@ -91,6 +91,8 @@ def select_evidence(question: str, question_vec, hits: Sequence[Hit], embedder: 
     question with ...") are not offered, not even inside a run. A sentence whose text
     (whitespace aside) was already offered, reached through a second chunk or repeated in the
     corpus, is offered once, from the best-ranked chunk.
+    A sentence under ``short_words`` words is ranked joined with its heading
+    (``context.heading_above``), "os.EOL: `\r\n` on Windows", as the model is shown it.
     With ``before``/``after``, each offered item is a run: the ranked sentence with up to that
     many sentences before/after it in its chunk (``run_of``), one contiguous stretch of the
     page that is cited as one quote. Runs that touch or overlap are one item.
@@ -111,7 +113,9 @@ def select_evidence(question: str, question_vec, hits: Sequence[Hit], embedder: 
                 continue
             seen.add(text)
             cands.append((s, h, at))
-            texts.append(text)
+            # a short span ("`\r\n` on Windows") says what it is about only with its heading
+            context = heading_above(h.chunk, s) if len(text.split()) < short_words else ""
+            texts.append(f"{context}: {text}" if context else text)
     if not cands:
         return []
     # sorted by length, so short sentences share batches with little padding
