@@ -90,7 +90,8 @@ def test_cli_ask_json_passes_the_independent_verifier(corpus) -> None:
     assert out["status"] == "answered" and out["citations"]
     assert any(c["source"].endswith(".pdf") and c["page"] for c in out["citations"])
     for c in out["citations"]:
-        check_citation(c)
+        check_citation(c)  # the quote is exactly the file's text: a context never leaks into it
+    assert out["timings"]["prompt_tokens"] <= 600  # AnswerParams.max_prompt_tokens
     if VERIFY_TOOL.exists():
         v = subprocess.run([sys.executable, str(VERIFY_TOOL)], input=r.stdout, capture_output=True)
         assert v.returncode == 0, v.stderr.decode()
@@ -102,6 +103,8 @@ def test_cli_human_output_and_stdin(corpus) -> None:
     assert r.returncode == 0, r.stderr.decode()
     out = r.stdout.decode()
     assert "Sources:" in out and "[1] " in out and "quantization_and_gguf.md" in out
+    # the quote's section travels beside it, not in it
+    assert "    under: Quantization and the GGUF file format — " in out
     assert "\x1b[" not in out  # no terminal control codes when stdout is not a terminal
 
 
