@@ -30,6 +30,7 @@ from . import __version__
 from .config import Settings, resolve_settings
 from .display import json_line, safe
 from .errors import RagError, UsageError
+from .terminal import StatusLine, exit_on_interrupt, is_terminal
 
 if TYPE_CHECKING:
     from .evaluate import Scored
@@ -75,8 +76,12 @@ def _out(line: str = "") -> None:
     print(safe(line))
 
 
-def _run(debug: bool, fn: Callable[[], int]) -> None:
-    """Run one command body; map errors to messages and exit codes in one place."""
+INTERRUPTED = "rag: interrupted; nothing was changed"
+
+
+def _run(debug: bool, fn: Callable[[], int], interrupted: Callable[[], str] = lambda: INTERRUPTED) -> None:
+    """Run one command body; map errors to messages and exit codes in one place.
+    ``interrupted`` gives the command's own line for a Ctrl-C."""
     try:
         code = fn()
     except RagError as e:
@@ -93,8 +98,7 @@ def _run(debug: bool, fn: Callable[[], int]) -> None:
         # flag set even once handled, and the process then ends killed by SIGINT instead of
         # exiting 130. Running any string through exec() clears the flag.
         exec("pass")
-        _err("rag: interrupted; the index is intact (an ingest keeps the batches it committed: "
-             "run it again to carry on)")
+        _err(interrupted())
         code = 130
     except BrokenPipeError:
         code = 0
@@ -236,7 +240,8 @@ def ingest(
             )
         return report.exit_code
 
-    _run(debug, body)
+    _run(debug, body, lambda: "rag: interrupted; the index is intact (an ingest keeps the batches it committed: "
+         "run it again to carry on)")
 
 
 SKIPPED_LISTED = 10  # up to this many skipped files are named one by one; more are counted by reason
@@ -355,8 +360,11 @@ class _Draft:
 
     def __init__(self) -> None:
         self.shown = False
+        self.before: Callable[[], None] = lambda: None  # erases the status line at the first piece
 
     def __call__(self, piece: str) -> None:
+        if not self.shown:
+            self.before()
         self.shown = True
         sys.stdout.write(safe(piece))
         sys.stdout.flush()
@@ -405,8 +413,23 @@ def ask(
         q = _read_question(question)
         settings = _settings(index, models, debug, model=model)
         draft = _Draft() if sys.stdout.isatty() and not as_json else None
-        ans = do_ask(q, settings, k=k, mode=mode, on_text=draft)
-        return _report_answer(ans, as_json, draft)
+        line = StatusLine(is_terminal(sys.stderr))
+        if draft is not None:
+            draft.before = line.clear
+
+        def stop() -> None:  # on Ctrl-C: erase the status line, end a streamed line
+            line.clear()
+            if draft is not None and draft.shown:
+                sys.stdout.write("\n")
+                sys.stdout.flush()
+
+        with exit_on_interrupt("rag: interrupted; no answer was given", before=stop):
+            line.show("searching the index…")
+            try:
+                ans = do_ask(q, settings, k=k, mode=mode, on_text=draft, on_status=line.show)
+            finally:
+                line.clear()
+            return _report_answer(ans, as_json, draft)
 
     _run(debug, body)
 

@@ -245,8 +245,10 @@ def search(query: str, settings: Settings, *, k: int | None = None, mode: str | 
 
 def ask(question: str, settings: Settings, *, k: int | None = None, mode: str | None = None,
         embedder: Embedder | None = None, generator: Generator | None = None,
-        params: AnswerParams | None = None, on_text: Callable[[str], None] | None = None) -> Answer:
-    """Retrieve, let the model pick evidence under a grammar, verify quotes, answer."""
+        params: AnswerParams | None = None, on_text: Callable[[str], None] | None = None,
+        on_status: Callable[[str], None] | None = None) -> Answer:
+    """Retrieve, let the model pick evidence under a grammar, verify quotes, answer.
+    ``on_status`` hears what the wait is for (``answer.answer_question``)."""
     from .answer import AnswerParams, answer_question
     from .verify import Verifier, recorded_sizes, stored_pages
 
@@ -264,7 +266,8 @@ def ask(question: str, settings: Settings, *, k: int | None = None, mode: str | 
         reg = registry_for(settings)
         model_name = reg.get(settings.model or reg.default_llm, "llm").name
         gen = lambda: load_generator(settings, reg)  # noqa: E731  (loaded only if needed)
-    answer = answer_question(question, res.hits, qv, emb, gen, params, res.timings, on_text, model_name, verifier)
+    answer = answer_question(question, res.hits, qv, emb, gen, params, res.timings, on_text, model_name, verifier,
+                             on_status=on_status)
     answer.timings["total_s"] = time.perf_counter() - t_all
     return answer
 
