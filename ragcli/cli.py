@@ -30,7 +30,7 @@ from . import __version__
 from .config import Settings, resolve_settings
 from .display import json_line, safe
 from .errors import RagError, UsageError
-from .terminal import StatusLine, exit_on_interrupt, is_terminal
+from .terminal import IngestLine, StatusLine, exit_on_interrupt, is_terminal, plural
 
 if TYPE_CHECKING:
     from .evaluate import Scored
@@ -142,32 +142,6 @@ def _megabytes(flag: str, value: float) -> int:
     return max(1, int(_above_zero(flag, value, "MB") * 1e6))
 
 
-class _Progress:
-    """A one-line progress bar on stderr, only when stderr is a terminal."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-        self.last = 0.0
-        self.phase = ""
-
-    def __call__(self, phase: str, done: int, total: int) -> None:
-        if not self.enabled:
-            return
-        now = time.monotonic()
-        if phase == self.phase and done < total and now - self.last < 0.1:
-            return
-        self.last, self.phase = now, phase
-        width = 30
-        filled = int(width * done / total) if total else width
-        sys.stderr.write(f"\r{phase:<10} [{'#' * filled}{'.' * (width - filled)}] {done}/{total} ")
-        sys.stderr.flush()
-
-    def close(self) -> None:
-        if self.enabled and self.phase:
-            sys.stderr.write("\r" + " " * 70 + "\r")
-            sys.stderr.flush()
-
-
 @app.command()
 def ingest(
     paths: list[Path] = typer.Argument(None, help="Files and directories (recursive)."),
@@ -212,7 +186,8 @@ def ingest(
         from .pipeline import ingest as do_ingest
 
         settings = _settings(index, models, debug, embedder=embedder)
-        bar = _Progress(sys.stderr.isatty())
+        status = StatusLine(is_terminal(sys.stderr))
+        bar.append(IngestLine(status))
         try:
             report = do_ingest(
                 [str(p) for p in paths or []], settings, excludes=exclude, include_hidden=hidden,
@@ -220,10 +195,11 @@ def ingest(
                 max_text_size=_megabytes("--max-text-size", max_text_size),
                 file_timeout=_above_zero("--file-timeout", file_timeout, "seconds"),
                 max_parse_memory=_megabytes("--max-parse-memory", max_parse_memory), wait=not no_wait,
-                progress=bar, on_message=_err, batch_chunks=batch_size, workers=workers, ray=ray,
+                on_message=lambda m: (status.clear(), _err(m)), batch_chunks=batch_size, workers=workers, ray=ray,
+                tally=bar[0],
             )
         finally:
-            bar.close()
+            status.clear()
         if as_json:
             print(json_line(report.to_json()))
         else:
@@ -232,16 +208,22 @@ def ingest(
             for line in _skipped_lines(report.skipped):
                 _err(line)
             if report.resumed:
-                _out(f"resumed: {len(report.resumed)} files committed by an interrupted ingest were kept")
+                _out(f"resumed: {plural(len(report.resumed), 'file')} committed by an interrupted ingest "
+                     f"{'was' if len(report.resumed) == 1 else 'were'} kept")
             _out(
                 f"{len(report.added)} added, {len(report.updated)} updated, {len(report.unchanged)} unchanged, "
                 f"{len(report.removed)} removed, {len(report.failed)} failed, {len(report.skipped)} skipped "
-                f"({report.chunks} chunks embedded in {report.seconds:.1f}s) -> {report.index}"
+                f"({plural(report.chunks, 'chunk')} embedded in {report.seconds:.1f}s) -> {report.index}"
             )
         return report.exit_code
 
-    _run(debug, body, lambda: "rag: interrupted; the index is intact (an ingest keeps the batches it committed: "
-         "run it again to carry on)")
+    bar: list[IngestLine] = []  # the body's, for the interruption message
+
+    def interrupted() -> str:
+        kept = bar[0].kept() if bar else "nothing of this run was committed yet"
+        return f"rag: interrupted; the index is intact: {kept}. Run the same command again to carry on"
+
+    _run(debug, body, interrupted)
 
 
 SKIPPED_LISTED = 10  # up to this many skipped files are named one by one; more are counted by reason

@@ -214,7 +214,7 @@ class _Plan:
 
 def _plan(w: index.IndexWriter, paths: Sequence[str | Path], excludes: Sequence[str], include_hidden: bool,
           max_file_size: int, rebuild: bool, interrupted: index.Run | None, progress: Progress | None,
-          follow: bool = False) -> _Plan:
+          follow: bool = False, tally: Callable[[Tally], None] | None = None) -> _Plan:
     """Walk ``paths``, hash every file and sort it into unchanged / to read / skipped; find what
     is gone: indexed under a walked directory and not taken by this walk (deleted, or skipped
     now: a link no longer followed, a file that is not text)."""
@@ -226,6 +226,8 @@ def _plan(w: index.IndexWriter, paths: Sequence[str | Path], excludes: Sequence[
     for n, f in enumerate(walked.files, start=1):
         if progress:
             progress("reading", n, len(walked.files))
+        if tally:
+            tally(Tally("checking", n, len(walked.files)))
         todo = Todo(str(f.path), str(f.root), None, 0, str(f.real or ""))
         try:
             if f.typed:
@@ -282,52 +284,98 @@ class _WarmUp:
         return getattr(self.emb, "load_s", 0.0) - self.before
 
 
+EMBED_AHEAD = 256  # chunks: files are embedded as they arrive, this many at a time (full embedder batches)
+
+
+@dataclass(frozen=True)
+class Tally:
+    """How far an ingest is, for a progress line (``terminal.IngestLine``); counts of this run.
+
+    ``phase`` is "checking" while the plan hashes the files (``files_done`` of ``files_total``
+    walked), then "ingesting": files read and chunked of those to read, their bytes, and the
+    chunks chunked, embedded and committed so far."""
+
+    phase: str
+    files_done: int
+    files_total: int
+    bytes_done: int = 0
+    bytes_total: int = 0
+    chunks_parsed: int = 0
+    chunks_embedded: int = 0
+    chunks_committed: int = 0
+    files_committed: int = 0
+
+
 class _Batches:
-    """Collects parsed files and commits them, embedded, every ``batch_chunks`` chunks or
-    ``batch_seconds`` seconds. The first batch also removes the files that are gone. Files
-    that come with their vectors (a Ray worker embedded them) are committed as they are."""
+    """Collects parsed files, embeds them as they come (``EMBED_AHEAD`` chunks at a time), and
+    commits them every ``batch_chunks`` chunks or ``batch_seconds`` seconds by ``clock``, from
+    the first batch on: a Ctrl-C costs at most about that long of work, and a large file that
+    took longer than that commits alone, as soon as it is embedded. The first batch also
+    removes the files that are gone. Files that come with their vectors (a Ray worker embedded
+    them) are committed as they are."""
 
     def __init__(self, w: index.IndexWriter, emb: Embedder, removals: list[int], rebuild: bool,
-                 batch_chunks: int, batch_seconds: float, warm: _WarmUp | None = None) -> None:
+                 batch_chunks: int, batch_seconds: float, warm: _WarmUp | None = None,
+                 clock: Callable[[], float] = time.perf_counter) -> None:
         self.w, self.emb, self.rebuild, self.warm = w, emb, rebuild, warm
-        self.batch_chunks, self.batch_seconds = batch_chunks, batch_seconds
+        self.batch_chunks, self.batch_seconds, self.clock = batch_chunks, batch_seconds, clock
         self.removals = removals
         self.pending: list[Parsed] = []
         self.added: list[str] = []
         self.updated: list[str] = []
-        self.chunks = self.batches = 0
+        self.chunks = self.batches = self.files = 0  # committed by this run
+        self.embedded = 0  # chunks embedded by this run (committed or pending)
         self.timings = {"embedder_load_s": 0.0, "embed_s": 0.0, "commit_s": 0.0}
-        self.last = time.perf_counter()
+        self.last = clock()
 
     def add(self, parsed: Parsed) -> None:
         known = frozenset(d.path for d, _ in parsed.docs if self.w.document(d.path) is not None)
         self.pending.append(replace(parsed, known=known))
+        if parsed.vectors is not None:
+            self.embedded += parsed.n_chunks
+        if sum(p.n_chunks for p in self.pending if p.vectors is None) >= EMBED_AHEAD:
+            self._embed()
         if (sum(p.n_chunks for p in self.pending) >= self.batch_chunks
-                or time.perf_counter() - self.last >= self.batch_seconds):
+                or self.clock() - self.last >= self.batch_seconds):
             self.flush()
 
-    def flush(self) -> None:
+    def _embed(self) -> None:
+        """Embed the pending files that have no vectors yet."""
         if self.warm is not None:  # the model has been loading while the first files were read
+            self.timings["embedder_load_s"] += self.warm.join()
+            self.warm = None
+        waiting = [i for i, p in enumerate(self.pending) if p.vectors is None and p.docs]
+        todo = [c.embed for i in waiting for _, cs in self.pending[i].docs for c in cs]
+        if not todo:
+            return
+        t0 = time.perf_counter()
+        load_before = getattr(self.emb, "load_s", 0.0)
+        vecs = embed_batched(self.emb, todo)  # (len(todo), dim) float32
+        load = getattr(self.emb, "load_s", 0.0) - load_before  # the model loads on the first batch
+        self.timings["embedder_load_s"] += load
+        self.timings["embed_s"] += time.perf_counter() - t0 - load
+        pos = 0
+        for i in waiting:
+            n = self.pending[i].n_chunks
+            self.pending[i] = replace(self.pending[i], vectors=vecs[pos : pos + n])
+            pos += n
+        self.embedded += len(todo)
+
+    def flush(self) -> None:
+        self._embed()
+        if self.warm is not None:
             self.timings["embedder_load_s"] += self.warm.join()
             self.warm = None
         if not self.pending and not self.removals:
             return
-        todo = [c.embed for p in self.pending if p.vectors is None for _, cs in p.docs for c in cs]
+        self.timings["embedder_load_s"] += sum(p.load_s for p in self.pending)
+        self.timings["embed_s"] += sum(p.embed_s for p in self.pending)
         t0 = time.perf_counter()
-        load_before = getattr(self.emb, "load_s", 0.0)
-        vecs = embed_batched(self.emb, todo) if todo else None
-        load = getattr(self.emb, "load_s", 0.0) - load_before  # the model loads on the first batch
-        self.timings["embedder_load_s"] += load + sum(p.load_s for p in self.pending)
-        self.timings["embed_s"] += time.perf_counter() - t0 - load + sum(p.embed_s for p in self.pending)
-        t0 = time.perf_counter()
-        add, pos, removals, n_chunks = [], 0, self.removals, 0
+        add, removals, n_chunks = [], self.removals, 0
         for p in self.pending:
             own = 0  # position in the file's own vectors
             for doc, cs in p.docs:
-                if p.vectors is not None:
-                    v, own = p.vectors[own : own + len(cs)], own + len(cs)
-                else:
-                    v, pos = vecs[pos : pos + len(cs)], pos + len(cs)
+                v, own = p.vectors[own : own + len(cs)], own + len(cs)
                 add.append(index.NewDocument(doc, p.todo.root, cs, v))
                 n_chunks += len(cs)
             if p.todo.replaces is not None:  # the file's old version and its old attachments
@@ -339,9 +387,10 @@ class _Batches:
             for doc, _ in p.docs:
                 (self.updated if doc.path in p.known and not self.rebuild else self.added).append(doc.path)
         self.chunks += n_chunks
+        self.files += len(self.pending)
         self.batches += 1
         self.removals, self.pending = [], []
-        self.last = time.perf_counter()
+        self.last = self.clock()
 
 
 def ingest(
@@ -362,12 +411,16 @@ def ingest(
     batch_seconds: float = BATCH_SECONDS,
     workers: int | None = None,
     executor: Executor | None = None,
+    tally: Callable[[Tally], None] | None = None,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> IngestReport:
     """Bring the index at ``location`` in line with ``paths`` (no paths: the directories it
     recorded). ``embedder`` may be a function that loads it, called under the writer lock.
     ``executor`` reads (and may embed) the files; default: ``read_locally`` with ``workers``.
     ``limits``: what reading one file may cost (past them it fails alone).
-    ``follow``: follow symbolic links met in directories (those named in ``paths`` always are)."""
+    ``follow``: follow symbolic links met in directories (those named in ``paths`` always are).
+    ``tally`` hears how far it is (``Tally``: files, chunks embedded and committed); ``clock``
+    times the batches (``batch_seconds``; a test passes its own)."""
     t_start = time.perf_counter()
     say = on_message or (lambda _m: None)
     local = executor is None
@@ -392,10 +445,9 @@ def ingest(
             w.begin_run([str(p) for p in paths], rebuild)
 
             t0 = time.perf_counter()
-            plan = _plan(w, paths, excludes, include_hidden, limits.max_file_size, rebuild, interrupted, progress, follow)
+            plan = _plan(w, paths, excludes, include_hidden, limits.max_file_size, rebuild, interrupted, progress, follow,
+                         tally)
             timings = {"read_s": time.perf_counter() - t0}
-            if plan.resumed:
-                say(f"resuming an interrupted ingest: {len(plan.resumed)} files it committed are kept")
 
             # parse (the executor) -> embed (here, unless the executor did) -> commit, overlapped, in batches
             if executor is None:
@@ -404,8 +456,17 @@ def ingest(
                 executor = partial(read_locally, workers=workers)
             run_files = executor
             warm = _WarmUp(emb) if local and plan.todos else None  # local reading leaves the model idle
-            batches = _Batches(w, emb, list(plan.gone.values()), rebuild, batch_chunks, batch_seconds, warm)
+            batches = _Batches(w, emb, list(plan.gone.values()), rebuild, batch_chunks, batch_seconds, warm, clock)
             t_wait, waited = time.perf_counter(), 0.0
+            n_files, n_bytes = len(plan.todos), sum(t.size for t in plan.todos)
+            done_bytes = parsed_chunks = 0
+
+            def told(n: int) -> None:
+                if tally:
+                    tally(Tally("ingesting", n, n_files, done_bytes, n_bytes, parsed_chunks, batches.embedded,
+                                batches.chunks, batches.files))
+
+            told(0)
             with closing(run_files(plan.todos, emb, params, limits, timings)) as stream:  # its workers stop on errors too
                 for n, parsed in enumerate(stream, start=1):
                     waited += time.perf_counter() - t_wait
@@ -415,14 +476,19 @@ def ingest(
                         say(m)
                     notes += parsed.notes
                     plan.failed.extend(parsed.failed)
+                    done_bytes += parsed.todo.size
+                    parsed_chunks += parsed.n_chunks
+                    told(n)
                     if parsed.docs:
                         batches.add(parsed)
+                        told(n)
                     for doc, cs in parsed.docs:  # sentences ``evidence`` will not offer (``injection``)
                         if note := ingest_note(doc.path, cs):
                             notes.append(note)
                             say(note)
                     t_wait = time.perf_counter()
             batches.flush()
+            told(len(plan.todos))
             t0 = time.perf_counter()
             w.finish()
             timings.update(parse_wait_s=waited, **batches.timings, finish_s=time.perf_counter() - t0)

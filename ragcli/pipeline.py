@@ -25,7 +25,7 @@ if TYPE_CHECKING:  # imported where used: `rag status` needs none of them, `rag 
     from .embedders import Embedder
     from .evaluate import Gold, Scored
     from .generators import Generator
-    from .ingest import IngestReport
+    from .ingest import IngestReport, Tally
     from .registry import Registry
 
 Progress = Callable[[str, int, int], None]  # (phase, done, total)
@@ -113,6 +113,7 @@ def ingest(
     batch_chunks: int | None = None,
     workers: int | None = None,
     ray: str | None = None,
+    tally: Callable[[Tally], None] | None = None,
 ) -> IngestReport:
     """Bring the index in line with ``paths``: add new files, re-chunk changed ones, drop
     files deleted from ingested directories; streaming, in atomic batches (``ingest``).
@@ -148,7 +149,8 @@ def ingest(
     return run_ingest(
         paths, location, loader, params=params or ChunkParams(), excludes=excludes, include_hidden=include_hidden,
         follow=follow, rebuild=rebuild, limits=limits, wait=wait, progress=progress,
-        on_message=on_message, batch_chunks=batch_chunks or BATCH_CHUNKS, workers=workers, executor=run_files)
+        on_message=on_message, batch_chunks=batch_chunks or BATCH_CHUNKS, workers=workers, executor=run_files,
+        tally=tally)
 
 
 def _positive(name: str, value: float | None, default: float, unit: str) -> float:

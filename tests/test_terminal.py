@@ -106,3 +106,80 @@ def test_ingest_stdout_is_the_same_with_a_terminal_on_stderr(hash_corpus, tmp_pa
         return out.split(b" chunks embedded in")[0]
     assert same(seen.stdout) == same(plain.stdout)
     assert b"\x1b" not in plain.stderr and b"\x1b" not in plain.stdout and b"\x1b" not in seen.stdout
+
+
+# -- ingest: progress in chunks, commits by time ----------------------------------------------
+
+
+class _Clock:
+    """A clock a test moves: each reading is ``step`` seconds after the one before."""
+
+    def __init__(self, step: float) -> None:
+        self.now, self.step = 0.0, step
+
+    def __call__(self) -> float:
+        self.now += self.step
+        return self.now
+
+
+def _ingest(docs: Path, location: Path, **kw):
+    from ragcli.embedders import HashEmbedder
+    from ragcli.ingest import ingest
+
+    return ingest([docs], location, HashEmbedder(), workers=0, **kw)
+
+
+def test_a_slow_first_batch_commits_by_time_and_each_file_that_took_that_long_alone(hash_corpus, tmp_path) -> None:
+    docs, _ = hash_corpus
+    slow = _ingest(docs, tmp_path / "slow", batch_chunks=10_000, batch_seconds=60.0, clock=_Clock(61.0))
+    assert slow.batches == 6  # each file's arrival is a minute after the last commit: it commits alone
+    fast = _ingest(docs, tmp_path / "fast", batch_chunks=10_000, batch_seconds=60.0, clock=_Clock(0.001))
+    assert fast.batches == 1 and fast.chunks == slow.chunks
+
+
+def test_ingest_tallies_count_chunks_embedded_and_committed(hash_corpus, tmp_path) -> None:
+    docs, _ = hash_corpus
+    seen = []
+    r = _ingest(docs, tmp_path / "i", batch_chunks=1, tally=seen.append)
+    checking = [t for t in seen if t.phase == "checking"]
+    assert [t.files_done for t in checking] == [1, 2, 3, 4, 5, 6]
+    last = seen[-1]
+    assert (last.files_done, last.files_total, last.files_committed) == (6, 6, 6)
+    assert last.chunks_parsed == last.chunks_embedded == last.chunks_committed == r.chunks > 6
+    assert last.bytes_done == last.bytes_total == sum(p.stat().st_size for p in docs.iterdir())
+    ingesting = [t for t in seen if t.phase == "ingesting"]
+    assert all(a.chunks_committed <= b.chunks_committed for a, b in zip(ingesting, ingesting[1:], strict=False))
+
+
+def test_the_progress_line_counts_chunks_and_gives_an_eta_from_them() -> None:
+    import io
+
+    from ragcli.ingest import Tally
+    from ragcli.terminal import IngestLine, StatusLine
+
+    line = IngestLine(StatusLine(False, io.StringIO()), clock=lambda: 0.0)
+    assert line.render(Tally("checking", 120, 168), 0.0) == "checking 120/168 files"
+    line(Tally("ingesting", 1, 10, 100, 1000, 50, 50, 0, 0))  # first chunks embedded at t=0
+    half = Tally("ingesting", 5, 10, 500, 1000, 250, 250, 200, 4)
+    # 200 more chunks in 10 s: 20 chunks/s; about 500 chunks in all (250 per 500 bytes): 250 left
+    assert line.render(half, 10.0) == "5/10 files read · 250/~500 chunks embedded · 200 committed (4 files) · ETA 12s"
+    end = Tally("ingesting", 10, 10, 1000, 1000, 480, 480, 480, 10)
+    assert line.render(end, 20.0) == "10/10 files read · 480/480 chunks embedded · 480 committed (10 files) · ETA 0s"
+    line.last = Tally("ingesting", 2, 10, 0, 0, 1, 1, 1, 1)
+    assert line.kept() == "1 file (1 chunk) of this run are kept"
+
+
+def test_ingest_shows_chunks_on_the_terminal_and_erases_the_line(hash_corpus, tmp_path: Path) -> None:
+    docs, env = hash_corpus
+    seen = run_rag(["ingest", str(docs), "--index", str(tmp_path / "i")], env=env)
+    assert seen.code == 0, seen.terminal
+    assert b"checking 6/6 files" in seen.terminal
+    assert b"6/6 files read" in seen.terminal and b"chunks embedded" in seen.terminal, seen.terminal
+    assert seen.terminal.endswith(b"\r\x1b[K"), seen.terminal
+
+
+def test_one_chunk_is_one_chunk(tmp_path: Path, hash_models: Path) -> None:
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "a.md").write_text("One short sentence about a lighthouse.\n")
+    r = rag("ingest", str(tmp_path / "d"), "--index", str(tmp_path / "i"), env={"RAG_MODELS": str(hash_models)})
+    assert r.returncode == 0 and b"(1 chunk embedded in" in r.stdout, r.stdout
