@@ -562,9 +562,13 @@ def models_cmd(
             avail = "available" if r["available"] else "not installed"
             _out(f"{flag} {r['kind']:<8} {safe(r['name']):<{width}} {avail:<14} {r['description']}")
         _out("(* = default)")
+        for r in rows:
+            if not r["available"] and r["install"]:
+                _out(f"to install {safe(r['name'])}: {r['install']}")
         return EXIT_OK
 
-    _run(debug, body)
+    _run(debug, body, lambda: "rag: interrupted; the models already prepared are kept (a file is only ever "
+         "put in place whole); run it again for the rest")
 
 
 @app.command("verify")

@@ -86,6 +86,7 @@ def list_models(settings: Settings) -> list[dict]:
             "available": is_available(spec),
             "source": spec.source,
             "description": spec.description,
+            "install": spec.install,  # the command that brings it, and what it downloads
         })
     return out
 

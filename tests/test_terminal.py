@@ -242,3 +242,13 @@ def test_shell_completion_scripts_and_answers(shell: str) -> None:
            "_TYPER_COMPLETE_ARGS": "rag ing", "_TYPER_COMPLETE_FISH_ACTION": "get-args"}
     answer = rag(env=env)
     assert answer.returncode == 0 and b"ingest" in answer.stdout, answer.stdout
+
+
+def test_rag_models_says_how_to_install_what_is_missing(tmp_path: Path) -> None:
+    extra = tmp_path / "m.toml"
+    extra.write_text('[llm.absent]\ndescription = "a model here for the test"\nsource = "path"\n'
+                     'path = "/nonexistent/absent.gguf"\ninstall = "pip install \'ragcli[absent]\' (it downloads 1 MB)"\n')
+    r = rag("models", "--models", str(extra))
+    assert r.returncode == 0, r.stderr
+    assert b"absent" in r.stdout and b"a model here for the test" in r.stdout
+    assert b"to install absent: pip install 'ragcli[absent]' (it downloads 1 MB)\n" in r.stdout
