@@ -303,12 +303,14 @@ def answer_question(
     on_text: Callable[[str], None] | None = None,
     model_name: str = "",
     verifier: Verifier | None = None,
+    on_status: Callable[[str], None] | None = None,
 ) -> Answer:
     """The whole of ``rag ask`` after retrieval.
 
     ``generator`` may be a factory: the model is then loaded only when there is evidence
     to show it (an off-topic question costs no model load). ``verifier`` carries the index's
-    page copies for files not readable here (``verify.stored_pages``).
+    page copies for files not readable here (``verify.stored_pages``). ``on_status`` hears
+    what the wait is for ("reading 6 passages…") just before the model is loaded and reads them.
     """
     timings = dict(timings or {})
     model = model_name or getattr(generator, "name", "")
@@ -319,6 +321,8 @@ def answer_question(
     if why_not:
         return no_evidence(question, model, emb, timings, why_not)
     stream = AnswerStream(on_text)
+    if on_status is not None:
+        on_status(f"reading {len(evidence)} passage{'' if len(evidence) == 1 else 's'}…")
     if not hasattr(generator, "generate"):
         t0 = time.perf_counter()
         generator = generator()  # type: ignore[operator]

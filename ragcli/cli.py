@@ -30,6 +30,7 @@ from . import __version__
 from .config import Settings, resolve_settings
 from .display import json_line, safe
 from .errors import RagError, UsageError
+from .terminal import IngestLine, StatusLine, colour_enabled, exit_on_interrupt, is_terminal, paint, plural
 
 if TYPE_CHECKING:
     from .evaluate import Scored
@@ -47,7 +48,7 @@ app = typer.Typer(
     help="Answer questions about your own documents, offline, with exact verified quotes.",
     epilog=EPILOG,
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
@@ -64,10 +65,26 @@ ModelOpt = typer.Option(None, "--model", help="LLM from the registry (env RAG_MO
 ModeOpt = typer.Option("hybrid", "--mode", help="Retrieval: dense | lexical | hybrid")
 
 
+_PLAIN = {"no_color": False}  # --no-color, set by the app's callback
+
+
 def _err(msg: str) -> None:
     """One line on stderr; whatever it quotes (a file name, a reason with a document's bytes)
-    is shown escaped (``display.safe``), so it can neither drive the terminal nor break the line."""
-    print(safe(msg), file=sys.stderr, flush=True)
+    is shown escaped (``display.safe``), so it can neither drive the terminal nor break the line.
+    On a terminal with colour (``terminal.colour_enabled``) its label is coloured: errors and
+    failures red, warnings and skipped files yellow."""
+    line = safe(msg)
+    if colour_enabled(sys.stderr, _PLAIN["no_color"]):
+        for label, style in _LABELS:
+            if line.startswith(label):
+                line = paint(label, style, True) + line[len(label):]
+                break
+    print(line, file=sys.stderr, flush=True)
+
+
+_LABELS = (("rag: error:", "red"), ("rag: internal error:", "red"), ("failed:", "red"),
+           ("rag: warning:", "yellow"), ("rag: no evidence:", "yellow"), ("skipped:", "yellow"),
+           ("rag: interrupted;", "yellow"))
 
 
 def _out(line: str = "") -> None:
@@ -75,8 +92,12 @@ def _out(line: str = "") -> None:
     print(safe(line))
 
 
-def _run(debug: bool, fn: Callable[[], int]) -> None:
-    """Run one command body; map errors to messages and exit codes in one place."""
+INTERRUPTED = "rag: interrupted; nothing was changed"
+
+
+def _run(debug: bool, fn: Callable[[], int], interrupted: Callable[[], str] = lambda: INTERRUPTED) -> None:
+    """Run one command body; map errors to messages and exit codes in one place.
+    ``interrupted`` gives the command's own line for a Ctrl-C."""
     try:
         code = fn()
     except RagError as e:
@@ -93,8 +114,7 @@ def _run(debug: bool, fn: Callable[[], int]) -> None:
         # flag set even once handled, and the process then ends killed by SIGINT instead of
         # exiting 130. Running any string through exec() clears the flag.
         exec("pass")
-        _err("rag: interrupted; the index is intact (an ingest keeps the batches it committed: "
-             "run it again to carry on)")
+        _err(interrupted())
         code = 130
     except BrokenPipeError:
         code = 0
@@ -138,32 +158,6 @@ def _megabytes(flag: str, value: float) -> int:
     return max(1, int(_above_zero(flag, value, "MB") * 1e6))
 
 
-class _Progress:
-    """A one-line progress bar on stderr, only when stderr is a terminal."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-        self.last = 0.0
-        self.phase = ""
-
-    def __call__(self, phase: str, done: int, total: int) -> None:
-        if not self.enabled:
-            return
-        now = time.monotonic()
-        if phase == self.phase and done < total and now - self.last < 0.1:
-            return
-        self.last, self.phase = now, phase
-        width = 30
-        filled = int(width * done / total) if total else width
-        sys.stderr.write(f"\r{phase:<10} [{'#' * filled}{'.' * (width - filled)}] {done}/{total} ")
-        sys.stderr.flush()
-
-    def close(self) -> None:
-        if self.enabled and self.phase:
-            sys.stderr.write("\r" + " " * 70 + "\r")
-            sys.stderr.flush()
-
-
 @app.command()
 def ingest(
     paths: list[Path] = typer.Argument(None, help="Files and directories (recursive)."),
@@ -198,6 +192,11 @@ def ingest(
         help="Read, chunk and embed on a Ray cluster: ADDRESS (HOST:PORT, ray://HOST:PORT, auto) or, with "
         "none, a local one started for this run. Batches are still committed here. Needs: pip install "
         "'ragcli[ray]'; every node needs the embedder's files at the same path (see README)."),
+    retry_failed: bool = typer.Option(False, "--retry-failed", help="Read again the files that failed before "
+                                      "and have not changed (by default they are reported as failing, unread)."),
+    accept_known: bool = typer.Option(False, "--accept-known-failures", envvar="RAG_ACCEPT_KNOWN_FAILURES",
+                                      help="Exit 0, not 3, when the only failures are files that failed before and "
+                                      "have not changed (for scheduled runs; env RAG_ACCEPT_KNOWN_FAILURES=1)."),
     as_json: bool = JsonOpt,
     debug: bool = DebugOpt,
 ) -> None:
@@ -208,7 +207,8 @@ def ingest(
         from .pipeline import ingest as do_ingest
 
         settings = _settings(index, models, debug, embedder=embedder)
-        bar = _Progress(sys.stderr.isatty())
+        status = StatusLine(is_terminal(sys.stderr))
+        bar.append(IngestLine(status))
         try:
             report = do_ingest(
                 [str(p) for p in paths or []], settings, excludes=exclude, include_hidden=hidden,
@@ -216,10 +216,11 @@ def ingest(
                 max_text_size=_megabytes("--max-text-size", max_text_size),
                 file_timeout=_above_zero("--file-timeout", file_timeout, "seconds"),
                 max_parse_memory=_megabytes("--max-parse-memory", max_parse_memory), wait=not no_wait,
-                progress=bar, on_message=_err, batch_chunks=batch_size, workers=workers, ray=ray,
+                on_message=lambda m: (status.clear(), _err(m)), batch_chunks=batch_size, workers=workers, ray=ray,
+                tally=bar[0], retry_failed=retry_failed,
             )
         finally:
-            bar.close()
+            status.clear()
         if as_json:
             print(json_line(report.to_json()))
         else:
@@ -228,15 +229,22 @@ def ingest(
             for line in _skipped_lines(report.skipped):
                 _err(line)
             if report.resumed:
-                _out(f"resumed: {len(report.resumed)} files committed by an interrupted ingest were kept")
+                _out(f"resumed: {plural(len(report.resumed), 'file')} committed by an interrupted ingest "
+                     f"{'was' if len(report.resumed) == 1 else 'were'} kept")
             _out(
                 f"{len(report.added)} added, {len(report.updated)} updated, {len(report.unchanged)} unchanged, "
                 f"{len(report.removed)} removed, {len(report.failed)} failed, {len(report.skipped)} skipped "
-                f"({report.chunks} chunks embedded in {report.seconds:.1f}s) -> {report.index}"
+                f"({plural(report.chunks, 'chunk')} embedded in {report.seconds:.1f}s) -> {report.index}"
             )
-        return report.exit_code
+        return EXIT_OK if accept_known and report.only_known_failures else report.exit_code
 
-    _run(debug, body)
+    bar: list[IngestLine] = []  # the body's, for the interruption message
+
+    def interrupted() -> str:
+        kept = bar[0].kept() if bar else "nothing of this run was committed yet"
+        return f"rag: interrupted; the index is intact: {kept}. Run the same command again to carry on"
+
+    _run(debug, body, interrupted)
 
 
 SKIPPED_LISTED = 10  # up to this many skipped files are named one by one; more are counted by reason
@@ -355,8 +363,11 @@ class _Draft:
 
     def __init__(self) -> None:
         self.shown = False
+        self.before: Callable[[], None] = lambda: None  # erases the status line at the first piece
 
     def __call__(self, piece: str) -> None:
+        if not self.shown:
+            self.before()
         self.shown = True
         sys.stdout.write(safe(piece))
         sys.stdout.flush()
@@ -407,8 +418,23 @@ def ask(
         q = _read_question(question)
         settings = _settings(index, models, debug, model=model)
         draft = _Draft() if sys.stdout.isatty() and not as_json else None
-        ans = do_ask(q, settings, k=k, mode=mode, on_text=draft)
-        return _report_answer(ans, as_json, draft)
+        line = StatusLine(is_terminal(sys.stderr))
+        if draft is not None:
+            draft.before = line.clear
+
+        def stop() -> None:  # on Ctrl-C: erase the status line, end a streamed line
+            line.clear()
+            if draft is not None and draft.shown:
+                sys.stdout.write("\n")
+                sys.stdout.flush()
+
+        with exit_on_interrupt("rag: interrupted; no answer was given", before=stop):
+            line.show("searching the index…")
+            try:
+                ans = do_ask(q, settings, k=k, mode=mode, on_text=draft, on_status=line.show)
+            finally:
+                line.clear()
+            return _report_answer(ans, as_json, draft)
 
     _run(debug, body)
 
@@ -538,9 +564,13 @@ def models_cmd(
             avail = "available" if r["available"] else "not installed"
             _out(f"{flag} {r['kind']:<8} {safe(r['name']):<{width}} {avail:<14} {r['description']}")
         _out("(* = default)")
+        for r in rows:
+            if not r["available"] and r["install"]:
+                _out(f"to install {safe(r['name'])}: {r['install']}")
         return EXIT_OK
 
-    _run(debug, body)
+    _run(debug, body, lambda: "rag: interrupted; the models already prepared are kept (a file is only ever "
+         "put in place whole); run it again for the rest")
 
 
 @app.command("verify")
@@ -615,8 +645,10 @@ def version_callback(value: bool) -> None:
 @app.callback()
 def main(
     version: bool = typer.Option(False, "--version", callback=version_callback, is_eager=True, help="Show the version."),
+    no_color: bool = typer.Option(False, "--no-color", help="No colour on the terminal (also: NO_COLOR set to anything)."),
 ) -> None:
     """Answer questions about your own documents, offline, with exact verified quotes."""
+    _PLAIN["no_color"] = no_color
 
 
 def _ray_without_address(args: list[str]) -> list[str]:

@@ -34,11 +34,12 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from . import index, loaders, parse_workers
+from . import index, known_failures, loaders, parse_workers
 from .chunking import ChunkParams, chunk_document
 from .embedders import Embedder, embed_batched
 from .errors import SourceError, StaleIndexError, UsageError, brief
 from .injection import ingest_note
+from .known_failures import KnownFailures
 from .loaders import limits as text_limits
 from .loaders.limits import DEFAULT_MAX_TEXT
 from .types import Chunk, Document
@@ -69,6 +70,12 @@ class IngestReport:
     batches: int = 0  # batches committed by this run
     notes: tuple[str, ...] = ()  # what else happened (upgrade, rebuild carried on, ...)
     skipped: tuple[tuple[str, str], ...] = ()  # (path, reason): met while walking, not read (never exit 3)
+    known_failed: tuple[str, ...] = ()  # of ``failed``, files unchanged since they failed before: not read again
+
+    @property
+    def only_known_failures(self) -> bool:
+        """Every failure is a file that failed before and has not changed since."""
+        return bool(self.failed) and {p for p, _ in self.failed} <= set(self.known_failed)
 
     @property
     def exit_code(self) -> int:
@@ -84,6 +91,7 @@ class IngestReport:
             "failed": [{"path": p, "reason": r} for p, r in self.failed],
             "skipped": [{"path": p, "reason": r} for p, r in self.skipped],
             "resumed": list(self.resumed),
+            "known_failed": list(self.known_failed),
             "chunks": self.chunks,
             "batches": self.batches,
             "notes": list(self.notes),
@@ -106,6 +114,7 @@ class Todo:
     replaces: int | None  # doc id of the indexed version, if the file changed
     size: int = 0  # bytes, as the plan read them
     real: str = ""  # where a followed symbolic link led, resolved by the walk ("": no link on its way)
+    sha256: str = ""  # of its bytes, as the plan read them
 
     def read(self, max_file_size: int) -> bytes:
         """The file's bytes, read as the walk found it: a link appearing since is not followed,
@@ -210,11 +219,13 @@ class _Plan:
     failed: list[tuple[str, str]] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # met while walking, not read
     gone: dict[str, int] = field(default_factory=dict)  # path -> doc id, indexed but no longer there
+    known_failed: list[str] = field(default_factory=list)  # failed before, unchanged: not read again
 
 
 def _plan(w: index.IndexWriter, paths: Sequence[str | Path], excludes: Sequence[str], include_hidden: bool,
           max_file_size: int, rebuild: bool, interrupted: index.Run | None, progress: Progress | None,
-          follow: bool = False) -> _Plan:
+          follow: bool = False, tally: Callable[[Tally], None] | None = None,
+          known: KnownFailures | None = None) -> _Plan:
     """Walk ``paths``, hash every file and sort it into unchanged / to read / skipped; find what
     is gone: indexed under a walked directory and not taken by this walk (deleted, or skipped
     now: a link no longer followed, a file that is not text)."""
@@ -226,6 +237,8 @@ def _plan(w: index.IndexWriter, paths: Sequence[str | Path], excludes: Sequence[
     for n, f in enumerate(walked.files, start=1):
         if progress:
             progress("reading", n, len(walked.files))
+        if tally:
+            tally(Tally("checking", n, len(walked.files)))
         todo = Todo(str(f.path), str(f.root), None, 0, str(f.real or ""))
         try:
             if f.typed:
@@ -240,13 +253,17 @@ def _plan(w: index.IndexWriter, paths: Sequence[str | Path], excludes: Sequence[
             taken.add(e.path)
             continue
         taken.add(todo.path)
-        row = w.document(todo.path)
-        if row and row.sha256 == loaders.file_sha256(data):
+        row, sha = w.document(todo.path), loaders.file_sha256(data)
+        if known is not None and (why := known.reason(todo.path, sha)) is not None and not (row and row.sha256 == sha):
+            plan.failed.append((todo.path, f"{why} ({known_failures.NOTE})"))
+            plan.known_failed.append(todo.path)
+            continue
+        if row and row.sha256 == sha:
             plan.unchanged.append(todo.path)
             if interrupted and row.ingested_at >= interrupted.started:
                 plan.resumed.append(todo.path)
             continue
-        plan.todos.append(replace(todo, replaces=row.id if row else None, size=len(data)))
+        plan.todos.append(replace(todo, replaces=row.id if row else None, size=len(data), sha256=sha))
     plan.skipped.sort()
     dir_roots = [str(d) for d in walked.dirs]
     for prefix in ([""] if rebuild else [r.rstrip(os.sep) + os.sep for r in dir_roots]):
@@ -282,52 +299,98 @@ class _WarmUp:
         return getattr(self.emb, "load_s", 0.0) - self.before
 
 
+EMBED_AHEAD = 256  # chunks: files are embedded as they arrive, this many at a time (full embedder batches)
+
+
+@dataclass(frozen=True)
+class Tally:
+    """How far an ingest is, for a progress line (``terminal.IngestLine``); counts of this run.
+
+    ``phase`` is "checking" while the plan hashes the files (``files_done`` of ``files_total``
+    walked), then "ingesting": files read and chunked of those to read, their bytes, and the
+    chunks chunked, embedded and committed so far."""
+
+    phase: str
+    files_done: int
+    files_total: int
+    bytes_done: int = 0
+    bytes_total: int = 0
+    chunks_parsed: int = 0
+    chunks_embedded: int = 0
+    chunks_committed: int = 0
+    files_committed: int = 0
+
+
 class _Batches:
-    """Collects parsed files and commits them, embedded, every ``batch_chunks`` chunks or
-    ``batch_seconds`` seconds. The first batch also removes the files that are gone. Files
-    that come with their vectors (a Ray worker embedded them) are committed as they are."""
+    """Collects parsed files, embeds them as they come (``EMBED_AHEAD`` chunks at a time), and
+    commits them every ``batch_chunks`` chunks or ``batch_seconds`` seconds by ``clock``, from
+    the first batch on: a Ctrl-C costs at most about that long of work, and a large file that
+    took longer than that commits alone, as soon as it is embedded. The first batch also
+    removes the files that are gone. Files that come with their vectors (a Ray worker embedded
+    them) are committed as they are."""
 
     def __init__(self, w: index.IndexWriter, emb: Embedder, removals: list[int], rebuild: bool,
-                 batch_chunks: int, batch_seconds: float, warm: _WarmUp | None = None) -> None:
+                 batch_chunks: int, batch_seconds: float, warm: _WarmUp | None = None,
+                 clock: Callable[[], float] = time.perf_counter) -> None:
         self.w, self.emb, self.rebuild, self.warm = w, emb, rebuild, warm
-        self.batch_chunks, self.batch_seconds = batch_chunks, batch_seconds
+        self.batch_chunks, self.batch_seconds, self.clock = batch_chunks, batch_seconds, clock
         self.removals = removals
         self.pending: list[Parsed] = []
         self.added: list[str] = []
         self.updated: list[str] = []
-        self.chunks = self.batches = 0
+        self.chunks = self.batches = self.files = 0  # committed by this run
+        self.embedded = 0  # chunks embedded by this run (committed or pending)
         self.timings = {"embedder_load_s": 0.0, "embed_s": 0.0, "commit_s": 0.0}
-        self.last = time.perf_counter()
+        self.last = clock()
 
     def add(self, parsed: Parsed) -> None:
         known = frozenset(d.path for d, _ in parsed.docs if self.w.document(d.path) is not None)
         self.pending.append(replace(parsed, known=known))
+        if parsed.vectors is not None:
+            self.embedded += parsed.n_chunks
+        if sum(p.n_chunks for p in self.pending if p.vectors is None) >= EMBED_AHEAD:
+            self._embed()
         if (sum(p.n_chunks for p in self.pending) >= self.batch_chunks
-                or time.perf_counter() - self.last >= self.batch_seconds):
+                or self.clock() - self.last >= self.batch_seconds):
             self.flush()
 
-    def flush(self) -> None:
+    def _embed(self) -> None:
+        """Embed the pending files that have no vectors yet."""
         if self.warm is not None:  # the model has been loading while the first files were read
+            self.timings["embedder_load_s"] += self.warm.join()
+            self.warm = None
+        waiting = [i for i, p in enumerate(self.pending) if p.vectors is None and p.docs]
+        todo = [c.embed for i in waiting for _, cs in self.pending[i].docs for c in cs]
+        if not todo:
+            return
+        t0 = time.perf_counter()
+        load_before = getattr(self.emb, "load_s", 0.0)
+        vecs = embed_batched(self.emb, todo)  # (len(todo), dim) float32
+        load = getattr(self.emb, "load_s", 0.0) - load_before  # the model loads on the first batch
+        self.timings["embedder_load_s"] += load
+        self.timings["embed_s"] += time.perf_counter() - t0 - load
+        pos = 0
+        for i in waiting:
+            n = self.pending[i].n_chunks
+            self.pending[i] = replace(self.pending[i], vectors=vecs[pos : pos + n])
+            pos += n
+        self.embedded += len(todo)
+
+    def flush(self) -> None:
+        self._embed()
+        if self.warm is not None:
             self.timings["embedder_load_s"] += self.warm.join()
             self.warm = None
         if not self.pending and not self.removals:
             return
-        todo = [c.embed for p in self.pending if p.vectors is None for _, cs in p.docs for c in cs]
+        self.timings["embedder_load_s"] += sum(p.load_s for p in self.pending)
+        self.timings["embed_s"] += sum(p.embed_s for p in self.pending)
         t0 = time.perf_counter()
-        load_before = getattr(self.emb, "load_s", 0.0)
-        vecs = embed_batched(self.emb, todo) if todo else None
-        load = getattr(self.emb, "load_s", 0.0) - load_before  # the model loads on the first batch
-        self.timings["embedder_load_s"] += load + sum(p.load_s for p in self.pending)
-        self.timings["embed_s"] += time.perf_counter() - t0 - load + sum(p.embed_s for p in self.pending)
-        t0 = time.perf_counter()
-        add, pos, removals, n_chunks = [], 0, self.removals, 0
+        add, removals, n_chunks = [], self.removals, 0
         for p in self.pending:
             own = 0  # position in the file's own vectors
             for doc, cs in p.docs:
-                if p.vectors is not None:
-                    v, own = p.vectors[own : own + len(cs)], own + len(cs)
-                else:
-                    v, pos = vecs[pos : pos + len(cs)], pos + len(cs)
+                v, own = p.vectors[own : own + len(cs)], own + len(cs)
                 add.append(index.NewDocument(doc, p.todo.root, cs, v))
                 n_chunks += len(cs)
             if p.todo.replaces is not None:  # the file's old version and its old attachments
@@ -339,9 +402,10 @@ class _Batches:
             for doc, _ in p.docs:
                 (self.updated if doc.path in p.known and not self.rebuild else self.added).append(doc.path)
         self.chunks += n_chunks
+        self.files += len(self.pending)
         self.batches += 1
         self.removals, self.pending = [], []
-        self.last = time.perf_counter()
+        self.last = self.clock()
 
 
 def ingest(
@@ -362,12 +426,21 @@ def ingest(
     batch_seconds: float = BATCH_SECONDS,
     workers: int | None = None,
     executor: Executor | None = None,
+    tally: Callable[[Tally], None] | None = None,
+    clock: Callable[[], float] = time.perf_counter,
+    failures_file: Path | None = None,
+    retry_failed: bool = False,
 ) -> IngestReport:
     """Bring the index at ``location`` in line with ``paths`` (no paths: the directories it
     recorded). ``embedder`` may be a function that loads it, called under the writer lock.
     ``executor`` reads (and may embed) the files; default: ``read_locally`` with ``workers``.
     ``limits``: what reading one file may cost (past them it fails alone).
-    ``follow``: follow symbolic links met in directories (those named in ``paths`` always are)."""
+    ``follow``: follow symbolic links met in directories (those named in ``paths`` always are).
+    ``tally`` hears how far it is (``Tally``: files, chunks embedded and committed); ``clock``
+    times the batches (``batch_seconds``; a test passes its own).
+    ``failures_file``: where the files that failed are remembered (``known_failures``); an
+    unchanged one is then reported as failing again without being read, unless ``retry_failed``
+    or ``rebuild``."""
     t_start = time.perf_counter()
     say = on_message or (lambda _m: None)
     local = executor is None
@@ -392,10 +465,11 @@ def ingest(
             w.begin_run([str(p) for p in paths], rebuild)
 
             t0 = time.perf_counter()
-            plan = _plan(w, paths, excludes, include_hidden, limits.max_file_size, rebuild, interrupted, progress, follow)
+            known = KnownFailures.load(failures_file, _conditions(limits, params))
+            plan = _plan(w, paths, excludes, include_hidden, limits.max_file_size, rebuild, interrupted, progress, follow,
+                         tally, None if retry_failed or rebuild else known)
+            new_failures: dict[str, tuple[str, str]] = {}
             timings = {"read_s": time.perf_counter() - t0}
-            if plan.resumed:
-                say(f"resuming an interrupted ingest: {len(plan.resumed)} files it committed are kept")
 
             # parse (the executor) -> embed (here, unless the executor did) -> commit, overlapped, in batches
             if executor is None:
@@ -404,8 +478,17 @@ def ingest(
                 executor = partial(read_locally, workers=workers)
             run_files = executor
             warm = _WarmUp(emb) if local and plan.todos else None  # local reading leaves the model idle
-            batches = _Batches(w, emb, list(plan.gone.values()), rebuild, batch_chunks, batch_seconds, warm)
+            batches = _Batches(w, emb, list(plan.gone.values()), rebuild, batch_chunks, batch_seconds, warm, clock)
             t_wait, waited = time.perf_counter(), 0.0
+            n_files, n_bytes = len(plan.todos), sum(t.size for t in plan.todos)
+            done_bytes = parsed_chunks = 0
+
+            def told(n: int) -> None:
+                if tally:
+                    tally(Tally("ingesting", n, n_files, done_bytes, n_bytes, parsed_chunks, batches.embedded,
+                                batches.chunks, batches.files))
+
+            told(0)
             with closing(run_files(plan.todos, emb, params, limits, timings)) as stream:  # its workers stop on errors too
                 for n, parsed in enumerate(stream, start=1):
                     waited += time.perf_counter() - t_wait
@@ -415,17 +498,27 @@ def ingest(
                         say(m)
                     notes += parsed.notes
                     plan.failed.extend(parsed.failed)
+                    if not parsed.docs and parsed.failed:  # the file itself failed: remembered by its bytes
+                        own = [r for p, r in parsed.failed if p == parsed.todo.path] or [parsed.failed[0][1]]
+                        new_failures[parsed.todo.path] = (parsed.todo.sha256, own[0])
+                    done_bytes += parsed.todo.size
+                    parsed_chunks += parsed.n_chunks
+                    told(n)
                     if parsed.docs:
                         batches.add(parsed)
+                        told(n)
                     for doc, cs in parsed.docs:  # sentences ``evidence`` will not offer (``injection``)
                         if note := ingest_note(doc.path, cs):
                             notes.append(note)
                             say(note)
                     t_wait = time.perf_counter()
             batches.flush()
+            told(len(plan.todos))
             t0 = time.perf_counter()
             w.finish()
             timings.update(parse_wait_s=waited, **batches.timings, finish_s=time.perf_counter() - t0)
+            known.update([*plan.unchanged, *(t.path for t in plan.todos)], new_failures)
+            known.save()
         finally:
             w.close()
     added, updated = batches.added, batches.updated
@@ -433,7 +526,14 @@ def ingest(
         added, updated = sorted(added + updated), []
     return IngestReport(index.shown(str(location)), tuple(added), tuple(updated), tuple(plan.unchanged), tuple(sorted(plan.gone)),
                         tuple(plan.failed), batches.chunks, time.perf_counter() - t_start, timings,
-                        tuple(plan.resumed), batches.batches, tuple(notes), tuple(plan.skipped))
+                        tuple(plan.resumed), batches.batches, tuple(notes), tuple(plan.skipped), tuple(plan.known_failed))
+
+
+def _conditions(limits: ReadLimits, params: ChunkParams) -> str:
+    """What a failure depends on besides the file's bytes: raise a limit and it is read again."""
+    from . import __version__
+
+    return f"{__version__} {limits} {sorted(params.as_dict().items())}"
 
 
 def _check_compatible(info: index.IndexInfo, wanted: index.IndexInfo, location: Path, roots: list[str]) -> None:

@@ -25,7 +25,7 @@ if TYPE_CHECKING:  # imported where used: `rag status` needs none of them, `rag 
     from .embedders import Embedder
     from .evaluate import Gold, Scored
     from .generators import Generator
-    from .ingest import IngestReport
+    from .ingest import IngestReport, Tally
     from .registry import Registry
 
 Progress = Callable[[str, int, int], None]  # (phase, done, total)
@@ -86,6 +86,7 @@ def list_models(settings: Settings) -> list[dict]:
             "available": is_available(spec),
             "source": spec.source,
             "description": spec.description,
+            "install": spec.install,  # the command that brings it, and what it downloads
         })
     return out
 
@@ -113,6 +114,8 @@ def ingest(
     batch_chunks: int | None = None,
     workers: int | None = None,
     ray: str | None = None,
+    tally: Callable[[Tally], None] | None = None,
+    retry_failed: bool = False,
 ) -> IngestReport:
     """Bring the index in line with ``paths``: add new files, re-chunk changed ones, drop
     files deleted from ingested directories; streaming, in atomic batches (``ingest``).
@@ -123,9 +126,12 @@ def ingest(
 
     What one file may cost, past which it fails alone (None: the default, ``ingest.ReadLimits``):
     ``max_file_size`` bytes on disk, ``max_text_size`` characters of text, ``file_timeout``
-    seconds to read, ``max_parse_memory`` bytes of memory in its worker process."""
+    seconds to read, ``max_parse_memory`` bytes of memory in its worker process.
+    A file that failed before and has not changed is reported as failing without being read
+    (``known_failures``), unless ``retry_failed``."""
     from .ingest import BATCH_CHUNKS, ReadLimits
     from .ingest_local import check_workers
+    from .known_failures import store_for
 
     location = settings.index
     defaults = ReadLimits()
@@ -148,7 +154,8 @@ def ingest(
     return run_ingest(
         paths, location, loader, params=params or ChunkParams(), excludes=excludes, include_hidden=include_hidden,
         follow=follow, rebuild=rebuild, limits=limits, wait=wait, progress=progress,
-        on_message=on_message, batch_chunks=batch_chunks or BATCH_CHUNKS, workers=workers, executor=run_files)
+        on_message=on_message, batch_chunks=batch_chunks or BATCH_CHUNKS, workers=workers, executor=run_files,
+        tally=tally, failures_file=store_for(index.shown(str(location))), retry_failed=retry_failed)
 
 
 def _positive(name: str, value: float | None, default: float, unit: str) -> float:
@@ -245,8 +252,10 @@ def search(query: str, settings: Settings, *, k: int | None = None, mode: str | 
 
 def ask(question: str, settings: Settings, *, k: int | None = None, mode: str | None = None,
         embedder: Embedder | None = None, generator: Generator | None = None,
-        params: AnswerParams | None = None, on_text: Callable[[str], None] | None = None) -> Answer:
-    """Retrieve, let the model pick evidence under a grammar, verify quotes, answer."""
+        params: AnswerParams | None = None, on_text: Callable[[str], None] | None = None,
+        on_status: Callable[[str], None] | None = None) -> Answer:
+    """Retrieve, let the model pick evidence under a grammar, verify quotes, answer.
+    ``on_status`` hears what the wait is for (``answer.answer_question``)."""
     from .answer import AnswerParams, answer_question
     from .verify import Verifier, recorded_sizes, stored_pages
 
@@ -264,7 +273,8 @@ def ask(question: str, settings: Settings, *, k: int | None = None, mode: str | 
         reg = registry_for(settings)
         model_name = reg.get(settings.model or reg.default_llm, "llm").name
         gen = lambda: load_generator(settings, reg)  # noqa: E731  (loaded only if needed)
-    answer = answer_question(question, res.hits, qv, emb, gen, params, res.timings, on_text, model_name, verifier)
+    answer = answer_question(question, res.hits, qv, emb, gen, params, res.timings, on_text, model_name, verifier,
+                             on_status=on_status)
     answer.timings["total_s"] = time.perf_counter() - t_all
     return answer
 
