@@ -604,6 +604,30 @@ def _verify_line(r, several: bool) -> str:
     return f"{head} {'FAILED' if r.status == 'failed' else 'not checkable'} {where}: {r.reason}"
 
 
+@app.command("mcp")
+def mcp_cmd(
+    read_only: bool = typer.Option(False, "--read-only", help="Offer no tool that changes the index (no sync, no remove)."),
+    model: Optional[str] = ModelOpt,
+    index: Optional[str] = IndexOpt,
+    models: Optional[Path] = ModelsOpt,
+    debug: bool = DebugOpt,
+) -> None:
+    """Serve the index to an AI agent: a Model Context Protocol server on stdin/stdout."""
+
+    def body() -> int:
+        try:
+            import mcp  # noqa: F401  (an extra: only this command needs it)
+        except ImportError:
+            raise UsageError("`rag mcp` needs the MCP SDK: pip install 'ragcli[mcp]'") from None
+        from .api import Index
+        from .mcp_server import serve
+
+        serve(Index(index, models=models, model=model), read_only=read_only)
+        return EXIT_OK
+
+    _run(debug, body)
+
+
 def version_callback(value: bool) -> None:
     if value:
         print(f"ragcli {__version__}")
