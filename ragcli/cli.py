@@ -604,6 +604,63 @@ def _verify_line(r, several: bool) -> str:
     return f"{head} {'FAILED' if r.status == 'failed' else 'not checkable'} {where}: {r.reason}"
 
 
+@app.command("ls")
+def ls_cmd(
+    patterns: Optional[list[str]] = typer.Argument(None, help="Paths, folders or globs ('*.pdf'); none: every document."),
+    index: Optional[str] = IndexOpt,
+    models: Optional[Path] = ModelsOpt,
+    as_json: bool = JsonOpt,
+    debug: bool = DebugOpt,
+) -> None:
+    """List the documents in the index: pages, chunks, when each was ingested."""
+
+    def body() -> int:
+        from .manage import chunk_counts, documents
+
+        settings = _settings(index, models, debug)
+        docs = documents(settings.index, tuple(patterns or ()))
+        chunks = chunk_counts(settings.index)
+        for d in docs:
+            row = {"path": d.path, "kind": d.kind, "pages": d.n_pages, "chunks": chunks.get(d.path),
+                   "bytes": d.size, "sha256": d.sha256, "ingested_at": d.ingested_at}
+            if as_json:
+                print(json_line(row))
+            else:
+                when = time.strftime("%Y-%m-%d %H:%M", time.localtime(d.ingested_at))
+                n = "" if row["chunks"] is None else f"{row['chunks']:>5} chunks  "
+                _out(f"{d.n_pages:>4} pages  {n}{when}  {_display_path(d.path)}")
+        if not docs and patterns:
+            _err("rag: no document in the index matches " + " ".join(patterns))
+        return EXIT_OK
+
+    _run(debug, body)
+
+
+@app.command("rm")
+def rm_cmd(
+    patterns: list[str] = typer.Argument(..., help="Paths, folders or globs ('*.pdf') of documents to remove."),
+    index: Optional[str] = IndexOpt,
+    models: Optional[Path] = ModelsOpt,
+    as_json: bool = JsonOpt,
+    debug: bool = DebugOpt,
+) -> None:
+    """Remove documents from the index (the files are not touched); removing nothing is not an error."""
+
+    def body() -> int:
+        from .manage import remove
+
+        r = remove(_settings(index, models, debug).index, tuple(patterns))
+        if as_json:
+            print(json_line(r.to_json()))
+        else:
+            for p in r.paths:
+                _out(f"removed: {_display_path(p)}")
+            _out(f"{len(r.paths)} documents removed ({r.chunks} chunks, {r.spans} sentences, {r.pages} pages)")
+        return EXIT_OK
+
+    _run(debug, body)
+
+
 @app.command("mcp")
 def mcp_cmd(
     read_only: bool = typer.Option(False, "--read-only", help="Offer no tool that changes the index (no sync, no remove)."),
