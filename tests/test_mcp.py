@@ -215,3 +215,17 @@ def test_a_document_changed_between_calls_then_synced_by_a_job_then_removed(env:
             assert all(r["source"] != str(note) for r in after["results"])
 
     run(body())
+
+
+def test_readme_client_configs_start_this_server() -> None:
+    """The README's JSON snippets parse and name `rag mcp`, the command the tests above run."""
+    import re
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text[text.index("## Agents (MCP)"):text.index("## Python")]
+    blocks = [json.loads(b) for b in re.findall(r"```json\n(.*?)\n```", section, re.S)]
+    assert len(blocks) == 2
+    for b in blocks:
+        (cfg,) = (b.get("mcpServers") or b["servers"]).values()
+        assert cfg["command"] == "rag" and cfg["args"][0] == "mcp"
+    assert "claude mcp add ragcli -- rag mcp" in section
