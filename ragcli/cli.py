@@ -395,6 +395,8 @@ def ask(
     index: Optional[str] = IndexOpt,
     models: Optional[Path] = ModelsOpt,
     as_json: bool = JsonOpt,
+    batch: Optional[str] = typer.Option(None, "--batch", help="JSONL of questions (FILE, or '-': standard input); "
+                                        "one JSON answer a line on stdout, a summary on stderr."),
     debug: bool = DebugOpt,
 ) -> None:
     """Answer QUESTION from the index, citing verified quotes."""
@@ -402,6 +404,8 @@ def ask(
     def body() -> int:
         from .pipeline import ask as do_ask
 
+        if batch is not None:
+            return _ask_batch(batch, question, index, models, model, k, mode)
         q = _read_question(question)
         settings = _settings(index, models, debug, model=model)
         draft = _Draft() if sys.stdout.isatty() and not as_json else None
@@ -409,6 +413,36 @@ def ask(
         return _report_answer(ans, as_json, draft)
 
     _run(debug, body)
+
+
+def _ask_batch(source: str, question: Optional[str], index: Optional[str], models: Optional[Path],
+               model: Optional[str], k: Optional[int], mode: str) -> int:
+    """``rag ask --batch``: ``batch.run_batch`` over a file or standard input."""
+    from .api import Index
+    from .batch import run_batch
+
+    if question is not None:
+        raise UsageError("give either a question or --batch FILE, not both")
+    try:
+        stream = sys.stdin if source == "-" else open(source, encoding="utf-8", errors="strict")
+    except OSError as e:
+        raise UsageError(f"cannot read the batch file {source}: {e.strerror}") from None
+
+    def emit(row: dict) -> None:
+        print(json_line(row), flush=True)
+
+    try:
+        with Index(index, models=models, model=model) as idx:
+            summary = run_batch(stream, idx, emit, k=k, mode=mode)
+    except UnicodeDecodeError:
+        raise UsageError(f"the batch input {source} is not UTF-8 text") from None
+    finally:
+        if stream is not sys.stdin:
+            stream.close()
+    if not summary.questions:
+        raise UsageError(f"the batch input {source} holds no question")
+    _err(summary.line())
+    return EXIT_NO_EVIDENCE if summary.exit_code == 4 else EXIT_OK
 
 
 def _eval_progress(r: Scored) -> None:
