@@ -260,7 +260,7 @@ def _skipped_lines(skipped: tuple[tuple[str, str], ...]) -> list[str]:
 
 @app.command()
 def search(
-    query: str = typer.Argument(..., help="What to look for ('-' reads standard input)."),
+    query: Optional[str] = typer.Argument(None, help="What to look for ('-', or none with a pipe: standard input)."),
     k: int = typer.Option(5, "-k", "--top", min=1, max=1000, help="Number of passages."),
     mode: str = ModeOpt,
     index: Optional[str] = IndexOpt,
@@ -271,29 +271,42 @@ def search(
     """Show the passages that best match QUERY (no language model)."""
 
     def body() -> int:
-        from .pipeline import search as do_search
-
-        q = _read_question(query)
-        res = do_search(q, _settings(index, models, debug), k=k, mode=mode)
-        for h in res.hits:
-            c = h.chunk
-            row = {
-                "rank": h.rank, "score": round(h.score, 6), "similarity": round(h.similarity, 6),
-                "source": c.source, "sha256": c.sha256, "page": c.page if h.paged else None,
-                "line_start": c.line_start, "line_end": c.line_end, "start": c.start, "end": c.end,
-                "encoding": h.encoding or "utf-8", "text": c.text,
-            }
+        try:
+            return _search_body(query, index, models, k, mode, as_json, debug)
+        except RagError as e:  # with --json, `| jq` sees the error too (stderr still gets the line)
             if as_json:
-                print(json_line(row))
-            else:
-                where = _where(c.source, c.page if h.paged else None, c.line_start, c.line_end, _PAGE_LABEL.get(h.kind, "p."))
-                _out(f"{h.rank}. {where}  (score {h.score:.3f})")
-                _out("   " + " ".join(c.text.split())[:400])
-        if not res.hits and not as_json:
-            _err("no matching passages")
-        return EXIT_OK
+                print(json_line({"error": str(e), "exit_code": e.exit_code}), flush=True)
+            raise
 
     _run(debug, body)
+
+
+def _search_body(query: Optional[str], index: Optional[str], models: Optional[Path], k: int, mode: str,
+                 as_json: bool, debug: bool) -> int:
+    from .locators import locator
+    from .pipeline import search as do_search
+
+    q = _read_question(query)
+    res = do_search(q, _settings(index, models, debug), k=k, mode=mode)
+    for h in res.hits:
+        c = h.chunk
+        row = {
+            "rank": h.rank, "score": round(h.score, 6), "similarity": round(h.similarity, 6),
+            "locator": locator(c.source, c.page if h.paged else None, c.line_start),
+            "source": c.source, "sha256": c.sha256, "page": c.page if h.paged else None,
+            "line_start": c.line_start, "line_end": c.line_end, "start": c.start, "end": c.end,
+            "encoding": h.encoding or "utf-8", "text": c.text,
+        }
+        if as_json:
+            print(json_line(row))
+        else:
+            where = _where(c.source, c.page if h.paged else None, c.line_start, c.line_end, _PAGE_LABEL.get(h.kind, "p."))
+            opens = locator(_display_path(c.source), c.page if h.paged else None, c.line_start)
+            _out(f"{h.rank}. {where}  (score {h.score:.3f})  {opens}")
+            _out("   " + " ".join(c.text.split())[:400])
+    if not res.hits and not as_json:
+        _err("no matching passages")
+    return EXIT_OK
 
 
 _PAGE_LABEL = {"pptx": "slide ", "odp": "slide ", "epub": "ch."}  # Document.kind -> how its pages are named
