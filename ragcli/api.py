@@ -78,6 +78,18 @@ class Index:
         """``rag status --json``."""
         return pipeline.status(self.settings)
 
+    def documents(self, *patterns: str) -> list:
+        """``rag ls``: the documents (``index.DocRow``) that ``patterns`` name (``manage.matches``); none: all."""
+        from . import manage
+
+        return manage.documents(self.location, patterns)
+
+    def remove(self, *patterns: str):
+        """``rag rm``: remove the documents ``patterns`` name, in one atomic batch (``manage.Removal``)."""
+        from . import manage
+
+        return manage.remove(self.location, patterns)
+
     def close(self) -> None:
         """Drop the loaded models."""
         self._generator = None

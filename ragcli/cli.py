@@ -268,7 +268,7 @@ def _skipped_lines(skipped: tuple[tuple[str, str], ...]) -> list[str]:
 
 @app.command()
 def search(
-    query: str = typer.Argument(..., help="What to look for ('-' reads standard input)."),
+    query: Optional[str] = typer.Argument(None, help="What to look for ('-', or none with a pipe: standard input)."),
     k: int = typer.Option(5, "-k", "--top", min=1, max=1000, help="Number of passages."),
     mode: str = ModeOpt,
     index: Optional[str] = IndexOpt,
@@ -279,29 +279,42 @@ def search(
     """Show the passages that best match QUERY (no language model)."""
 
     def body() -> int:
-        from .pipeline import search as do_search
-
-        q = _read_question(query)
-        res = do_search(q, _settings(index, models, debug), k=k, mode=mode)
-        for h in res.hits:
-            c = h.chunk
-            row = {
-                "rank": h.rank, "score": round(h.score, 6), "similarity": round(h.similarity, 6),
-                "source": c.source, "sha256": c.sha256, "page": c.page if h.paged else None,
-                "line_start": c.line_start, "line_end": c.line_end, "start": c.start, "end": c.end,
-                "encoding": h.encoding or "utf-8", "text": c.text,
-            }
+        try:
+            return _search_body(query, index, models, k, mode, as_json, debug)
+        except RagError as e:  # with --json, `| jq` sees the error too (stderr still gets the line)
             if as_json:
-                print(json_line(row))
-            else:
-                where = _where(c.source, c.page if h.paged else None, c.line_start, c.line_end, _PAGE_LABEL.get(h.kind, "p."))
-                _out(f"{h.rank}. {where}  (score {h.score:.3f})")
-                _out("   " + " ".join(c.text.split())[:400])
-        if not res.hits and not as_json:
-            _err("no matching passages")
-        return EXIT_OK
+                print(json_line({"error": str(e), "exit_code": e.exit_code}), flush=True)
+            raise
 
     _run(debug, body)
+
+
+def _search_body(query: Optional[str], index: Optional[str], models: Optional[Path], k: int, mode: str,
+                 as_json: bool, debug: bool) -> int:
+    from .locators import locator
+    from .pipeline import search as do_search
+
+    q = _read_question(query)
+    res = do_search(q, _settings(index, models, debug), k=k, mode=mode)
+    for h in res.hits:
+        c = h.chunk
+        row = {
+            "rank": h.rank, "score": round(h.score, 6), "similarity": round(h.similarity, 6),
+            "locator": locator(c.source, c.page if h.paged else None, c.line_start),
+            "source": c.source, "sha256": c.sha256, "page": c.page if h.paged else None,
+            "line_start": c.line_start, "line_end": c.line_end, "start": c.start, "end": c.end,
+            "encoding": h.encoding or "utf-8", "text": c.text,
+        }
+        if as_json:
+            print(json_line(row))
+        else:
+            where = _where(c.source, c.page if h.paged else None, c.line_start, c.line_end, _PAGE_LABEL.get(h.kind, "p."))
+            opens = locator(_display_path(c.source), c.page if h.paged else None, c.line_start)
+            _out(f"{h.rank}. {where}  (score {h.score:.3f})  {opens}")
+            _out("   " + " ".join(c.text.split())[:400])
+    if not res.hits and not as_json:
+        _err("no matching passages")
+    return EXIT_OK
 
 
 _PAGE_LABEL = {"pptx": "slide ", "odp": "slide ", "epub": "ch."}  # Document.kind -> how its pages are named
@@ -408,6 +421,8 @@ def ask(
     index: Optional[str] = IndexOpt,
     models: Optional[Path] = ModelsOpt,
     as_json: bool = JsonOpt,
+    batch: Optional[str] = typer.Option(None, "--batch", help="JSONL of questions (FILE, or '-': standard input); "
+                                        "one JSON answer a line on stdout, a summary on stderr."),
     debug: bool = DebugOpt,
 ) -> None:
     """Answer QUESTION from the index, citing verified quotes."""
@@ -415,6 +430,8 @@ def ask(
     def body() -> int:
         from .pipeline import ask as do_ask
 
+        if batch is not None:
+            return _ask_batch(batch, question, index, models, model, k, mode)
         q = _read_question(question)
         settings = _settings(index, models, debug, model=model)
         draft = _Draft() if sys.stdout.isatty() and not as_json else None
@@ -437,6 +454,36 @@ def ask(
             return _report_answer(ans, as_json, draft)
 
     _run(debug, body)
+
+
+def _ask_batch(source: str, question: Optional[str], index: Optional[str], models: Optional[Path],
+               model: Optional[str], k: Optional[int], mode: str) -> int:
+    """``rag ask --batch``: ``batch.run_batch`` over a file or standard input."""
+    from .api import Index
+    from .batch import run_batch
+
+    if question is not None:
+        raise UsageError("give either a question or --batch FILE, not both")
+    try:
+        stream = sys.stdin if source == "-" else open(source, encoding="utf-8", errors="strict")
+    except OSError as e:
+        raise UsageError(f"cannot read the batch file {source}: {e.strerror}") from None
+
+    def emit(row: dict) -> None:
+        print(json_line(row), flush=True)
+
+    try:
+        with Index(index, models=models, model=model) as idx:
+            summary = run_batch(stream, idx, emit, k=k, mode=mode)
+    except UnicodeDecodeError:
+        raise UsageError(f"the batch input {source} is not UTF-8 text") from None
+    finally:
+        if stream is not sys.stdin:
+            stream.close()
+    if not summary.questions:
+        raise UsageError(f"the batch input {source} holds no question")
+    _err(summary.line())
+    return EXIT_NO_EVIDENCE if summary.exit_code == 4 else EXIT_OK
 
 
 def _eval_progress(r: Scored) -> None:
@@ -634,6 +681,87 @@ def _verify_line(r, several: bool) -> str:
     if r.status == "ok":
         return f"{head} ok {where}"
     return f"{head} {'FAILED' if r.status == 'failed' else 'not checkable'} {where}: {r.reason}"
+
+
+@app.command("ls")
+def ls_cmd(
+    patterns: Optional[list[str]] = typer.Argument(None, help="Paths, folders or globs ('*.pdf'); none: every document."),
+    index: Optional[str] = IndexOpt,
+    models: Optional[Path] = ModelsOpt,
+    as_json: bool = JsonOpt,
+    debug: bool = DebugOpt,
+) -> None:
+    """List the documents in the index: pages, chunks, when each was ingested."""
+
+    def body() -> int:
+        from .manage import chunk_counts, documents
+
+        settings = _settings(index, models, debug)
+        docs = documents(settings.index, tuple(patterns or ()))
+        chunks = chunk_counts(settings.index)
+        for d in docs:
+            row = {"path": d.path, "kind": d.kind, "pages": d.n_pages, "chunks": chunks.get(d.path),
+                   "bytes": d.size, "sha256": d.sha256, "ingested_at": d.ingested_at}
+            if as_json:
+                print(json_line(row))
+            else:
+                when = time.strftime("%Y-%m-%d %H:%M", time.localtime(d.ingested_at))
+                n = "" if row["chunks"] is None else f"{row['chunks']:>5} chunks  "
+                _out(f"{d.n_pages:>4} pages  {n}{when}  {_display_path(d.path)}")
+        if not docs and patterns:
+            _err("rag: no document in the index matches " + " ".join(patterns))
+        return EXIT_OK
+
+    _run(debug, body)
+
+
+@app.command("rm")
+def rm_cmd(
+    patterns: list[str] = typer.Argument(..., help="Paths, folders or globs ('*.pdf') of documents to remove."),
+    index: Optional[str] = IndexOpt,
+    models: Optional[Path] = ModelsOpt,
+    as_json: bool = JsonOpt,
+    debug: bool = DebugOpt,
+) -> None:
+    """Remove documents from the index (the files are not touched); removing nothing is not an error."""
+
+    def body() -> int:
+        from .manage import remove
+
+        r = remove(_settings(index, models, debug).index, tuple(patterns))
+        if as_json:
+            print(json_line(r.to_json()))
+        else:
+            for p in r.paths:
+                _out(f"removed: {_display_path(p)}")
+            _out(f"{len(r.paths)} documents removed ({r.chunks} chunks, {r.spans} sentences, {r.pages} pages)")
+        return EXIT_OK
+
+    _run(debug, body)
+
+
+@app.command("mcp")
+def mcp_cmd(
+    read_only: bool = typer.Option(False, "--read-only", help="Offer no tool that changes the index (no sync, no remove)."),
+    model: Optional[str] = ModelOpt,
+    index: Optional[str] = IndexOpt,
+    models: Optional[Path] = ModelsOpt,
+    debug: bool = DebugOpt,
+) -> None:
+    """Serve the index to an AI agent: a Model Context Protocol server on stdin/stdout."""
+
+    def body() -> int:
+        try:
+            import mcp  # noqa: F401  (an extra: only this command needs it)
+        except ImportError:
+            raise UsageError("`rag mcp` needs the MCP SDK: pip install 'ragcli[mcp]'") from None
+        from .api import Index
+        from .mcp_server import serve
+
+        serve(Index(index, models=models, model=model), read_only=read_only)
+        return EXIT_OK
+
+    _run(debug, body)
 
 
 def version_callback(value: bool) -> None:

@@ -131,6 +131,11 @@ class PgReader:
     def counts(self) -> dict[str, int]:
         return pg_schema.counts(self._meta)
 
+    def chunks_per_document(self) -> dict[str, int]:
+        """Chunks of each document, by path (``rag ls``)."""
+        return dict(self.con.execute("SELECT d.path, count(c.id) FROM documents d LEFT JOIN chunks c "
+                                     "ON c.doc_id = d.id GROUP BY d.path").fetchall())
+
     def check(self) -> None:
         """Row counts against those recorded with each batch; every chunk has its vector."""
         counts = self.counts()

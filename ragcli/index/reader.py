@@ -211,6 +211,11 @@ class SqliteReader:
     def counts(self) -> dict[str, int]:
         return schema.counts(self._meta)
 
+    def chunks_per_document(self) -> dict[str, int]:
+        """Chunks of each document, by path (``rag ls``)."""
+        return dict(self.con.execute("SELECT d.path, count(c.id) FROM documents d LEFT JOIN chunks c "
+                                     "ON c.doc_id = d.id GROUP BY d.path").fetchall())
+
     @_checked
     def check(self) -> None:
         """The checks ``rag status`` runs: row counts against the recorded ones and, for a

@@ -1,0 +1,86 @@
+"""Document management: list the documents an index holds, remove some (``rag ls``, ``rag rm``).
+
+A pattern names documents by their path as the index stores it (absolute): an exact path,
+a directory (everything under it), or a glob (``fnmatch``: ``*`` also crosses ``/``, so
+``*.pdf`` is every PDF). A relative pattern is tried as given and from the current
+directory. Removal is one atomic batch through the store's writer (SQLite or PostgreSQL
+alike): documents leave with their chunks, sentences and vectors, or nothing changes;
+removing what is not there removes nothing and is not an error. The disk space of removed
+vectors comes back at the next merge (the next ``rag ingest``).
+
+What it does not do: delete files, or stop a later ``rag ingest`` of the same folder from
+adding a file that is still there (remove it from the folder, or ``--exclude`` it).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from dataclasses import dataclass
+
+from . import index
+from .index import DocRow
+
+_GLOB = set("*?[")
+
+
+def matches(path: str, pattern: str) -> bool:
+    """Whether the stored ``path`` is named by ``pattern``.
+
+    >>> matches("/d/a/x.pdf", "*.pdf"), matches("/d/a/x.pdf", "/d/a"), matches("/d/ab", "/d/a")
+    (True, True, False)
+    """
+    forms = {pattern, os.path.abspath(pattern)} if pattern else set()
+    for p in forms:
+        if any(ch in _GLOB for ch in p):
+            if fnmatch.fnmatchcase(path, p):
+                return True
+        elif path == p or path.startswith(p.rstrip("/") + "/"):
+            return True
+    return False
+
+
+def documents(location: index.Location, patterns: tuple[str, ...] = ()) -> list[DocRow]:
+    """The documents (by path) that any of ``patterns`` names; no patterns: all of them."""
+    with index.open_reader(location) as st:
+        docs = st.documents()
+    return [d for d in docs if not patterns or any(matches(d.path, p) for p in patterns)]
+
+
+def chunk_counts(location: index.Location) -> dict[str, int]:
+    """Chunks per document path (``rag ls``); {} when the store cannot say."""
+    with index.open_reader(location) as st:
+        fn = getattr(st, "chunks_per_document", None)
+        return dict(fn()) if fn is not None else {}
+
+
+@dataclass(frozen=True)
+class Removal:
+    paths: tuple[str, ...]  # the documents removed (none: nothing matched; not an error)
+    chunks: int
+    spans: int
+    pages: int
+
+    def to_json(self) -> dict:
+        return {"removed": list(self.paths), "documents": len(self.paths), "chunks": self.chunks,
+                "sentences": self.spans, "pages": self.pages}
+
+
+def remove(location: index.Location, patterns: tuple[str, ...], wait: bool = True) -> Removal:
+    """Remove every document ``patterns`` names, in one atomic batch, under the writer lock."""
+    with index.writer_lock(location, wait=wait):
+        with index.open_reader(location) as st:
+            info = st.info
+            before = st.counts()
+            gone = [d for d in st.documents() if any(matches(d.path, p) for p in patterns)]
+        if not gone:
+            return Removal((), 0, 0, 0)
+        w = index.open_writer(location, info)
+        try:
+            w.commit_batch([d.id for d in gone], [])
+        finally:
+            w.close()
+        with index.open_reader(location) as st:
+            after = st.counts()
+    return Removal(tuple(d.path for d in gone), before["chunks"] - after["chunks"],
+                   before["spans"] - after["spans"], before["pages"] - after["pages"])
