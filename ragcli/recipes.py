@@ -73,21 +73,37 @@ def inscriptis_html(data: bytes, page: int | None, encoding: str) -> str:
     return text
 
 
+def table_rows(rows):
+    """``tables``: a table's cell texts, row by row -> one block per row, each cell labelled with
+    its column's header (the first row, when it is one); for three recipes.
+
+    >>> table_rows([["Division", "FY2024 revenue ($M)"], ["Home Care", "6.0"]])
+    ['Division: Home Care | FY2024 revenue ($M): 6.0']
+    """
+    import re
+    cells = [[" ".join(c.split()) for c in row] for row in rows]
+    value = re.compile(r"[-+($€£]*\d(?!\d\d\d$)")  # a number or amount, not a bare year: no header holds one
+    head = cells[0] if len(cells) > 1 and all(cells[0][1:]) and not any(value.match(c) for c in cells[0]) else []
+    if head:
+        cells = [[f"{h}: {c}" if h and c else c for h, c in zip(head + [""] * len(row), row, strict=False)] for row in cells[1:]]
+    return [" | ".join(c for c in row if c) for row in cells if any(row)]
+
+
 def docx_text(data: bytes, page: int | None, encoding: str) -> str:
-    """``python-docx``: body paragraphs and table cells in document order."""
+    """``python-docx``: body paragraphs and table rows (``table_rows``) in document order."""
     import io
 
     from docx import Document
     from docx.table import Table
     blocks = []
     for b in Document(io.BytesIO(data)).iter_inner_content():
-        blocks += [c.text for r in b.rows for c in r.cells] if isinstance(b, Table) else [b.text]
+        blocks += table_rows([[c.text for c in r.cells] for r in b.rows]) if isinstance(b, Table) else [b.text]
     text = "\n\n".join(blocks)
     return text
 
 
 def pptx_slide(data: bytes, page: int | None, encoding: str) -> str:
-    """``python-pptx``: one slide's text frames and table cells in shape order, then its notes."""
+    """``python-pptx``: one slide's text frames and table rows in shape order, then its notes."""
     import io
 
     from pptx import Presentation
@@ -100,7 +116,7 @@ def pptx_slide(data: bytes, page: int | None, encoding: str) -> str:
             elif s.has_text_frame:
                 yield s.text_frame.text
             elif s.has_table:
-                yield from (c.text for r in s.table.rows for c in r.cells)
+                yield from table_rows([[c.text for c in r.cells] for r in s.table.rows])
     slide = Presentation(io.BytesIO(data)).slides[page - 1]
     blocks = list(texts(slide.shapes))
     if slide.has_notes_slide and slide.notes_slide.notes_text_frame is not None:
@@ -110,17 +126,22 @@ def pptx_slide(data: bytes, page: int | None, encoding: str) -> str:
 
 
 def odf_text(data: bytes, page: int | None, encoding: str) -> str:
-    """``odfpy``: every paragraph and heading of an .odt, or of one .odp slide, in order."""
+    """``odfpy``: every paragraph and heading of an .odt, or of one .odp slide, in order; tables by row."""
     import io
 
     from odf import teletype
     from odf.draw import Page
-    from odf.namespaces import TEXTNS
+    from odf.namespaces import TABLENS, TEXTNS
     from odf.opendocument import load
+    from odf.table import TableCell, TableRow
+    from odf.text import P
 
     def blocks(e):
         if getattr(e, "qname", None) in ((TEXTNS, "p"), (TEXTNS, "h")):
             yield teletype.extractText(e)
+        elif getattr(e, "qname", None) == (TABLENS, "table"):
+            yield from table_rows([[" ".join(teletype.extractText(p) for p in c.getElementsByType(P))
+                                    for c in r.getElementsByType(TableCell)] for r in e.getElementsByType(TableRow)])
         else:
             for child in e.childNodes:
                 yield from blocks(child)
