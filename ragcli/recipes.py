@@ -54,17 +54,30 @@ def ocr_page(data: bytes, page: int | None, encoding: str) -> str:
 
 
 def html_text(html: str) -> str:
-    """The visible text of an HTML document (inscriptis; ``<nav>`` dropped), for three recipes.
+    """The visible text of an HTML document (inscriptis; ``<nav>`` dropped; a data table read as
+    one paragraph per row, through ``table_rows``), for three recipes.
 
     >>> html_text("<nav>Home</nav><h1>Caf&eacute;</h1><p>One <b>two</b>.</p>")
     'Café\\n\\nOne two.\\n'
     """
-    from inscriptis import get_text
+    import inscriptis
     from inscriptis.css_profiles import CSS_PROFILES
     from inscriptis.html_properties import Display
     from inscriptis.model.config import ParserConfig
     from inscriptis.model.html_element import HtmlElement
-    return get_text(html, ParserConfig(css={**CSS_PROFILES["strict"], "nav": HtmlElement(display=Display.none)}))
+    from lxml.html import builder
+    tree = inscriptis._get_html_tree(html)  # inscriptis' own parse (lxml), as its get_text does
+    if tree is None:
+        return ""
+    layout = ".//table|.//div|.//ul|.//ol|.//dl|.//pre|.//blockquote|.//h1|.//h2|.//h3|.//h4|.//h5|.//h6|.//form"
+    for table in tree.xpath(f"//table[not(ancestor::table)][not({layout})]"):  # data tables: none of these inside
+        for e in table.iter("br", "p"):
+            e.tail = " " + (e.tail or "")
+        rows = [[c.text_content() for c in r.xpath("./th|./td")] for r in table.xpath("./tr|./*/tr")]
+        div = builder.DIV(*(builder.P(row) for row in table_rows(rows)))
+        div.tail = table.tail
+        table.getparent().replace(table, div)
+    return inscriptis.Inscriptis(tree, ParserConfig(css={**CSS_PROFILES["strict"], "nav": HtmlElement(display=Display.none)})).get_text()
 
 
 def inscriptis_html(data: bytes, page: int | None, encoding: str) -> str:

@@ -39,10 +39,10 @@ def words(texts) -> list[int]:
 
 def run_recipe(name: str, data: bytes, page: int | None, encoding: str) -> str:
     ns: dict = {"data": data, "page": page, "encoding": encoding}
+    if name in ("python-docx", "python-pptx", "odfpy", "inscriptis", "ebooklib", "email"):  # they call table_rows
+        exec(RECIPES["tables"], ns)
     if name in ("ebooklib", "email"):  # they call html_text, defined by the inscriptis recipe
         exec(RECIPES["inscriptis"].split("text = ")[0], ns)
-    if name in ("python-docx", "python-pptx", "odfpy"):  # they call table_rows, defined by the tables recipe
-        exec(RECIPES["tables"], ns)
     exec(RECIPES[name], ns)
     return ns["text"]
 

@@ -87,3 +87,23 @@ def test_a_pptx_table_row_keeps_its_headers(tmp_path: Path) -> None:
     docs = loaders.load_all(f)[0]
     for page in docs[0].pages:
         assert recipes.pptx_slide(f.read_bytes(), page.number, "") == page.text
+
+
+HTML = """<html><body><h1>Results</h1>
+<table><thead><tr><th>Division</th><th>FY2023 revenue ($M)</th><th>FY2024 revenue ($M)</th><th>Headcount</th></tr></thead>
+<tbody><tr><td>Surgical <b>Robotics</b></td><td>14.2</td><td>16.8</td><td>112</td></tr>
+<tr><td><p>Home</p><p>Care</p></td><td>5.1</td><td>6.0</td><td>45</td></tr></tbody></table>
+<p>Layout below.</p><table><tr><td><div>Menu</div></td><td><p>Body text.</p></td></tr></table>
+</body></html>"""
+
+
+def test_an_html_data_table_is_read_by_rows_and_a_layout_table_is_not(tmp_path: Path) -> None:
+    f = tmp_path / "results.html"
+    f.write_text(HTML, encoding="utf-8")
+    (doc,) = loaders.load_all(f)[0]
+    text = doc.pages[0].text
+    assert f"\n\n{ROBOTICS}\n\n" in text
+    assert "\n\nDivision: Home Care | FY2023 revenue ($M): 5.1 | FY2024 revenue ($M): 6.0 | Headcount: 45\n\n" in text
+    assert "Division:" not in text.split("Menu")[-1] and "Body text." in text  # the layout table keeps inscriptis' layout
+    assert recipes.inscriptis_html(f.read_bytes(), None, "utf-8") == text
+    assert ROBOTICS in spans_of(doc)
