@@ -5,7 +5,6 @@ with its column's header, in .docx, .pptx and .odt files; the loaders and the do
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,7 @@ from ragcli import loaders, recipes
 from ragcli.chunking import ChunkParams, chunk_document
 from ragcli.loaders.blocks import table_rows
 
-from .tools import finance_office
+from .tools import finance_office, tables
 
 ROBOTICS = "Division: Surgical Robotics | FY2023 revenue ($M): 14.2 | FY2024 revenue ($M): 16.8 | Headcount: 112"
 
@@ -54,27 +53,8 @@ def test_a_docx_table_row_is_one_block_and_one_span_with_its_headers(tmp_path: P
 
 
 def test_an_odt_table_is_read_by_rows(tmp_path: Path) -> None:
-    from odf.opendocument import OpenDocumentText
-    from odf.table import Table, TableCell, TableColumn, TableRow
-    from odf.text import P
-
-    odt = OpenDocumentText()
-    odt.text.addElement(P(text="Harvest by year."))
-    table = Table(name="Harvest")
-    table.addElement(TableColumn(numbercolumnsrepeated=3))
-    for row in (["Fruit", "2023", "2024"], ["Quince", "38 t", "40 t"], ["Plum", "12 t", "9 t"]):
-        tr = TableRow()
-        for cell in row:
-            tc = TableCell()
-            tc.addElement(P(text=cell))
-            tr.addElement(tc)
-        table.addElement(tr)
-    odt.text.addElement(table)
-    odt.text.addElement(P(text="The end."))
-    buf = io.BytesIO()
-    odt.write(buf)
     f = tmp_path / "harvest.odt"
-    f.write_bytes(buf.getvalue())
+    f.write_bytes(tables.harvest_odt())
     (doc,) = loaders.load_all(f)[0]
     assert doc.pages[0].text == "Harvest by year.\n\nFruit: Quince | 2023: 38 t | 2024: 40 t\n\nFruit: Plum | 2023: 12 t | 2024: 9 t\n\nThe end."
     assert recipes.odf_text(f.read_bytes(), None, "") == doc.pages[0].text
@@ -89,21 +69,13 @@ def test_a_pptx_table_row_keeps_its_headers(tmp_path: Path) -> None:
         assert recipes.pptx_slide(f.read_bytes(), page.number, "") == page.text
 
 
-HTML = """<html><body><h1>Results</h1>
-<table><thead><tr><th>Division</th><th>FY2023 revenue ($M)</th><th>FY2024 revenue ($M)</th><th>Headcount</th></tr></thead>
-<tbody><tr><td>Surgical <b>Robotics</b></td><td>14.2</td><td>16.8</td><td>112</td></tr>
-<tr><td><p>Home</p><p>Care</p></td><td>5.1</td><td>6.0</td><td>45</td></tr></tbody></table>
-<p>Layout below.</p><table><tr><td><div>Menu</div></td><td><p>Body text.</p></td></tr></table>
-</body></html>"""
-
-
 def test_an_html_data_table_is_read_by_rows_and_a_layout_table_is_not(tmp_path: Path) -> None:
     f = tmp_path / "results.html"
-    f.write_text(HTML, encoding="utf-8")
+    f.write_text(tables.RESULTS_HTML, encoding="utf-8")
     (doc,) = loaders.load_all(f)[0]
     text = doc.pages[0].text
-    assert f"\n\n{ROBOTICS}\n\n" in text
-    assert "\n\nDivision: Home Care | FY2023 revenue ($M): 5.1 | FY2024 revenue ($M): 6.0 | Headcount: 45\n\n" in text
-    assert "Division:" not in text.split("Menu")[-1] and "Body text." in text  # the layout table keeps inscriptis' layout
+    assert "\n\nRoute: Halden to Strömstad | Passengers 2023: 412,000 | Passengers 2024: 455,500 | Crossing: 55 min\n\n" in text
+    assert "\n\nRoute: Lindau to Bregenz | Passengers 2023: 98,200 | Passengers 2024: 101,900 | Crossing: 25 min\n\n" in text
+    assert "Route:" not in text.split("Menu")[-1] and "Body text." in text  # the layout table keeps inscriptis' layout
     assert recipes.inscriptis_html(f.read_bytes(), None, "utf-8") == text
-    assert ROBOTICS in spans_of(doc)
+    assert "Route: Lindau to Bregenz | Passengers 2023: 98,200 | Passengers 2024: 101,900 | Crossing: 25 min" in spans_of(doc)
