@@ -29,7 +29,8 @@ class ChunkParams:
     chunk_tokens: int = 200  # target wordpieces of chunk text per chunk
     max_tokens: int = 254  # hard limit for header + chunk text (model window minus [CLS]/[SEP])
     header_tokens: int = 40  # the context header is cut to this many wordpieces
-    version: int = 2  # bump when segmentation or embedded text changes: old indexes must be rebuilt
+    version: int = 3  # bump when segmentation, embedded or extracted text changes: old indexes must be rebuilt
+    # (3: a table is read as one line per row, its cells labelled with their headers)
     # the header starts with the file's name as words ("3M_2018_10K.pdf" -> "3M 2018 10K"): a
     # question naming a company and a year finds that filing's chunks (FinanceBench, bench/
     # financebench.py). Embedded and in BM25's text only; never in a chunk's text or its quotes

@@ -183,7 +183,7 @@ def test_name_in_header_is_recorded_only_when_on() -> None:
     assert ChunkParams().as_dict()["name_in_header"] is True
     # an index from before the field existed records exactly what a build without it records
     assert ChunkParams(name_in_header=False, page_headings=False).as_dict() == {"chunk_tokens": 200, "max_tokens": 254, "header_tokens": 40,
-                                                           "version": 2}
+                                                           "version": 3}
 
 
 @pytest.mark.parametrize(("path", "words"), [

@@ -30,11 +30,11 @@ def load(tmp_path: Path, name: str, data: bytes) -> list[loaders.Document]:
     return docs
 
 
-def test_docx_paragraphs_and_table_cells_in_document_order(tmp_path: Path) -> None:
+def test_docx_paragraphs_and_table_rows_in_document_order(tmp_path: Path) -> None:
     (doc,) = load(tmp_path, "a.docx", formats.docx_bytes())
     page = doc.pages[0]
     assert (doc.kind, page.extraction, page.block_name, doc.paged) == ("docx", "python-docx", "paragraph", False)
-    order = ["The Nordvik Lighthouse", "History", "built in 1874", "Height", "31 metres", "19 nautical miles", "café"]
+    order = ["The Nordvik Lighthouse", "History", "built in 1874", "Height | 31 metres", "Range | 19 nautical miles", "café"]
     positions = [page.text.index(w) for w in order]
     assert positions == sorted(positions)
     assert [page.text[b:].split("\n\n")[0] for b in page.blocks[:3]] == ["The Nordvik Lighthouse", formats.FILLER, "History"]
@@ -45,7 +45,7 @@ def test_pptx_slides_are_pages_with_titles_tables_and_notes(tmp_path: Path) -> N
     assert doc.kind == "pptx" and doc.paged and [p.number for p in doc.pages] == [1, 2]
     slide = doc.pages[1]
     assert slide.title == "Quarterly results" and slide.extraction == "python-pptx"
-    for part in (formats.FACTS["pptx"].sentence, "3.2 M€", "Mention that the Osprey launch slipped"):
+    for part in (formats.FACTS["pptx"].sentence, "\n\nQuarter: Q3 | Revenue: 3.2 M€\n\n", "Mention that the Osprey launch slipped"):
         assert part in slide.text
 
 

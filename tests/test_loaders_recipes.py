@@ -28,7 +28,8 @@ DOC = ROOT / "docs" / "formats.md"
 RECIPES = {m.group(1): m.group(2) for m in re.finditer(
     r"```python\n# recipe: ([\w-]+)[^\n]*\n(.*?)```", DOC.read_text(encoding="utf-8"), re.S)}
 # a recipe -> the functions of ragcli/recipes.py that hold its lines, in order
-FUNCTIONS = {name: [fn] for name, fn in recipes.RECIPES.items()} | {"attachment": [recipes.attachment]}
+FUNCTIONS = {name: [fn] for name, fn in recipes.RECIPES.items()} | {"attachment": [recipes.attachment],
+                                                                     "tables": [recipes.table_rows]}
 FUNCTIONS["inscriptis"] = [recipes.html_text, recipes.inscriptis_html]
 
 
@@ -38,6 +39,8 @@ def words(texts) -> list[int]:
 
 def run_recipe(name: str, data: bytes, page: int | None, encoding: str) -> str:
     ns: dict = {"data": data, "page": page, "encoding": encoding}
+    if name in ("python-docx", "python-pptx", "odfpy", "inscriptis", "ebooklib", "email"):  # they call table_rows
+        exec(RECIPES["tables"], ns)
     if name in ("ebooklib", "email"):  # they call html_text, defined by the inscriptis recipe
         exec(RECIPES["inscriptis"].split("text = ")[0], ns)
     exec(RECIPES[name], ns)
@@ -72,7 +75,7 @@ def notes_eml() -> bytes:
 
 def test_every_extraction_has_a_recipe_and_the_module_has_each() -> None:
     assert set(loaders.EXTRACTIONS.values()) | {"ocr", "attachment"} <= set(RECIPES)
-    assert set(recipes.RECIPES) | {"attachment"} == set(RECIPES)
+    assert set(recipes.RECIPES) | {"attachment", "tables"} == set(RECIPES)
 
 
 def _code_lines(src: str) -> list[str]:

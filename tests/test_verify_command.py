@@ -26,7 +26,7 @@ from ragcli.generators import ScriptedGenerator
 from ragcli.loaders import ocr
 
 from .conftest import SAMPLE, rag
-from .tools import formats
+from .tools import finance_office, formats, tables
 from .tools.zip_bomb import with_zeros_member
 
 OPEN = AnswerParams(min_similarity=0.0, min_sentence_similarity=0.0, min_evidence_similarity=0.0)
@@ -43,6 +43,14 @@ EXTRA = {
                    "on Sundays.</p></body></html>".encode("cp1252"),
                    "What does the Brunsvik bakery sell on Sundays?", "The Brunsvik bakery sells"),
 }
+TABLES = {  # files whose answering passage is a table row: name -> (bytes, question, the row's start)
+    "memo.docx": (finance_office.board_memo_docx(), "What was the FY2024 revenue of Surgical Robotics?",
+                  "Division: Surgical Robotics | FY2023 revenue ($M): 14.2 | FY2024 revenue ($M): 16.8"),
+    "ferries.htm": (tables.RESULTS_HTML.encode(), "How many passengers did the Lindau ferry carry in 2024?",
+                    "Route: Lindau to Bregenz | Passengers 2023: 98,200"),
+    "harvest.odt": (tables.harvest_odt(), "How much quince was harvested in 2024?", "Fruit: Quince | 2023: 38 t"),
+}
+EXTRA |= TABLES
 ATTACHED = {  # attachments of notes.eml: name -> (bytes, question, answering words)
     "minutes.txt": (b"The Ostmark archive closes at five on Fridays.\n",
                     "When does the Ostmark archive close?", "The Ostmark archive closes"),
@@ -317,3 +325,18 @@ def test_ocr_citations_without_the_extra_are_not_checkable(tmp_path: Path) -> No
     assert code == 1
     assert "not checkable" in stdout and "install ragcli[ocr]" in stdout, stdout
     assert stdout.splitlines()[-1] == "0 of 1 citations verified, 1 not checkable here"
+
+
+def test_table_row_citations_verify_and_a_changed_figure_fails(answers) -> None:
+    folder, out = answers
+    cited = [(c, row) for a in out for c in a["citations"] for name, (_, _, row) in TABLES.items()
+             if c["source"] == str(folder / name) and row in c["quote"]]
+    assert {Path(c["source"]).name for c, _ in cited} == set(TABLES)
+    rows = [c for c, _ in cited]
+    code, stdout, stderr = verify(stdin=lines([{"citations": rows}]))
+    assert code == 0 and stdout.splitlines()[-1] == f"{len(rows)} of {len(rows)} citations verified", stdout + stderr
+    for c, row in cited:
+        figure = next(w for w in row.split() if w[0].isdigit())  # "14.2", "2023:", "98,200"
+        bad = {**c, "quote": c["quote"].replace(row, row.replace(figure, "9" + figure, 1))}
+        code, stdout, _ = verify(stdin=json.dumps(bad))
+        assert code == 1 and "not the quote" in stdout, stdout

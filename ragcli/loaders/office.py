@@ -1,11 +1,14 @@
 """Word, PowerPoint and OpenDocument files -> pages of text.
 
-- .docx (python-docx): body paragraphs and table cells in document order (headings are
+- .docx (python-docx): body paragraphs and table rows in document order (headings are
   paragraphs too), one block each; one page. Citations name the paragraph range.
-- .pptx (python-pptx): one page per slide: its shapes' text frames and table cells in the
+- .pptx (python-pptx): one page per slide: its shapes' text frames and table rows in the
   slide's shape order (groups opened), then the speaker notes; the title placeholder names it.
-- .odt / .odp (odfpy): every ``text:p`` and ``text:h`` in document order; an .odp has one page
-  per ``draw:page`` (slide, notes included).
+- .odt / .odp (odfpy): every ``text:p`` and ``text:h`` in document order, and a ``table:table``
+  as its rows; an .odp has one page per ``draw:page`` (slide, notes included).
+
+A table row is one block whose cells keep their column headers ("Division: Home Care |
+FY2024 revenue ($M): 6.0"; ``blocks.table_rows``), so the row is one citable line.
 
 Blocks are joined with a blank line (``blocks.joined``); the README gives each recipe, and a
 test runs those recipes against this module's output. Headers, footers, footnotes, comments
@@ -25,7 +28,7 @@ from ..errors import SourceError
 from ..types import Page
 from . import limits
 from .archive import check_zip, unreadable
-from .blocks import joined
+from .blocks import joined, table_rows
 
 
 def docx_pages(path: Path, data: bytes) -> tuple[Page, ...]:
@@ -36,7 +39,7 @@ def docx_pages(path: Path, data: bytes) -> tuple[Page, ...]:
 
         blocks: list[str] = []
         for b in open_docx(io.BytesIO(data)).iter_inner_content():
-            new = [c.text for r in b.rows for c in r.cells] if isinstance(b, Table) else [b.text]
+            new = table_rows([[c.text for c in r.cells] for r in b.rows]) if isinstance(b, Table) else [b.text]
             limits.take(sum(map(len, new)))
             blocks += new
     except (SourceError, MemoryError):
@@ -55,7 +58,7 @@ def _shape_texts(shapes) -> Iterator[str]:
         elif s.has_text_frame:
             yield s.text_frame.text
         elif s.has_table:
-            yield from (c.text for r in s.table.rows for c in r.cells)
+            yield from table_rows([[c.text for c in r.cells] for r in s.table.rows])
 
 
 def pptx_pages(path: Path, data: bytes, only: int | None = None) -> tuple[Page, ...]:
@@ -89,15 +92,24 @@ def pptx_pages(path: Path, data: bytes, only: int | None = None) -> tuple[Page, 
 
 def _odf_blocks(element) -> Iterator[str]:
     from odf import teletype
-    from odf.namespaces import TEXTNS
+    from odf.namespaces import TABLENS, TEXTNS
+    from odf.table import TableCell, TableRow
+    from odf.text import P
 
     stack = [element]  # depth first, in document order, without recursion (no depth limit)
     while stack:
         node = stack.pop()
-        if getattr(node, "qname", None) in ((TEXTNS, "p"), (TEXTNS, "h")):
+        qname = getattr(node, "qname", None)
+        if qname in ((TEXTNS, "p"), (TEXTNS, "h")):
             text = teletype.extractText(node)
             limits.take(len(text))
             yield text
+        elif qname == (TABLENS, "table"):
+            rows = [[" ".join(teletype.extractText(p) for p in c.getElementsByType(P)) for c in r.getElementsByType(TableCell)]
+                    for r in node.getElementsByType(TableRow)]
+            for text in table_rows(rows):
+                limits.take(len(text))
+                yield text
         else:
             stack.extend(reversed(node.childNodes))
 

@@ -5,7 +5,9 @@ cp1252 for legacy files); the codec is recorded so citations stay exact. UTF-8 w
 bytes fails with the offset of the first one rather than becoming cp1252 mojibake.
 
 HTML goes through inscriptis, a real HTML-to-text renderer: scripts, styles, ``<head>`` and
-``<nav>`` are dropped, entities decoded, block elements put on their own lines. Offsets index
+``<nav>`` are dropped, entities decoded, block elements put on their own lines, and a data table
+(no lists, blocks or tables in its cells) read as one paragraph per row whose cells keep their
+column headers (``rows_as_paragraphs``). Offsets index
 the text it returns (the README's recipe rebuilds it); the EPUB loader uses the same step.
 XML keeps the older scheme: tags blanked *in place*, so offsets index the file itself.
 
@@ -21,6 +23,7 @@ from pathlib import Path
 from ..errors import SourceError, brief
 from ..types import Page
 from . import limits
+from .blocks import table_rows
 
 _BOMS = ((b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"))
 
@@ -144,6 +147,29 @@ class HtmlCutShort(ValueError):
     """lxml stopped parsing part way and kept only what came before; the message says why."""
 
 
+# a data table holds no such element; a layout table (a page laid out in cells) does, and keeps
+# inscriptis' rendering
+_LAYOUT = ".//table|.//div|.//ul|.//ol|.//dl|.//pre|.//blockquote|.//h1|.//h2|.//h3|.//h4|.//h5|.//h6|.//form"
+_DATA_TABLES = f"//table[not(ancestor::table)][not({_LAYOUT})]"
+
+
+def rows_as_paragraphs(tree) -> None:
+    """Replace each data table of the lxml ``tree`` by one ``<p>`` per row (``blocks.table_rows``:
+    its cells labelled with the header row's), in place, so a row is one line of the text.
+
+    A cell's text is lxml's ``text_content()`` with a space after each ``<br>`` and ``<p>``.
+    """
+    from lxml.html import builder
+
+    for table in tree.xpath(_DATA_TABLES):
+        for e in table.iter("br", "p"):
+            e.tail = " " + (e.tail or "")
+        rows = [[c.text_content() for c in r.xpath("./th|./td")] for r in table.xpath("./tr|./*/tr")]
+        div = builder.DIV(*(builder.P(row) for row in table_rows(rows)))
+        div.tail = table.tail
+        table.getparent().replace(table, div)
+
+
 def html_text(html: str) -> str:
     """Visible text of an HTML document, as the README's recipe rebuilds it.
 
@@ -156,10 +182,14 @@ def html_text(html: str) -> str:
     "no text"). inscriptis parses with lxml.html's shared default parser, whose log is that of
     its last run in this thread.
     """
+    import inscriptis
     import lxml.html
-    from inscriptis import get_text
 
-    text = get_text(html, _inscriptis_config())
+    tree = inscriptis._get_html_tree(html)  # inscriptis' own parse (pinned version), as get_text does
+    if tree is None:
+        return ""
+    rows_as_paragraphs(tree)
+    text = inscriptis.Inscriptis(tree, _inscriptis_config()).get_text()
     why = _cut_short(lxml.html.html_parser.error_log)
     if why:
         raise HtmlCutShort(why)
