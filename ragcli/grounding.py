@@ -190,9 +190,11 @@ def answer_support(question: str, answer: str, quotes: Sequence[str]) -> tuple[l
             if why and why not in missing:
                 missing.append(why)
     per = []
+    claimed = _numbers(answer) - _numbers(question)
     for q in quotes:
         share = support(answer, q)
-        bad = polarity_conflict(question, answer, q) or table_mismatch(question, answer, q)
+        bad = polarity_conflict(question, answer, q) or table_mismatch(question, answer, q) \
+            or bool(claimed) and not claimed & _numbers(q)  # holds none of the answer's numbers
         per.append("unsupported" if bad or (share == 0 and not _YESNO_A.match(answer)) else
                    "supported" if share >= 0.75 or _YESNO_A.match(answer) else "partial")
     return missing, per
