@@ -206,9 +206,10 @@ def with_markers(text: str, citations: Sequence[Citation]) -> str:
     return f"{text} {markers}"
 
 
-def no_evidence(question: str, model: str, embedder: str, timings: dict, reason: str) -> Answer:
+def no_evidence(question: str, model: str, embedder: str, timings: dict, reason: str,
+                warnings: Sequence[str] = ()) -> Answer:
     return Answer(question, NO_EVIDENCE_TEXT, "no_evidence", (), model, embedder, timings, reason,
-                  support="none")
+                  support="none", warnings=tuple(warnings))
 
 
 def lacking_terms(question: str, hits: Sequence[Hit]) -> str:
@@ -344,7 +345,7 @@ def answer_question(
             citations.append(c)
     timings["verify_s"] = time.perf_counter() - t0
     if not citations:
-        return no_evidence(question, model, emb, timings, "; ".join(problems))
+        return no_evidence(question, model, emb, timings, "; ".join(problems), problems)  # e.g. files changed
     text = clean_answer_text(text)
     quotes = [c.quote for c in citations]
     missing, per_quote = answer_support(question, text, quotes)
