@@ -17,7 +17,7 @@ import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 
-from .terms import STOPWORDS
+from .terms import STOPWORDS, normalize, specific_terms, term_pattern
 
 __all__ = ["STOPWORDS", "answer_support", "polarity_conflict", "repeats_question", "support",
            "table_mismatch", "unsupported_claims"]
@@ -50,12 +50,21 @@ def unsupported_claims(answer: str, quotes: Iterable[str], question: str = "") -
     """What in ``answer`` neither the quotes nor the question contain; empty when grounded.
 
     >>> unsupported_claims("It takes 128 KiB.", ["one token takes 524,288 bytes, 0.5 MiB"])
-    ['128']
+    ['128', 'KiB']
     >>> unsupported_claims("0.5 MiB per token", ["one token takes 524,288 bytes, 0.5 MiB"])
     []
+    >>> unsupported_claims("the --atomic option", ["git grep learned the --max-count option"])
+    ['--atomic']
     """
     quoted = " ".join(quotes)
     missing = sorted(_numbers(answer) - _numbers(quoted + " " + question))
+    # names, identifiers and options ("--atomic", "os.EOL", "Linux") must stand in a quote too
+    hay = normalize(quoted + "\n" + question)
+    for t in [*specific_terms(" " + answer), *re.findall(r"(?<![\w-])--?[A-Za-z][\w-]*", answer)]:
+        if normalize(t) in ("yes", "no") or _numbers(t) and not re.search(r"[^\W\d_]", t):
+            continue  # yes/no is the polarity check's; a plain number is checked above
+        if not term_pattern(t).search(hay) and normalize(t) not in hay and t not in missing:
+            missing.append(t)
     words = _words(answer)
     if words and not words & _words(quoted):
         missing.append("no word of the answer is in its quotes")

@@ -27,8 +27,10 @@ QUOTES = ["Every head has its own keys, so one token takes 524,288 bytes, exactl
     [
         ("0.5 MiB per token", []),
         ("524288 bytes", []),  # thousands separators do not matter
-        ("128 KiB", ["128", "no word of the answer is in its quotes"]),
-        ("It takes 2 GiB", ["2"]),
+        ("128 KiB", ["128", "KiB", "no word of the answer is in its quotes"]),
+        ("Every token, on Linux", ["Linux"]),  # a name in no quote (os.EOL on Windows answered "Linux")
+        ("every head has an --atomic key", ["--atomic"]),  # Git 2.40: an option in no quote
+        ("It takes 2 GiB", ["2", "GiB"]),
         ("Bananas grow on trees", ["no word of the answer is in its quotes"]),
         ("Yes", []),  # nothing to check
     ],
