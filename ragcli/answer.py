@@ -217,8 +217,8 @@ def lacking_terms(question: str, hits: Sequence[Hit]) -> str:
     file name holds ("Tesla", "2.40", "2021"); "" when every specific term is found (``terms``).
     On the realfolders tune split this turned away 8 of 10 unanswerable questions and no
     answerable one (bench/results/realfolders-ground-tune.json)."""
-    texts = [t for h in hits for t in (h.chunk.text, h.chunk.heading, name_words(h.chunk.source))]
-    missing = missing_terms(question, texts)
+    texts = [t for h in hits for t in (h.chunk.text, h.chunk.heading)]
+    missing = missing_terms(question, texts, [name_words(h.chunk.source) for h in hits])
     if not missing:
         return ""
     return "the documents found do not mention " + ", ".join(f'"{t}"' for t in missing)

@@ -66,7 +66,7 @@ def specific_terms(question: str) -> list[str]:
     out: list[str] = []
     for i, m in enumerate(re.finditer(r"\S+", text)):
         for tok in _TOKEN.findall(m.group(0)):
-            tok = tok.rstrip(".")
+            tok = re.sub(r"(?<=\d)(st|nd|rd|th)$", "", tok.rstrip("."))  # "11th": the number
             if tok and _is_specific(tok, i == 0) and tok not in out:
                 out.append(tok)
     return out
@@ -79,29 +79,63 @@ def term_pattern(term: str) -> re.Pattern[str]:
     >>> p = term_pattern("2.40")
     >>> bool(p.search("git v2.40.0 notes")), bool(p.search("2.401")), bool(term_pattern("git").search("digit"))
     (True, False, False)
+    >>> bool(term_pattern("R0").search("an r 0 of 2")), bool(term_pattern("covid19").search("covid-19"))
+    (True, True)
     """
-    t = re.escape(normalize(term))
+    # "R0" stands in "R 0", "COVID19" in "COVID-19", "Coca-Cola" in "Coca Cola"
+    parts = re.split(r"[\s_-]+|(?<=[^\W\d_])(?=\d)|(?<=\d)(?=[^\W\d_])", normalize(term))
+    t = r"[\s_-]?".join(re.escape(p) for p in parts if p).replace(r"\.", r"\.\s?")  # "Ae.albopictus"
     before = r"(?<![\d.])" if term[:1].isdigit() else r"(?<![^\W\d_])"
-    after = r"(?![\w])(?!,\d)" if term[-1:].isdigit() else r"(?![^\W\d_])"
+    after = r"(?![\w])(?!,\d)" if term[-1:].isdigit() else r"(?:e?s)?(?![^\W\d_])"  # "ARTIs"
     return re.compile(before + t + after)
 
 
-def missing_terms(question: str, texts: Iterable[str]) -> list[str]:
-    """The question's specific terms that none of ``texts`` (passages, headings, file names) has.
+def missing_terms(question: str, texts: Iterable[str], names: Iterable[str] = ()) -> list[str]:
+    """The question's specific terms that none of ``texts`` (passages, headings) and ``names``
+    (file names, matched with separators ignored: "COCACOLA" holds "Coca-Cola") has.
 
-    >>> missing_terms("What was Tesla's total revenue in 2021?", ["Pfizer 2021 10K", "Total revenues $81.3 billion"])
+    >>> missing_terms("What was Tesla's total revenue in 2021?", ["Total revenues $81.3 billion"], ["PFIZER 2021 10K"])
     ['Tesla']
     """
     terms = specific_terms(question)
     if not terms:
         return []
-    hay = "\n".join(normalize(t) for t in texts)
-    hay_loose = re.sub(r"[\W_]+", "", hay)  # "COCACOLA" in a file name holds "Coca-Cola"
+    hay = "\n".join(normalize(t) for t in [*texts, *names])
+    hay_names = re.sub(r"[\W_]+", "", "".join(normalize(n) for n in names))
     out = []
     for t in terms:
         if term_pattern(t).search(hay):
             continue
-        if any(ch.isalpha() for ch in t) and len(t) >= 4 and re.sub(r"[\W_]+", "", normalize(t)) in hay_loose:
+        if any(ch.isalpha() for ch in t) and len(t) >= 4 and re.sub(r"[\W_]+", "", normalize(t)) in hay_names:
             continue
+        if len(t) >= 6 and t.isalpha() and _near(normalize(t), hay):
+            continue  # a typo in the question ("Zanamavir") is no term the folder lacks
         out.append(t)
     return out
+
+
+def _near(word: str, hay: str) -> bool:
+    """A word of ``hay`` one edit (insert, delete, substitute, swap) away from ``word``.
+
+    >>> _near("zanamavir", "zanamivir and carrageenan"), _near("tesla", "teslas"), _near("netflix", "net flicks")
+    (True, True, False)
+    """
+    for w in set(re.findall(r"[^\W\d_]+", hay)):
+        if abs(len(w) - len(word)) > 1 or w[:1] != word[:1] and w[-1:] != word[-1:]:
+            continue
+        if _one_edit(word, w):
+            return True
+    return False
+
+
+def _one_edit(a: str, b: str) -> bool:
+    if a == b:
+        return True
+    if len(a) == len(b):
+        diff = [i for i in range(len(a)) if a[i] != b[i]]
+        return len(diff) == 1 or len(diff) == 2 and diff[1] == diff[0] + 1 and a[diff[0]] == b[diff[1]] \
+            and a[diff[1]] == b[diff[0]]
+    if len(a) > len(b):
+        a, b = b, a
+    i = next((i for i in range(len(a)) if a[i] != b[i]), len(a))
+    return a[i:] == b[i + 1:]
