@@ -4,22 +4,26 @@ The quotes are exact by construction, but the one-sentence answer is typed by a 
 model and can still be wrong: "128 KiB" next to a quote that says "0.5 MiB". This module
 finds the claims in an answer that its quotes do not contain — numbers, and answers that
 share no content word with the quotes — so ``answer`` can replace such text with the
-quotes themselves. It does not judge paraphrase or meaning beyond that.
+quotes themselves. Two more checks catch what a small model gets wrong most often: a
+yes/no answer against the polarity of its quote ("Yes" next to "needs to be explicitly
+enabled"), and a number taken from the wrong row or year column of a table-row quote
+("141,366", the 2018 North America cell, for "total net sales in 2019"). It does not judge
+paraphrase or meaning beyond that.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+
+from .terms import STOPWORDS, normalize, specific_terms, term_pattern
+
+__all__ = ["STOPWORDS", "answer_support", "polarity_conflict", "repeats_question", "support",
+           "table_mismatch", "unsupported_claims"]
 
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 _WORD = re.compile(r"[^\W_]+")
-STOPWORDS = frozenset(
-    "a an and are as at be been but by can do does for from has have how in into is it its "
-    "of on or so than that the their then there these this those to was were what when where "
-    "which who why will with yes no not".split()
-)
 
 
 def _numbers(text: str) -> set[str]:
@@ -46,12 +50,21 @@ def unsupported_claims(answer: str, quotes: Iterable[str], question: str = "") -
     """What in ``answer`` neither the quotes nor the question contain; empty when grounded.
 
     >>> unsupported_claims("It takes 128 KiB.", ["one token takes 524,288 bytes, 0.5 MiB"])
-    ['128']
+    ['128', 'KiB']
     >>> unsupported_claims("0.5 MiB per token", ["one token takes 524,288 bytes, 0.5 MiB"])
     []
+    >>> unsupported_claims("the --atomic option", ["git grep learned the --max-count option"])
+    ['--atomic']
     """
     quoted = " ".join(quotes)
     missing = sorted(_numbers(answer) - _numbers(quoted + " " + question))
+    # names, identifiers and options ("--atomic", "os.EOL", "Linux") must stand in a quote too
+    hay = normalize(quoted + "\n" + question)
+    for t in [*specific_terms(" " + answer), *re.findall(r"(?<![\w-])--?[A-Za-z][\w-]*", answer)]:
+        if normalize(t) in ("yes", "no") or _numbers(t) and not re.search(r"[^\W\d_]", t):
+            continue  # yes/no is the polarity check's; a plain number is checked above
+        if not term_pattern(t).search(hay) and normalize(t) not in hay and t not in missing:
+            missing.append(t)
     words = _words(answer)
     if words and not words & _words(quoted):
         missing.append("no word of the answer is in its quotes")
@@ -85,3 +98,112 @@ def repeats_question(answer: str, question: str) -> bool:
     """
     need = _words(answer) | _numbers(answer)
     return bool(need) and need <= _words(question) | _numbers(question)
+
+
+_YESNO_Q = re.compile(r"^\s*(is|are|was|were|do|does|did|can|could|will|would|should|has|have|had|may|must)\b", re.I)
+_YESNO_A = re.compile(r"^\W*(yes|no)\b", re.I)
+# what makes a sentence say "no" or "not by default": negation, restriction, requirement
+_NEGATION = re.compile(
+    r"\b(not|no|never|none|nothing|cannot|without|neither|nor|disabled?|refuses?|only|"
+    r"needs? to be|must be|has to be|have to be)\b|n't\b", re.I)
+
+
+def polarity_conflict(question: str, answer: str, quote: str) -> str:
+    """Why a bare yes/no ``answer`` disagrees with ``quote``; "" when it does not (or is no yes/no).
+
+    "Yes" needs a quote without negation, restriction or requirement; "No" needs one with it.
+
+    >>> polarity_conflict("Is Corepack enabled by default?", "Yes",
+    ...     "Corepack currently needs to be explicitly enabled to have any effect.")
+    'the answer says yes, the quote says "needs to be"'
+    >>> polarity_conflict("Does the ferry run on public holidays?", "yes", "The ferry does not run on public holidays.")
+    'the answer says yes, the quote says "not"'
+    >>> polarity_conflict("Did Boeing pay dividends in 2022?", "No", "we did not pay any dividends in 2022")
+    ''
+    """
+    if not _YESNO_Q.match(question):
+        return ""
+    m = _YESNO_A.match(answer)
+    if not m:
+        return ""
+    neg = _NEGATION.search(quote)
+    if m.group(1).lower() == "yes" and neg:
+        return f'the answer says yes, the quote says "{neg.group(0)}"'
+    if m.group(1).lower() == "no" and not neg:
+        return "the answer says no, the quote holds no negation"
+    return ""
+
+
+_CELL = re.compile(r"\(?-?\$?\s?\d[\d,]*(?:\.\d+)?\)?%?")
+_YEAR = re.compile(r"(?:19|20)\d\d")
+
+
+def table_mismatch(question: str, answer: str, quote: str) -> str:
+    """Why a number of ``answer`` comes from the wrong cell of a table-row ``quote``; "" if none.
+
+    A quote with a header run of years ("2018 2019") and rows "Label $ v1 $ v2" is read as a
+    table: the answer's number must sit in the column of the question's year.
+
+    >>> q = "Net sales (in millions): 2018 2019 North America $ 141,366 $ 170,773 Consolidated $ 232,887 $ 280,522"
+    >>> table_mismatch("What were Amazon's total net sales in 2019?", "141,366", q)
+    '141,366 is in the 2018 column, the question asks for 2019'
+    >>> table_mismatch("What were Amazon's total net sales in 2019?", "$280,522", q)
+    ''
+    """
+    asked = [y for y in _YEAR.findall(question)]
+    if len(asked) != 1:
+        return ""
+    tokens = quote.split()
+    header: list[str] = []
+    at = 0
+    for i in range(len(tokens)):  # the first run of two or more years
+        run = []
+        j = i
+        while j < len(tokens) and re.fullmatch(r"(?:19|20)\d\d", tokens[j].strip(",")):
+            run.append(tokens[j].strip(","))
+            j += 1
+        if len(run) >= 2:
+            header, at = run, j
+            break
+    if not header or asked[0] not in header:
+        return ""
+    col = -1
+    found: dict[str, int] = {}
+    for tok in tokens[at:]:
+        if tok == "$":
+            continue
+        if _CELL.fullmatch(tok):
+            col += 1
+            found.setdefault(tok.strip("$()%").replace(",", ""), col)
+        else:
+            col = -1  # a row label starts a new row
+    for n in _numbers(answer):
+        if n in found and found[n] < len(header) and header[found[n]] != asked[0]:
+            shown = next(m.group(0) for m in _NUMBER.finditer(answer) if m.group(0).replace(",", "") == n)
+            return f"{shown} is in the {header[found[n]]} column, the question asks for {asked[0]}"
+    return ""
+
+
+def answer_support(question: str, answer: str, quotes: Sequence[str]) -> tuple[list[str], list[str]]:
+    """``(missing, per_quote)``: what the answer says that its quotes do not back (empty: supported),
+    and per quote "supported", "partial" or "unsupported" (its share of the answer's words and numbers).
+
+    >>> answer_support("Is Corepack enabled by default?", "Yes", ["Corepack currently needs to be explicitly enabled."])
+    (['the answer says yes, the quote says "needs to be"'], ['unsupported'])
+    """
+    missing = unsupported_claims(answer, quotes, question)
+    if quotes:
+        best = max(quotes, key=lambda q: len(_words(q) & _words(question)))
+        for why in (polarity_conflict(question, answer, best),
+                    *(table_mismatch(question, answer, q) for q in quotes)):
+            if why and why not in missing:
+                missing.append(why)
+    per = []
+    claimed = _numbers(answer) - _numbers(question)
+    for q in quotes:
+        share = support(answer, q)
+        bad = polarity_conflict(question, answer, q) or table_mismatch(question, answer, q) \
+            or bool(claimed) and not claimed & _numbers(q)  # holds none of the answer's numbers
+        per.append("unsupported" if bad or (share == 0 and not _YESNO_A.match(answer)) else
+                   "supported" if share >= 0.75 or _YESNO_A.match(answer) else "partial")
+    return missing, per

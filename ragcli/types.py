@@ -112,6 +112,7 @@ class Citation:
     unit_end: int = 0
     verified: str = "file"  # what the quote was checked against: "file" (re-read) or "index" (its stored page)
     context: str = ""  # the heading above the quote ("Year 2017 results"): shown beside it, never part of it
+    support: str = ""  # how much of the answer text this quote backs: "supported" | "partial" | "unsupported"
 
     def to_json(self) -> dict:
         out = {
@@ -134,6 +135,8 @@ class Citation:
             out["context"] = self.context
         if self.unit:
             out[f"{self.unit}_start"], out[f"{self.unit}_end"] = self.unit_start, self.unit_end
+        if self.support:
+            out["support"] = self.support
         return out
 
 
@@ -146,13 +149,24 @@ class Answer:
     model: str
     embedder: str
     timings: dict[str, float] = field(default_factory=dict)
-    reason: str = ""  # why no_evidence, for humans
+    reason: str = ""  # why no_evidence; on an answer, its warnings joined with "; " (for humans)
+    answer_text: str = ""  # the answer without [n] markers ("" on no_evidence)
+    # is the model's answer text backed by its quotes: "supported" | "partial" | "unsupported"
+    # (its text was then replaced by the quotes) | "none" (no_evidence) | "" (not checked)
+    support: str = ""
+    support_missing: tuple[str, ...] = ()  # what the quotes do not back, when support is not "supported"
+    warnings: tuple[str, ...] = ()  # everything ``rag ask`` warns about on stderr, one string each
 
     def to_json(self) -> dict:
+        """The ``rag ask --json`` object; docs/json.md is the contract."""
         return {
             "question": self.question,
             "answer": self.answer,
+            "answer_text": self.answer_text,
             "status": self.status,
+            "reason": self.reason if self.status == "no_evidence" else "",
+            "support": {"status": self.support, "missing": list(self.support_missing)},
+            "warnings": list(self.warnings),
             "citations": [c.to_json() for c in self.citations],
             "model": self.model,
             "embedder": self.embedder,

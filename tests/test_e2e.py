@@ -91,7 +91,10 @@ def test_cli_ask_json_passes_the_independent_verifier(corpus) -> None:
     assert any(c["source"].endswith(".pdf") and c["page"] for c in out["citations"])
     for c in out["citations"]:
         check_citation(c)  # the quote is exactly the file's text: a context never leaks into it
+        assert c["support"] in ("supported", "partial", "unsupported")
     assert out["timings"]["prompt_tokens"] <= 600  # AnswerParams.max_prompt_tokens
+    assert "[" not in out["answer_text"] and out["answer_text"]  # the answer a script shows, no markers
+    assert out["support"]["status"] in ("supported", "unsupported", "partial") and isinstance(out["warnings"], list)
     if VERIFY_TOOL.exists():
         v = subprocess.run([sys.executable, str(VERIFY_TOOL)], input=r.stdout, capture_output=True)
         assert v.returncode == 0, v.stderr.decode()
@@ -115,6 +118,15 @@ def test_off_topic_questions_exit_4(corpus, item) -> None:
     assert r.returncode == 4, (r.stdout, r.stderr)
     out = json.loads(r.stdout)
     assert out["status"] == "no_evidence" and out["citations"] == []
+    assert out["reason"] and out["support"]["status"] == "none"  # a script can say why
+
+
+def test_a_question_naming_what_the_folder_lacks_exits_4_with_the_term(corpus) -> None:
+    _, index = corpus  # the corpus covers Llama 2 7B's KV cache; no "Llama 9 900B" anywhere
+    r = rag("ask", "How much KV cache memory does one token take in Llama 9 900B?", "--json", "--index", str(index))
+    assert r.returncode == 4, (r.stdout, r.stderr)
+    out = json.loads(r.stdout)
+    assert out["status"] == "no_evidence" and '"900B"' in out["reason"]
 
 
 def test_rag_eval_on_the_sample_corpus(corpus, tmp_path) -> None:

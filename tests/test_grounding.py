@@ -17,7 +17,7 @@ from ragcli.config import resolve_settings
 from ragcli.embedders import HashEmbedder
 from ragcli.evidence import Evidence
 from ragcli.generators import ScriptedGenerator
-from ragcli.grounding import support, unsupported_claims
+from ragcli.grounding import answer_support, polarity_conflict, support, table_mismatch, unsupported_claims
 from ragcli.types import Span
 
 QUOTES = ["Every head has its own keys, so one token takes 524,288 bytes, exactly 0.5 MiB per token."]
@@ -28,8 +28,10 @@ QUOTES = ["Every head has its own keys, so one token takes 524,288 bytes, exactl
     [
         ("0.5 MiB per token", []),
         ("524288 bytes", []),  # thousands separators do not matter
-        ("128 KiB", ["128", "no word of the answer is in its quotes"]),
-        ("It takes 2 GiB", ["2"]),
+        ("128 KiB", ["128", "KiB", "no word of the answer is in its quotes"]),
+        ("Every token, on Linux", ["Linux"]),  # a name in no quote (os.EOL on Windows answered "Linux")
+        ("every head has an --atomic key", ["--atomic"]),  # Git 2.40: an option in no quote
+        ("It takes 2 GiB", ["2", "GiB"]),
         ("Bananas grow on trees", ["no word of the answer is in its quotes"]),
         ("Yes", []),  # nothing to check
     ],
@@ -171,3 +173,82 @@ def test_an_answer_that_only_repeats_the_question_is_replaced_by_the_quotes(kv_i
                        generator=ScriptedGenerator(reply), params=LOOSE)
     assert ans.status == "answered" and "0.5 MiB" in ans.answer
     assert "repeats the question" in ans.reason
+
+
+# --- issue 25: the answer must agree with its quotes (real sentences from the graded folders)
+
+COREPACK = "Due to its experimental status, Corepack currently needs to be explicitly enabled to have any effect."
+FERRY = "The ferry does not run on public holidays."
+AMAZON = ("Net sales information is as follows (in millions): Year Ended December 31, 2018 2019 Net Sales: "
+          "North America $ 141,366 $ 170,773 International 65,866 74,723 AWS 25,655 35,026 "
+          "Consolidated $ 232,887 $ 280,522")
+
+
+@pytest.mark.parametrize(
+    ("question", "answer", "quote", "conflict"),
+    [
+        ("Is Corepack enabled by default?", "Yes", COREPACK, True),
+        ("Does the ferry run on public holidays?", "yes", FERRY, True),
+        ("Does the ferry run on public holidays?", "No", FERRY, False),
+        ("Are Corepack's npm shims enabled by default?", "Yes",
+         "While Corepack could support npm like any other package manager, its shims aren't enabled by default.", True),
+        ("Did Boeing pay dividends in 2022?", "No", "As a result, we did not pay any dividends in 2022 and 2021.", False),
+        ("Is the punycode module bundled in Node.js deprecated?", "Yes",
+         "The version of the punycode module bundled in Node.js is being deprecated.", False),
+        ("Is the punycode module deprecated?", "No", "The version of the punycode module is being deprecated.", True),
+        ("What is os.EOL on Windows?", "Yes", FERRY, False),  # no yes/no question: nothing to check
+    ],
+)
+def test_a_yes_no_answer_must_agree_with_its_quote(question, answer, quote, conflict) -> None:
+    assert bool(polarity_conflict(question, answer, quote)) is conflict
+
+
+def test_a_number_must_come_from_the_asked_year_column() -> None:
+    q = "What were Amazon's total net sales in 2019?"
+    assert "2018 column" in table_mismatch(q, "141,366", AMAZON)
+    assert table_mismatch(q, "$280,522", AMAZON) == ""
+    assert table_mismatch(q, "170,773", AMAZON) == ""  # the right column (the row is grounding's limit)
+    assert table_mismatch("What were Amazon's net sales?", "141,366", AMAZON) == ""  # no year asked
+
+
+def test_an_answer_with_a_word_in_no_quote_is_not_supported() -> None:
+    quote = "Git 2.39 Release Notes: \"git grep\" learned the --max-count option."
+    missing, per = answer_support("What new features did Git 2.40 introduce?", "new --atomic 2.41", [quote])
+    assert "2.41" in missing and per == ["partial"] or per == ["unsupported"]
+    missing, per = answer_support("Is Corepack enabled by default?", "Yes", [COREPACK])
+    assert missing and per == ["unsupported"]
+    assert answer_support("Does the ferry run on public holidays?", "No", [FERRY]) == ([], ["supported"])
+
+
+def test_json_says_support_warnings_and_the_plain_answer(kv_index) -> None:
+    settings, emb = kv_index
+
+    def reply(messages, grammar):
+        return json.dumps({"answer": "It takes 64 KiB [1]", "evidence": [_ids(messages, "0.5 MiB")]})
+
+    out = pipeline.ask("How much memory does one token of Llama 2 7B take?", settings, embedder=emb,
+                       generator=ScriptedGenerator(reply), params=LOOSE).to_json()
+    assert out["support"]["status"] == "unsupported" and "64" in out["support"]["missing"]
+    assert any("replaced by its quotes" in w for w in out["warnings"])
+    assert "[" not in out["answer_text"] and "0.5 MiB" in out["answer_text"]
+    assert out["answer"].endswith("[1]") and out["reason"] == ""
+    assert out["citations"][0]["support"] == "unsupported"
+
+    def good(messages, grammar):
+        return json.dumps({"answer": "0.5 MiB per token", "evidence": [_ids(messages, "0.5 MiB")]})
+
+    out = pipeline.ask("How much memory does one token of Llama 2 7B take?", settings, embedder=emb,
+                       generator=ScriptedGenerator(good), params=LOOSE).to_json()
+    assert out["support"] == {"status": "supported", "missing": []} and out["warnings"] == []
+    assert out["answer_text"] == "0.5 MiB per token" and out["citations"][0]["support"] == "supported"
+
+
+def test_a_question_naming_what_the_folder_lacks_gets_no_evidence_without_the_model(kv_index) -> None:
+    settings, emb = kv_index
+    gen = ScriptedGenerator('{"answer": "0.5 MiB", "evidence": [1]}')
+    ans = pipeline.ask("How much memory does one token of Mistral 7B take?", settings, embedder=emb,
+                       generator=gen, params=LOOSE)
+    assert ans.status == "no_evidence" and '"Mistral"' in ans.reason
+    assert gen.calls == []  # turned away before the model is asked
+    out = ans.to_json()
+    assert out["reason"] == ans.reason and out["support"]["status"] == "none" and out["answer_text"] == ""

@@ -198,6 +198,7 @@ def test_no_evidence_reason_with_a_file_name_is_escaped(indexed, capsys: pytest.
     ans = pipeline.ask(LLAMA_Q, settings, embedder=EMB,
                        generator=ScriptedGenerator('{"answer": "Twenty years.", "evidence": [1]}'))
     assert ans.status == "no_evidence" and "changed since it was ingested" in ans.reason
+    assert any("changed since it was ingested" in w for w in ans.to_json()["warnings"])  # scripts see it too
     assert cli._report_answer(ans, False) == 4
     out, err = capsys.readouterr()
     assert not raw_found(out) and not raw_found(err)

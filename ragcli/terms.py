@@ -1,0 +1,141 @@
+"""The words of a question that matter: stop words, and the rare, specific terms it names.
+
+A question that names something the folder does not hold ("Tesla's revenue in 2021?" over
+Pfizer's 10-K, "Git 2.40" over the 2.39 release notes) is still answered by a small model
+from whatever is closest. ``specific_terms`` picks the terms such a question hinges on:
+numbers of two or more digits (years, versions, "3type", "FY2025"), identifiers (``os.EOL``,
+``PRIORITY_HIGH``) and names (a capitalised word that does not open the question);
+``missing_terms`` says which of them no retrieved passage, heading or file name contains.
+It does not decide what to do about it (``answer``) and does not rank (``evidence``).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable
+
+STOPWORDS = frozenset(
+    "a an and are as at be been but by can do does for from has have how in into is it its "
+    "of on or so than that the their then there these this those to was were what when where "
+    "which who why will with yes no not".split()
+)
+
+# capitalised words that open or shape a question without naming anything
+QUESTION_WORDS = frozenset(
+    "what which who whom whose when where why how is are was were do does did can could will would "
+    "should shall may might must has have had in on at for from under by of to after before during "
+    "according if i my we our you your the a an and or between since until".split()
+)
+
+_TOKEN = re.compile(r"[^\W_][\w.@+-]*[^\W_]|[^\W_]", re.U)  # "os.EOL", "2.41.1", "Coca-Cola", "h11"
+
+
+def normalize(text: str) -> str:
+    return unicodedata.normalize("NFKC", text).casefold()
+
+
+def _is_specific(token: str, first: bool) -> bool:
+    """A term the question hinges on.
+
+    >>> [t for t in ("2021", "2.40", "1", "Tesla", "Windows", "PRIORITY_HIGH", "os.EOL", "What")
+    ...  if _is_specific(t, t == "What")]
+    ['2021', '2.40', 'Tesla', 'Windows', 'PRIORITY_HIGH', 'os.EOL']
+    """
+    if sum(ch.isdigit() for ch in token) >= 2 or (any(ch.isdigit() for ch in token) and any(ch.isalpha() for ch in token)):
+        return True  # a year, version, code, "3type", "FY2023"
+    if "_" in token or re.search(r"[a-z]\.[A-Za-z]", token):
+        return True  # an identifier: PRIORITY_HIGH, os.EOL
+    if token[:1].isupper() and not first and normalize(token) not in QUESTION_WORDS:
+        return True  # a name
+    return False
+
+
+def specific_terms(question: str) -> list[str]:
+    """The question's rare, specific terms, in order, each once ("'s" and trailing dots dropped).
+
+    >>> specific_terms("What was Tesla's total revenue in 2021?")
+    ['Tesla', '2021']
+    >>> specific_terms("What new features did Git 2.40 introduce?")
+    ['Git', '2.40']
+    >>> specific_terms("Is Corepack enabled by default?"), specific_terms("Does the ferry run on public holidays?")
+    (['Corepack'], [])
+    """
+    text = re.sub(r"[`'\"()\[\]]", " ", question.replace("’", "'"))
+    text = re.sub(r"(?<=\w)'s\b", "", text)
+    out: list[str] = []
+    for i, m in enumerate(re.finditer(r"\S+", text)):
+        for tok in _TOKEN.findall(m.group(0)):
+            tok = re.sub(r"(?<=\d)(st|nd|rd|th)$", "", tok.rstrip("."))  # "11th": the number
+            if tok and _is_specific(tok, i == 0) and tok not in out:
+                out.append(tok)
+    return out
+
+
+def term_pattern(term: str) -> re.Pattern[str]:
+    """Where ``term`` stands in a (normalised) text as a whole token: "2.40" in "v2.40.0" and
+    "RFC 8878" but not in "2.401"; "git" not in "digit".
+
+    >>> p = term_pattern("2.40")
+    >>> bool(p.search("git v2.40.0 notes")), bool(p.search("2.401")), bool(term_pattern("git").search("digit"))
+    (True, False, False)
+    >>> bool(term_pattern("R0").search("an r 0 of 2")), bool(term_pattern("covid19").search("covid-19"))
+    (True, True)
+    """
+    # "R0" stands in "R 0", "COVID19" in "COVID-19", "Coca-Cola" in "Coca Cola"
+    parts = re.split(r"[\s_-]+|(?<=[^\W\d_])(?=\d)|(?<=\d)(?=[^\W\d_])", normalize(term))
+    t = r"[\s_-]?".join(re.escape(p) for p in parts if p).replace(r"\.", r"\.\s?")  # "Ae.albopictus"
+    before = r"(?<![\d.])" if term[:1].isdigit() else r"(?<![^\W\d_])"
+    after = r"(?![\w])(?!,\d)" if term[-1:].isdigit() else r"(?:e?s)?(?![^\W\d_])"  # "ARTIs"
+    return re.compile(before + t + after)
+
+
+def missing_terms(question: str, texts: Iterable[str], names: Iterable[str] = ()) -> list[str]:
+    """The question's specific terms that none of ``texts`` (passages, headings) and ``names``
+    (file names, matched with separators ignored: "COCACOLA" holds "Coca-Cola") has.
+
+    >>> missing_terms("What was Tesla's total revenue in 2021?", ["Total revenues $81.3 billion"], ["PFIZER 2021 10K"])
+    ['Tesla']
+    """
+    terms = specific_terms(question)
+    if not terms:
+        return []
+    hay = "\n".join(normalize(t) for t in [*texts, *names])
+    hay_names = re.sub(r"[\W_]+", "", "".join(normalize(n) for n in names))
+    out = []
+    for t in terms:
+        if term_pattern(t).search(hay):
+            continue
+        if any(ch.isalpha() for ch in t) and len(t) >= 4 and re.sub(r"[\W_]+", "", normalize(t)) in hay_names:
+            continue
+        if len(t) >= 6 and t.isalpha() and _near(normalize(t), hay):
+            continue  # a typo in the question ("Zanamavir") is no term the folder lacks
+        out.append(t)
+    return out
+
+
+def _near(word: str, hay: str) -> bool:
+    """A word of ``hay`` one edit (insert, delete, substitute, swap) away from ``word``.
+
+    >>> _near("zanamavir", "zanamivir and carrageenan"), _near("tesla", "teslas"), _near("netflix", "net flicks")
+    (True, True, False)
+    """
+    for w in set(re.findall(r"[^\W\d_]+", hay)):
+        if abs(len(w) - len(word)) > 1 or w[:1] != word[:1] and w[-1:] != word[-1:]:
+            continue
+        if _one_edit(word, w):
+            return True
+    return False
+
+
+def _one_edit(a: str, b: str) -> bool:
+    if a == b:
+        return True
+    if len(a) == len(b):
+        diff = [i for i in range(len(a)) if a[i] != b[i]]
+        return len(diff) == 1 or len(diff) == 2 and diff[1] == diff[0] + 1 and a[diff[0]] == b[diff[1]] \
+            and a[diff[1]] == b[diff[0]]
+    if len(a) > len(b):
+        a, b = b, a
+    i = next((i for i in range(len(a)) if a[i] != b[i]), len(a))
+    return a[i:] == b[i + 1:]
