@@ -184,6 +184,45 @@ def table_mismatch(question: str, answer: str, quote: str) -> str:
     return ""
 
 
+def labeled_cell_mismatch(question: str, answer: str, quote: str) -> str:
+    """Why a number of ``answer`` comes from the wrong cell of a table row read with its header
+    labels (``loaders.blocks.table_rows``: "Label: value | Label: value"); "" if none.
+
+    The cell's label must not name another year than the one the question asks for, and the
+    row must be the one the question names when another row of the quote is.
+
+    >>> q = "Division: Surgical Robotics | FY2023 revenue ($M): 14.2 | FY2024 revenue ($M): 16.8"
+    >>> labeled_cell_mismatch("What was Surgical Robotics' revenue in FY2024?", "14.2", q)
+    '14.2 is in the column "FY2023 revenue ($M)", the question asks for 2024'
+    >>> two = "Division: Diagnostics | Headcount: 240\\n\\nDivision: Patient Monitoring | Headcount: 131"
+    >>> labeled_cell_mismatch("What is the headcount of the Patient Monitoring division?", "240", two)
+    '240 is in the row "Diagnostics", the question asks about "Patient Monitoring"'
+    >>> labeled_cell_mismatch("What is the headcount of the Patient Monitoring division?", "131", two)
+    ''
+    """
+    rows = []
+    for line in quote.splitlines():
+        cells = [c.partition(": ") for c in line.split(" | ")]
+        if len(cells) >= 2 and all(sep for _, sep, _ in cells):
+            rows.append([(label.strip(), value.strip()) for label, _, value in cells])
+    if not rows:
+        return ""
+    asked_years = set(_YEAR.findall(question))
+    q_words = _words(question)
+    named = [r for r in rows if _words(r[0][1]) and _words(r[0][1]) <= q_words]
+    for n in _numbers(answer) - _numbers(question):
+        for row in rows:
+            for label, value in row[1:]:
+                if n not in _numbers(value):
+                    continue
+                years = set(_YEAR.findall(label))
+                if len(asked_years) == 1 and years and not years & asked_years:
+                    return f'{value} is in the column "{label}", the question asks for {next(iter(asked_years))}'
+                if named and row not in named:
+                    return f'{value} is in the row "{row[0][1]}", the question asks about "{named[0][0][1]}"'
+    return ""
+
+
 def answer_support(question: str, answer: str, quotes: Sequence[str]) -> tuple[list[str], list[str]]:
     """``(missing, per_quote)``: what the answer says that its quotes do not back (empty: supported),
     and per quote "supported", "partial" or "unsupported" (its share of the answer's words and numbers).
@@ -195,7 +234,8 @@ def answer_support(question: str, answer: str, quotes: Sequence[str]) -> tuple[l
     if quotes:
         best = max(quotes, key=lambda q: len(_words(q) & _words(question)))
         for why in (polarity_conflict(question, answer, best),
-                    *(table_mismatch(question, answer, q) for q in quotes)):
+                    *(table_mismatch(question, answer, q) for q in quotes),
+                    *(labeled_cell_mismatch(question, answer, q) for q in quotes)):
             if why and why not in missing:
                 missing.append(why)
     per = []
@@ -203,6 +243,7 @@ def answer_support(question: str, answer: str, quotes: Sequence[str]) -> tuple[l
     for q in quotes:
         share = support(answer, q)
         bad = polarity_conflict(question, answer, q) or table_mismatch(question, answer, q) \
+            or labeled_cell_mismatch(question, answer, q) \
             or bool(claimed) and not claimed & _numbers(q)  # holds none of the answer's numbers
         per.append("unsupported" if bad or (share == 0 and not _YESNO_A.match(answer)) else
                    "supported" if share >= 0.75 or _YESNO_A.match(answer) else "partial")

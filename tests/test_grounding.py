@@ -252,3 +252,15 @@ def test_a_question_naming_what_the_folder_lacks_gets_no_evidence_without_the_mo
     assert gen.calls == []  # turned away before the model is asked
     out = ans.to_json()
     assert out["reason"] == ans.reason and out["support"]["status"] == "none" and out["answer_text"] == ""
+
+
+def test_a_number_from_the_wrong_labelled_cell_or_row_of_a_docx_table_row_is_unsupported() -> None:
+    # the realfolders board memo's rows as ragcli reads them (loaders.blocks.table_rows)
+    rows = ("Division: Surgical Robotics | FY2023 revenue ($M): 14.2 | FY2024 revenue ($M): 16.8 | Headcount: 112"
+            "\n\nDivision: Diagnostics | FY2023 revenue ($M): 22.5 | FY2024 revenue ($M): 24.1 | Headcount: 240")
+    missing, per = answer_support("What was the Surgical Robotics division's revenue in FY2024?", "14.2", [rows])
+    assert missing and per == ["unsupported"]
+    assert answer_support("What was the Surgical Robotics division's revenue in FY2024?", "16.8", [rows])[0] == []
+    missing, _ = answer_support("What is the headcount of the Diagnostics division?", "112", [rows])
+    assert any('row "Surgical Robotics"' in m for m in missing)
+    assert answer_support("What is the headcount of the Diagnostics division?", "240", [rows])[0] == []
