@@ -443,7 +443,7 @@ def test_ask_and_eval_on_a_terminal_with_the_real_models_show_nothing_raw(corpus
     assert r.returncode == 3, r.stderr
     code, out = _on_a_terminal(["ask", "How long do llamas live when they are cared for well?"], env)
     assert code in (0, 4), out
-    shown = out.replace(b"\r\x1b[K", b"", 1).replace(b"\r\n", b"\n")  # the program's own: the draft replaced
+    shown = out.replace(b"\r\x1b[K", b"").replace(b"\r\n", b"\n")  # the program's own: status lines and the draft erased
     assert not raw_found(shown), shown
     assert code == 4 or b"Sources:" in shown and b"docs\\x1b[1m\\u202e" in shown, shown  # a cited name, escaped
     golds = tmp_path / "q.jsonl"
