@@ -197,6 +197,9 @@ def ingest(
     accept_known: bool = typer.Option(False, "--accept-known-failures", envvar="RAG_ACCEPT_KNOWN_FAILURES",
                                       help="Exit 0, not 3, when the only failures are files that failed before and "
                                       "have not changed (for scheduled runs; env RAG_ACCEPT_KNOWN_FAILURES=1)."),
+    watch: bool = typer.Option(False, "--watch", help="Then keep the index in line as files change (added, "
+                               "edited, renamed, deleted), one line per change, until Ctrl-C. Needs: pip install "
+                               "'ragcli[watch]'."),
     as_json: bool = JsonOpt,
     debug: bool = DebugOpt,
 ) -> None:
@@ -205,46 +208,91 @@ def ingest(
 
     def body() -> int:
         from .pipeline import ingest as do_ingest
+        from .pipeline import watch as do_watch
 
         settings = _settings(index, models, debug, embedder=embedder)
         status = StatusLine(is_terminal(sys.stderr))
         bar.append(IngestLine(status))
+        options = dict(
+            follow=follow, max_file_size=_megabytes("--max-file-size", max_file_size),
+            max_text_size=_megabytes("--max-text-size", max_text_size),
+            file_timeout=_above_zero("--file-timeout", file_timeout, "seconds"),
+            max_parse_memory=_megabytes("--max-parse-memory", max_parse_memory), wait=not no_wait,
+            on_message=lambda m: (status.clear(), _err(m)), batch_chunks=batch_size, workers=workers, ray=ray,
+            tally=bar[0], retry_failed=retry_failed,
+        )
         try:
-            report = do_ingest(
-                [str(p) for p in paths or []], settings, excludes=exclude, include_hidden=hidden,
-                follow=follow, rebuild=rebuild, max_file_size=_megabytes("--max-file-size", max_file_size),
-                max_text_size=_megabytes("--max-text-size", max_text_size),
-                file_timeout=_above_zero("--file-timeout", file_timeout, "seconds"),
-                max_parse_memory=_megabytes("--max-parse-memory", max_parse_memory), wait=not no_wait,
-                on_message=lambda m: (status.clear(), _err(m)), batch_chunks=batch_size, workers=workers, ray=ray,
-                tally=bar[0], retry_failed=retry_failed,
-            )
+            if watch:
+                watching.append(True)
+                do_watch([str(p) for p in paths or []], settings, lambda e: (status.clear(), _watch_event(e, as_json)),
+                         excludes=exclude, include_hidden=hidden, rebuild=rebuild, **options)
+                return EXIT_OK
+            report = do_ingest([str(p) for p in paths or []], settings, excludes=exclude, include_hidden=hidden,
+                               rebuild=rebuild, **options)
         finally:
             status.clear()
-        if as_json:
-            print(json_line(report.to_json()))
-        else:
-            for path, reason in report.failed:
-                _err(f"failed: {_display_path(path)}: {reason}")
-            for line in _skipped_lines(report.skipped):
-                _err(line)
-            if report.resumed:
-                _out(f"resumed: {plural(len(report.resumed), 'file')} committed by an interrupted ingest "
-                     f"{'was' if len(report.resumed) == 1 else 'were'} kept")
-            _out(
-                f"{len(report.added)} added, {len(report.updated)} updated, {len(report.unchanged)} unchanged, "
-                f"{len(report.removed)} removed, {len(report.failed)} failed, {len(report.skipped)} skipped "
-                f"({plural(report.chunks, 'chunk')} embedded in {report.seconds:.1f}s) -> {report.index}"
-            )
+        _report_ingest(report, as_json)
         return EXIT_OK if accept_known and report.only_known_failures else report.exit_code
 
     bar: list[IngestLine] = []  # the body's, for the interruption message
+    watching: list[bool] = []
 
     def interrupted() -> str:
+        if watching:
+            return ("rag: interrupted; the index is intact: every change shown was committed. "
+                    "Run the same command again to catch up on the rest")
         kept = bar[0].kept() if bar else "nothing of this run was committed yet"
         return f"rag: interrupted; the index is intact: {kept}. Run the same command again to carry on"
 
     _run(debug, body, interrupted)
+
+
+def _report_ingest(report, as_json: bool, extra: Optional[dict] = None) -> None:
+    """An ``IngestReport``: one JSON object, or the failures and skipped files on stderr and
+    one summary line on stdout."""
+    if as_json:
+        print(json_line({**(extra or {}), **report.to_json()}), flush=True)
+        return
+    for path, reason in report.failed:
+        _err(f"failed: {_display_path(path)}: {reason}")
+    for line in _skipped_lines(report.skipped):
+        _err(line)
+    if report.resumed:
+        _out(f"resumed: {plural(len(report.resumed), 'file')} committed by an interrupted ingest "
+             f"{'was' if len(report.resumed) == 1 else 'were'} kept")
+    _out(
+        f"{len(report.added)} added, {len(report.updated)} updated, {len(report.unchanged)} unchanged, "
+        f"{len(report.removed)} removed, {len(report.failed)} failed, {len(report.skipped)} skipped "
+        f"({plural(report.chunks, 'chunk')} embedded in {report.seconds:.1f}s) -> {report.index}"
+    )
+    sys.stdout.flush()
+
+
+def _watch_event(event, as_json: bool) -> None:
+    """One ``watch.Event``: a JSON object per line, or one human line (failures on stderr)."""
+    from .watch import Change, Retrying, Synced, Watching
+
+    if isinstance(event, Synced):
+        _report_ingest(event.report, as_json, {"event": "synced"})
+    elif isinstance(event, Watching):
+        if as_json:
+            print(json_line({"event": "watching", "paths": list(event.paths)}), flush=True)
+        else:
+            _err(f"watching {', '.join(_display_path(p) for p in event.paths)} for changes (Ctrl-C stops)")
+    elif isinstance(event, Retrying):
+        if as_json:
+            print(json_line({"event": "retrying", "error": event.error, "paths": event.paths}), flush=True)
+        _err(f"rag: warning: the index could not be updated ({event.error}); "
+             f"{plural(event.paths, 'changed path')} will be tried again")
+    elif isinstance(event, Change):
+        if as_json:
+            print(json_line(event.to_json()), flush=True)
+        elif event.what == "failed":
+            _err(f"failed: {_display_path(event.path)}: {event.reason}")
+        else:
+            count = f" ({plural(event.chunks, 'chunk')})" if event.what != "removed" else ""
+            _out(f"{event.what}: {_display_path(event.path)}{count}")
+            sys.stdout.flush()
 
 
 SKIPPED_LISTED = 10  # up to this many skipped files are named one by one; more are counted by reason

@@ -71,6 +71,7 @@ class IngestReport:
     notes: tuple[str, ...] = ()  # what else happened (upgrade, rebuild carried on, ...)
     skipped: tuple[tuple[str, str], ...] = ()  # (path, reason): met while walking, not read (never exit 3)
     known_failed: tuple[str, ...] = ()  # of ``failed``, files unchanged since they failed before: not read again
+    doc_chunks: tuple[tuple[str, int], ...] = ()  # (document path, chunks) of each document committed
 
     @property
     def only_known_failures(self) -> bool:
@@ -225,12 +226,19 @@ class _Plan:
 def _plan(w: index.IndexWriter, paths: Sequence[str | Path], excludes: Sequence[str], include_hidden: bool,
           max_file_size: int, rebuild: bool, interrupted: index.Run | None, progress: Progress | None,
           follow: bool = False, tally: Callable[[Tally], None] | None = None,
-          known: KnownFailures | None = None) -> _Plan:
+          known: KnownFailures | None = None, only: Sequence[str] | None = None, never: Sequence[Path] = ()) -> _Plan:
     """Walk ``paths``, hash every file and sort it into unchanged / to read / skipped; find what
     is gone: indexed under a walked directory and not taken by this walk (deleted, or skipped
-    now: a link no longer followed, a file that is not text)."""
+    now: a link no longer followed, a file that is not text).
+    ``only``: the paths that changed (``watch``): the walk takes only the files at or under
+    them, and only documents at or under them can be gone (a named file that vanished, too).
+    ``never``: the index's own folder, never walked."""
     plan = _Plan()
-    walked = loaders.walk(paths, excludes, include_hidden, follow)
+    scope = loaders.Scope(only) if only is not None else None
+    roots = [os.path.abspath(os.path.expanduser(p)) for p in paths]
+    if scope is not None:  # a named file deleted since: gone, not an error
+        paths = [p for p in paths if os.path.lexists(p) or not scope.takes(os.path.abspath(p))]
+    walked = loaders.walk(paths, excludes, include_hidden, follow, within=scope, never=never)
     plan.failed = [(e.path, e.reason) for e in walked.errors]
     plan.skipped = list(walked.skipped)
     taken: set[str] = {p for p, _ in plan.failed}  # a file that fails keeps its indexed version
@@ -265,6 +273,13 @@ def _plan(w: index.IndexWriter, paths: Sequence[str | Path], excludes: Sequence[
             continue
         plan.todos.append(replace(todo, replaces=row.id if row else None, size=len(data), sha256=sha))
     plan.skipped.sort()
+    if scope is not None:
+        for s in sorted(scope.paths):
+            for row in w.documents_with_prefix(s):
+                if (scope.takes(row.path) and any(row.path == r or _under(row.path, r) for r in roots)
+                        and loaders.container_of(row.path) not in taken):
+                    plan.gone[row.path] = row.id
+        return plan
     dir_roots = [str(d) for d in walked.dirs]
     for prefix in ([""] if rebuild else [r.rstrip(os.sep) + os.sep for r in dir_roots]):
         for row in w.documents_with_prefix(prefix):  # streamed: memory does not grow with the index
@@ -338,6 +353,7 @@ class _Batches:
         self.pending: list[Parsed] = []
         self.added: list[str] = []
         self.updated: list[str] = []
+        self.doc_chunks: list[tuple[str, int]] = []
         self.chunks = self.batches = self.files = 0  # committed by this run
         self.embedded = 0  # chunks embedded by this run (committed or pending)
         self.timings = {"embedder_load_s": 0.0, "embed_s": 0.0, "commit_s": 0.0}
@@ -399,8 +415,9 @@ class _Batches:
         self.w.commit_batch(removals, add)
         self.timings["commit_s"] += time.perf_counter() - t0
         for p in self.pending:
-            for doc, _ in p.docs:
+            for doc, cs in p.docs:
                 (self.updated if doc.path in p.known and not self.rebuild else self.added).append(doc.path)
+                self.doc_chunks.append((doc.path, len(cs)))
         self.chunks += n_chunks
         self.files += len(self.pending)
         self.batches += 1
@@ -430,6 +447,7 @@ def ingest(
     clock: Callable[[], float] = time.perf_counter,
     failures_file: Path | None = None,
     retry_failed: bool = False,
+    only: Sequence[str] | None = None,
 ) -> IngestReport:
     """Bring the index at ``location`` in line with ``paths`` (no paths: the directories it
     recorded). ``embedder`` may be a function that loads it, called under the writer lock.
@@ -440,7 +458,9 @@ def ingest(
     times the batches (``batch_seconds``; a test passes its own).
     ``failures_file``: where the files that failed are remembered (``known_failures``); an
     unchanged one is then reported as failing again without being read, unless ``retry_failed``
-    or ``rebuild``."""
+    or ``rebuild``.
+    ``only``: the paths that changed (``rag ingest --watch``): the files at or under them are
+    brought in line, the rest of ``paths`` is left as it is (not even hashed)."""
     t_start = time.perf_counter()
     say = on_message or (lambda _m: None)
     local = executor is None
@@ -466,8 +486,9 @@ def ingest(
 
             t0 = time.perf_counter()
             known = KnownFailures.load(failures_file, _conditions(limits, params))
+            never = [] if index.is_server(location) else [Path(location)]
             plan = _plan(w, paths, excludes, include_hidden, limits.max_file_size, rebuild, interrupted, progress, follow,
-                         tally, None if retry_failed or rebuild else known)
+                         tally, None if retry_failed or rebuild else known, only, never)
             new_failures: dict[str, tuple[str, str]] = {}
             timings = {"read_s": time.perf_counter() - t0}
 
@@ -526,7 +547,8 @@ def ingest(
         added, updated = sorted(added + updated), []
     return IngestReport(index.shown(str(location)), tuple(added), tuple(updated), tuple(plan.unchanged), tuple(sorted(plan.gone)),
                         tuple(plan.failed), batches.chunks, time.perf_counter() - t_start, timings,
-                        tuple(plan.resumed), batches.batches, tuple(notes), tuple(plan.skipped), tuple(plan.known_failed))
+                        tuple(plan.resumed), batches.batches, tuple(notes), tuple(plan.skipped), tuple(plan.known_failed),
+                        tuple(batches.doc_chunks))
 
 
 def _conditions(limits: ReadLimits, params: ChunkParams) -> str:

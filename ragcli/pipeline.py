@@ -9,7 +9,7 @@ get frozen results back and ``cli`` decides how to show them.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -116,6 +116,7 @@ def ingest(
     ray: str | None = None,
     tally: Callable[[Tally], None] | None = None,
     retry_failed: bool = False,
+    only: Sequence[str] | None = None,
 ) -> IngestReport:
     """Bring the index in line with ``paths``: add new files, re-chunk changed ones, drop
     files deleted from ingested directories; streaming, in atomic batches (``ingest``).
@@ -128,7 +129,7 @@ def ingest(
     ``max_file_size`` bytes on disk, ``max_text_size`` characters of text, ``file_timeout``
     seconds to read, ``max_parse_memory`` bytes of memory in its worker process.
     A file that failed before and has not changed is reported as failing without being read
-    (``known_failures``), unless ``retry_failed``."""
+    (``known_failures``), unless ``retry_failed``. ``only``: just the paths that changed (``watch``)."""
     from .ingest import BATCH_CHUNKS, ReadLimits
     from .ingest_local import check_workers
     from .known_failures import store_for
@@ -155,7 +156,47 @@ def ingest(
         paths, location, loader, params=params or ChunkParams(), excludes=excludes, include_hidden=include_hidden,
         follow=follow, rebuild=rebuild, limits=limits, wait=wait, progress=progress,
         on_message=on_message, batch_chunks=batch_chunks or BATCH_CHUNKS, workers=workers, executor=run_files,
-        tally=tally, failures_file=store_for(index.shown(str(location))), retry_failed=retry_failed)
+        tally=tally, failures_file=store_for(index.shown(str(location))), retry_failed=retry_failed, only=only)
+
+
+def watch(paths: Sequence[str | Path], settings: Settings, on_event: Callable[[object], None], *,
+          excludes: Sequence[str] = (), include_hidden: bool = False, rebuild: bool = False,
+          embedder: Embedder | None = None, changes: Iterable[set[str]] | None = None, **options: object) -> None:
+    """``rag ingest --watch``: ingest ``paths`` (none: the index's recorded ones), then keep
+    the index in line as their files change (``watch``), until Ctrl-C. ``on_event`` hears
+    each ``watch.Event``; ``options`` are ``ingest``'s. The embedder is loaded once."""
+    import os
+
+    from . import watch as watching
+
+    location = settings.index
+    if options.get("ray") is not None:
+        raise UsageError("--watch reads files on this machine; leave out --ray")
+    roots = [os.path.abspath(os.path.expanduser(str(p))) for p in paths] or _recorded_roots(location)
+    emb = embedder if embedder is not None else _embedder_for_ingest(settings, location, rebuild)
+
+    def sync(only: Sequence[str] | None) -> IngestReport:
+        return ingest(roots, settings, embedder=emb, excludes=excludes, include_hidden=include_hidden,
+                      rebuild=rebuild and only is None, only=only, **options)  # type: ignore[arg-type]
+
+    never = watching.never_watched(location, index.is_server(location))
+    if changes is None:
+        changes = watching.file_events(roots, lambda p: watching.relevant(p, roots, excludes, include_hidden, never))
+    watching.watch(roots, sync, on_event, changes)
+
+
+def _recorded_roots(location: str | Path) -> list[str]:
+    """The files and folders an index was built from; none: a usage error."""
+    roots = set(index.recorded_roots(location))
+    if index.exists(location):
+        try:
+            with index.open_reader(location) as st:
+                roots |= set(st.roots())
+        except RagError:
+            pass
+    if not roots:
+        raise UsageError("the index is empty; give the files or directories to watch")
+    return sorted(roots)
 
 
 def _positive(name: str, value: float | None, default: float, unit: str) -> float:

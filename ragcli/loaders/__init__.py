@@ -37,8 +37,10 @@ from .files import (
     SUPPORTED_SUFFIXES,
     TEXT_SUFFIXES,
     FoundFile,
+    Scope,
     Walk,
     escaped,
+    excluded,
     file_sha256,
     read_bytes,
     walk,
@@ -51,8 +53,8 @@ from .text import decode_text, html_page, text_page
 
 __all__ = [
     "CHANGED", "DEFAULT_EXCLUDES", "DEFAULT_MAX_FILE_SIZE", "EXTRACTIONS", "FORMAT_SUFFIXES", "LINK_NOT_FOLLOWED",
-    "SUPPORTED_SUFFIXES", "TEXT_SUFFIXES", "Document", "FoundFile", "Page", "SourceError", "Walk", "decode_text",
-    "escaped", "file_sha256", "kind_of", "load", "load_all", "page_text_from_file", "read_bytes", "read_untyped",
+    "SUPPORTED_SUFFIXES", "TEXT_SUFFIXES", "Document", "FoundFile", "Page", "Scope", "SourceError", "Walk",
+    "decode_text", "escaped", "excluded", "file_sha256", "kind_of", "load", "load_all", "page_text_from_file", "read_bytes", "read_untyped",
     "reread", "source_bytes", "walk",
 ]
 

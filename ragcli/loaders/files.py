@@ -19,6 +19,7 @@ as ``SourceError(path, reason)``; the caller records them and carries on with th
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import hashlib
 import os
@@ -44,6 +45,7 @@ DEFAULT_EXCLUDES = (".*", "__pycache__", "node_modules")  # hidden dirs/files: .
 DEFAULT_MAX_FILE_SIZE = 50 * 1024 * 1024  # bytes; larger files fail with a reason, memory stays bounded
 
 LINK_NOT_FOLLOWED = "symbolic link, not followed (use --follow)"
+OWN_INDEX = "the index being written (ragcli never ingests its own index)"
 NOT_UTF8 = ("name is not valid UTF-8 (shown with \\x escapes); rename it to UTF-8 to ingest it "
             "(e.g. convmv -f latin1 -t utf8 --notest NAME)")
 
@@ -85,19 +87,51 @@ def _is_utf8(name: str) -> bool:
     return True
 
 
+class Scope:
+    """The part of a walk that matters (``rag ingest --watch``: the paths that changed): the
+    files at or under ``paths``, and the folders on the way to them.
+
+    >>> s = Scope(["/d/a", "/d/b/x.md"])
+    >>> s.takes("/d/a/y.md"), s.takes("/d/b/x.md"), s.takes("/d/b/z.md"), s.enters("/d/b"), s.enters("/d/c")
+    (True, True, False, True, False)
+    """
+
+    def __init__(self, paths: Sequence[str | Path]) -> None:
+        self.paths = {os.path.abspath(p) for p in paths}
+        self.on_the_way = {str(a) for p in self.paths for a in Path(p).parents}
+
+    def takes(self, path: str | Path) -> bool:
+        """Whether ``path`` is one of the paths or under one."""
+        p = str(path)
+        return p in self.paths or any(str(a) in self.paths for a in Path(p).parents)
+
+    def enters(self, folder: str | Path) -> bool:
+        """Whether the walk must look into ``folder`` (it leads to a path, or is under one)."""
+        return str(folder) in self.on_the_way or self.takes(folder)
+
+
 def walk(inputs: Sequence[str | Path], excludes: Sequence[str] = (), include_hidden: bool = False,
-         follow: bool = False) -> Walk:
+         follow: bool = False, *, within: Scope | None = None, never: Sequence[Path] = ()) -> Walk:
     """Expand files and directories into the files to read, sorted, each listed once.
 
     Inputs are taken as named: a link is followed, a file of no supported type, a FIFO or a
     device is an error. Inside a directory, links are followed only with ``follow``; what is
     not taken is skipped with its reason. Nothing is raised.
+    ``within``: only what that scope takes is walked and reported. ``never``: folders that are
+    not walked wherever they turn up (the index being written), skipped with ``OWN_INDEX``.
     """
     out = Walk([])
     found: dict[Path, FoundFile] = {}
     patterns = tuple(excludes) + (() if include_hidden else DEFAULT_EXCLUDES)
+    avoid = set()
+    for d in never:
+        with contextlib.suppress(OSError):
+            st = os.stat(d)
+            avoid.add((st.st_dev, st.st_ino))
     for raw in inputs:
         path = Path(raw).expanduser().absolute()
+        if within is not None and not within.enters(path):
+            continue
         if not _is_utf8(str(path)):
             out.errors.append(SourceError(escaped(path), f"file {NOT_UTF8}"))
             continue
@@ -114,9 +148,11 @@ def walk(inputs: Sequence[str | Path], excludes: Sequence[str] = (), include_hid
         if where:
             link = f" (a link to {real})" if real != path else ""
             out.errors.append(SourceError(str(path), f"is in {where}{link}: {NEVER_READ}"))
+        elif stat.S_ISDIR(st.st_mode) and (st.st_dev, st.st_ino) in avoid:
+            out.errors.append(SourceError(str(path), OWN_INDEX))
         elif stat.S_ISDIR(st.st_mode):
             out.dirs.append(path)
-            _walk_dir(path, patterns, follow, found, out)
+            _walk_dir(path, patterns, follow, found, out, within, avoid)
         elif not stat.S_ISREG(st.st_mode):
             out.errors.append(SourceError(str(path), not_regular(st.st_mode)))
         elif path.suffix and path.suffix.lower() not in SUPPORTED_SUFFIXES:
@@ -131,7 +167,23 @@ def _excluded(name: str, rel: str, patterns: Sequence[str]) -> bool:
     return any(fnmatch.fnmatch(name, p) or fnmatch.fnmatch(rel, p) for p in patterns)
 
 
-def _walk_dir(root: Path, patterns: Sequence[str], follow: bool, found: dict[Path, FoundFile], out: Walk) -> None:
+def excluded(path: str | Path, root: str | Path, excludes: Sequence[str] = (), include_hidden: bool = False) -> bool:
+    """Whether a walk of ``root`` leaves ``path`` out by its name or a folder's on the way
+    (``--exclude``, hidden names); a path not under ``root`` is not excluded by it.
+
+    >>> excluded("/d/.git/x.md", "/d"), excluded("/d/a/x.md", "/d", ["a"]), excluded("/d/a/x.md", "/d")
+    (True, True, False)
+    """
+    patterns = tuple(excludes) + (() if include_hidden else DEFAULT_EXCLUDES)
+    try:
+        parts = Path(path).relative_to(root).parts
+    except ValueError:
+        return False
+    return any(_excluded(name, os.path.join(*parts[: i + 1]), patterns) for i, name in enumerate(parts))
+
+
+def _walk_dir(root: Path, patterns: Sequence[str], follow: bool, found: dict[Path, FoundFile], out: Walk,
+              within: Scope | None = None, avoid: set[tuple[int, int]] | frozenset = frozenset()) -> None:
     seen: set[tuple[int, int]] = set()
     stack: list[tuple[Path, Path | None]] = [(root, None)]  # (shown folder, where a followed link led)
     while stack:
@@ -144,6 +196,9 @@ def _walk_dir(root: Path, patterns: Sequence[str], follow: bool, found: dict[Pat
         if (st.st_dev, st.st_ino) in seen:
             out.errors.append(SourceError(str(d), "symbolic link loop (directory already visited)"))
             continue
+        if (st.st_dev, st.st_ino) in avoid:
+            out.skipped.append((str(d), OWN_INDEX))
+            continue
         seen.add((st.st_dev, st.st_ino))
         try:
             entries = sorted(os.scandir(d_real or d), key=lambda e: e.name)
@@ -152,6 +207,8 @@ def _walk_dir(root: Path, patterns: Sequence[str], follow: bool, found: dict[Pat
             continue
         for entry in entries:
             p = d / entry.name
+            if within is not None and not within.enters(p):
+                continue
             if _excluded(entry.name, str(p.relative_to(root)), patterns):
                 continue
             real = d_real / entry.name if d_real else None
@@ -186,6 +243,8 @@ def _walk_dir(root: Path, patterns: Sequence[str], follow: bool, found: dict[Pat
                 continue
             if stat.S_ISDIR(mode):
                 stack.append((p, real))
+            elif within is not None and not within.takes(p):
+                continue
             elif not stat.S_ISREG(mode):
                 out.skipped.append((str(p), f"{mode_name(mode)}, not a regular file"))
             elif p.suffix and p.suffix.lower() not in SUPPORTED_SUFFIXES:
