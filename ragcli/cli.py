@@ -223,9 +223,13 @@ def ingest(
         )
         try:
             if watch:
-                watching.append(True)
-                do_watch([str(p) for p in paths or []], settings, lambda e: (status.clear(), _watch_event(e, as_json)),
-                         excludes=exclude, include_hidden=hidden, rebuild=rebuild, **options)
+                def shown(event: object) -> None:
+                    status.clear()
+                    watching.append(event)
+                    _watch_event(event, as_json)
+
+                do_watch([str(p) for p in paths or []], settings, shown, excludes=exclude, include_hidden=hidden,
+                         rebuild=rebuild, **options)
                 return EXIT_OK
             report = do_ingest([str(p) for p in paths or []], settings, excludes=exclude, include_hidden=hidden,
                                rebuild=rebuild, **options)
@@ -235,7 +239,7 @@ def ingest(
         return EXIT_OK if accept_known and report.only_known_failures else report.exit_code
 
     bar: list[IngestLine] = []  # the body's, for the interruption message
-    watching: list[bool] = []
+    watching: list[object] = []  # the events shown by --watch (the first: the first ingest is done)
 
     def interrupted() -> str:
         if watching:
