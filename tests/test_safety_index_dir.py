@@ -144,6 +144,21 @@ def test_ingesting_a_folder_into_itself_is_refused(env: dict, tmp_path: Path) ->
     assert snapshot(proj) == before
 
 
+def test_an_index_inside_the_folder_it_indexes_is_never_ingested(env: dict, corpus: Path) -> None:
+    """Its marker and pointer files are text a walk would take: skipped, with the reason."""
+    idx = corpus / "idx"
+    for _ in range(2):  # the second run meets the index's own files
+        r = rag("ingest", str(corpus), "--index", str(idx), "--json", env=env)
+        assert r.returncode == 0, err(r)
+        out = json.loads(r.stdout)
+        assert not any(p.startswith(str(idx)) for p in out["added"] + out["unchanged"]), out
+        assert {"path": str(idx), "reason": "the index being written (ragcli never ingests its own index)"} \
+            in out["skipped"], out
+    ls = rag("ls", "--json", "--index", str(idx), env=env)
+    assert sorted(json.loads(x)["path"] for x in ls.stdout.decode().splitlines()) == sorted(
+        str(p) for p in corpus.glob("*.md"))
+
+
 def test_a_new_or_empty_directory_is_marked_and_used(env: dict, corpus: Path, tmp_path: Path) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
