@@ -61,6 +61,13 @@ class Index:
         return pipeline.ingest([str(p) for p in paths], self.settings, embedder=self._embedder,
                                rebuild=rebuild, follow=follow, progress=progress, **kw)
 
+    def watch(self, paths: Sequence[str | Path] = (), on_event: Callable[[object], None] = lambda _e: None,
+              **kw) -> None:
+        """``rag ingest --watch``: ingest ``paths``, then keep the index in line as files change,
+        until a KeyboardInterrupt (or ``changes=``, an iterable of sets of changed paths, ends).
+        ``on_event`` hears each ``ragcli.watch`` event (``Synced``, ``Watching``, ``Change``)."""
+        pipeline.watch([str(p) for p in paths], self.settings, on_event, embedder=self._embedder, **kw)
+
     def search(self, query: str, *, k: int = 5, mode: str = "hybrid") -> pipeline.SearchResult:
         """``rag search``: the ``k`` best passages."""
         return pipeline.search(query, self.settings, k=k, mode=mode, embedder=self._query_embedder())

@@ -245,3 +245,27 @@ def test_changes_of_a_report_leave_out_unchanged_and_skipped_files() -> None:
     r = _report(added=("/d/n.md",), unchanged=("/d/u.md",), failed=(("/d/x.pdf", "cannot read it"),),
                 skipped=(("/d/n.md~", "unsupported file type '.md~'"),), doc_chunks=(("/d/n.md", 2),))
     assert changes_of(r) == [Change("/d/n.md", "added", 2), Change("/d/x.pdf", "failed", reason="cannot read it")]
+
+
+def test_index_watch_in_process_with_scripted_changes(hash_models: Path, tmp_path: Path) -> None:
+    """``Index.watch`` with ``changes=`` instead of the file watcher: the same loop, in process."""
+    from ragcli import Index
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.md").write_text("# A\n\nAlpacas hum softly while grazing.\n")
+
+    def changes():
+        yield set()  # the watcher is up: the first ingest runs
+        (docs / "b.md").write_text("# B\n\nBees dance to tell the hive where the clover grows.\n")
+        (docs / "a.md").unlink()
+        (docs / "skip.xyz").write_text("not a format ragcli reads")
+        yield {str(docs / "a.md"), str(docs / "b.md"), str(docs / "skip.xyz")}
+
+    events: list[object] = []
+    with Index(tmp_path / "idx", models=hash_models) as idx:
+        idx.watch([docs], events.append, changes=changes())
+        assert [d.path for d in idx.documents()] == [str(docs / "b.md")]
+    assert isinstance(events[0], Synced) and events[0].report.added == (str(docs / "a.md"),)
+    assert events[1:] == [Watching((str(docs),)), Change(str(docs / "a.md"), "removed"),
+                          Change(str(docs / "b.md"), "added", 1)]
