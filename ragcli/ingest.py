@@ -276,8 +276,8 @@ def _plan(w: index.IndexWriter, paths: Sequence[str | Path], excludes: Sequence[
     if scope is not None:
         for s in sorted(scope.paths):
             for row in w.documents_with_prefix(s):
-                if (scope.takes(row.path) and any(row.path == r or _under(row.path, r) for r in roots)
-                        and loaders.container_of(row.path) not in taken):
+                file = loaders.container_of(row.path)  # an attachment goes with its mail
+                if scope.takes(file) and any(file == r or _under(file, r) for r in roots) and file not in taken:
                     plan.gone[row.path] = row.id
         return plan
     dir_roots = [str(d) for d in walked.dirs]

@@ -249,23 +249,33 @@ def test_changes_of_a_report_leave_out_unchanged_and_skipped_files() -> None:
 
 def test_index_watch_in_process_with_scripted_changes(hash_models: Path, tmp_path: Path) -> None:
     """``Index.watch`` with ``changes=`` instead of the file watcher: the same loop, in process."""
+    from email.message import EmailMessage
+
     from ragcli import Index
 
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "a.md").write_text("# A\n\nAlpacas hum softly while grazing.\n")
+    mail = EmailMessage()
+    mail["Subject"], mail["From"], mail["To"] = "Shearing", "a@example.org", "b@example.org"
+    mail.set_content("The shearing starts on Monday at the north barn.\n")
+    mail.add_attachment(b"Shearing list: Nube, Pita, Luna.\n", maintype="text", subtype="plain", filename="list.txt")
+    (docs / "m.eml").write_bytes(mail.as_bytes())
 
     def changes():
         yield set()  # the watcher is up: the first ingest runs
         (docs / "b.md").write_text("# B\n\nBees dance to tell the hive where the clover grows.\n")
         (docs / "a.md").unlink()
+        (docs / "m.eml").unlink()  # the mail goes with its attachment
         (docs / "skip.xyz").write_text("not a format ragcli reads")
-        yield {str(docs / "a.md"), str(docs / "b.md"), str(docs / "skip.xyz")}
+        yield {str(docs / "a.md"), str(docs / "b.md"), str(docs / "m.eml"), str(docs / "skip.xyz")}
 
     events: list[object] = []
     with Index(tmp_path / "idx", models=hash_models) as idx:
         idx.watch([docs], events.append, changes=changes())
         assert [d.path for d in idx.documents()] == [str(docs / "b.md")]
-    assert isinstance(events[0], Synced) and events[0].report.added == (str(docs / "a.md"),)
+    assert isinstance(events[0], Synced)
+    assert sorted(events[0].report.added) == [str(docs / "a.md"), str(docs / "m.eml"), str(docs / "m.eml#list.txt")]
     assert events[1:] == [Watching((str(docs),)), Change(str(docs / "a.md"), "removed"),
-                          Change(str(docs / "b.md"), "added", 1)]
+                          Change(str(docs / "b.md"), "added", 1), Change(str(docs / "m.eml"), "removed"),
+                          Change(str(docs / "m.eml#list.txt"), "removed")]
