@@ -133,19 +133,17 @@ def relevant(path: str, roots: Sequence[str], excludes: Sequence[str], include_h
     return False
 
 
-def file_events(roots: Sequence[str], keep: Callable[[str], bool], stop: Callable[[], bool] | None = None
-                ) -> Iterator[set[str]]:
-    """The paths that changed under ``roots``, in debounced groups; an empty set every
-    ``TICK_MS`` without a change (the first one says the watcher is running)."""
-    import watchfiles
-
-    class _Stop:
-        def is_set(self) -> bool:
-            return bool(stop and stop())
-
+def file_events(roots: Sequence[str], keep: Callable[[str], bool]) -> Iterator[set[str]]:
+    """The paths that changed under ``roots`` and that ``keep`` keeps, in debounced groups; an
+    empty set every ``TICK_MS`` without a change (the first one says the watcher is running).
+    A Ctrl-C while waiting raises KeyboardInterrupt."""
+    try:
+        import watchfiles
+    except ImportError:
+        raise UsageError("rag ingest --watch needs the watchfiles package: pip install 'ragcli[watch]'") from None
     for group in watchfiles.watch(*watched(roots), watch_filter=lambda _change, path: keep(path),
                                   debounce=DEBOUNCE_MS, step=STEP_MS, rust_timeout=TICK_MS, yield_on_timeout=True,
-                                  stop_event=_Stop() if stop else None, raise_interrupt=True):
+                                  raise_interrupt=True):
         yield {path for _change, path in group}
 
 
