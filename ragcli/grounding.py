@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 
 from .terms import STOPWORDS, normalize, specific_terms, term_pattern
 
-__all__ = ["STOPWORDS", "answer_support", "polarity_conflict", "repeats_question", "support",
+__all__ = ["STOPWORDS", "answer_support", "coverage", "polarity_conflict", "repeats_question", "support",
            "table_mismatch", "unsupported_claims"]
 
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
@@ -86,6 +86,32 @@ def support(answer: str, sentence: str) -> float:
     return len(need & have) / len(need)
 
 
+def _stem(word: str) -> str:
+    """A crude stem, enough to meet a word's other forms: "takes" and "take", "plans" and "planned".
+
+    >>> [_stem(w) for w in ("takes", "take", "plans", "planned", "enabled", "enable", "os")]
+    ['tak', 'tak', 'plan', 'plan', 'enabl', 'enabl', 'os']
+    """
+    w = re.sub(r"(?<=\w\w\w)(?:ing|ed|es|s|e)$", "", word)
+    w = re.sub(r"(\w)\1$", r"\1", w)
+    return w[:5]
+
+
+def coverage(question: str, texts: Iterable[str]) -> float:
+    """Share of the question's content words (compared by their first five letters, so "plans"
+    meets "plan") that ``texts`` hold: 1.0 when the question has none.
+
+    >>> coverage("Does h11 have dependencies outside the Python standard library?",
+    ...          ["The last Python 2-compatible version was h11 0.11.x."])
+    0.3333333333333333
+    """
+    need = {_stem(w) for w in _words(question)}
+    if not need:
+        return 1.0
+    have = {_stem(w) for t in texts for w in _words(t)}
+    return len(need & have) / len(need)
+
+
 def repeats_question(answer: str, question: str) -> bool:
     """True when every content word and number of ``answer`` is already in ``question``: an
     answer like "K" to "What does the K in Q4_K_M stand for?" says nothing its quotes do not.
@@ -111,13 +137,14 @@ _NEGATION = re.compile(
 def polarity_conflict(question: str, answer: str, quote: str) -> str:
     """Why a bare yes/no ``answer`` disagrees with ``quote``; "" when it does not (or is no yes/no).
 
-    "Yes" needs a quote without negation, restriction or requirement; "No" needs one with it.
+    "Yes" needs a quote that does not negate what the question asks (``negated_claim``); "No"
+    needs one with negation, restriction or requirement somewhere.
 
     >>> polarity_conflict("Is Corepack enabled by default?", "Yes",
     ...     "Corepack currently needs to be explicitly enabled to have any effect.")
-    'the answer says yes, the quote says "needs to be"'
+    'the answer says yes, the quote says "needs to be explicitly enabled"'
     >>> polarity_conflict("Does the ferry run on public holidays?", "yes", "The ferry does not run on public holidays.")
-    'the answer says yes, the quote says "not"'
+    'the answer says yes, the quote says "not run"'
     >>> polarity_conflict("Did Boeing pay dividends in 2022?", "No", "we did not pay any dividends in 2022")
     ''
     """
@@ -126,11 +153,48 @@ def polarity_conflict(question: str, answer: str, quote: str) -> str:
     m = _YESNO_A.match(answer)
     if not m:
         return ""
-    neg = _NEGATION.search(quote)
-    if m.group(1).lower() == "yes" and neg:
-        return f'the answer says yes, the quote says "{neg.group(0)}"'
-    if m.group(1).lower() == "no" and not neg:
+    if m.group(1).lower() == "yes":
+        neg = negated_claim(question, quote)
+        return f'the answer says yes, the quote says "{neg}"' if neg else ""
+    if not _NEGATION.search(quote):
         return "the answer says no, the quote holds no negation"
+    return ""
+
+
+_AFTER_ITS_SUBJECT = re.compile(r"disabled?|refuses?|refused", re.I)  # "fsmonitor ... is disabled"
+
+
+def negated_claim(question: str, quote: str) -> str:
+    """The negation in ``quote`` that bears on what a yes/no ``question`` asks: a cue
+    (``_NEGATION``) with one of the question's own words that is not a name within three words
+    after it ("No plans to enter" for "Does Northwind plan to enter China?"), or before it for
+    a cue that follows its subject ("fsmonitor ... is disabled"); "" when none.
+
+    >>> negated_claim("Does Northwind plan to enter China?", "Expansion into Brazil in 2025. No plans to enter the Chinese market")
+    'No plans'
+    >>> negated_claim("Are Corepack's npm shims enabled by default?", "its shims aren't enabled by default")
+    "aren't enabled"
+    >>> negated_claim("Is fsmonitor enabled by default on a networked filesystem?", "use of fsmonitor on a networked filesystem is disabled")
+    'disabled'
+    >>> negated_claim("Is the punycode module deprecated?", "Fixes to the module must be directed to the Punycode.js project.")
+    ''
+    """
+    names = {normalize(t) for t in specific_terms(question)}
+    stems = {_stem(w) for w in _words(question) if w not in names and len(w) >= 3}
+    words = re.findall(r"[^\W_]+(?:['’]t)?", quote)
+    low = [_stem(normalize(w)) for w in words]
+    for i, word in enumerate(words):
+        cue = next((" ".join(words[i:i + n]) for n in (3, 2, 1) if _NEGATION.fullmatch(" ".join(words[i:i + n]))), "")
+        if not cue and re.search(r"n['’]t$", word, re.I):
+            cue = word
+        if not cue:
+            continue
+        span = len(cue.split())
+        after = [j for j in range(i + span, min(len(words), i + span + 3)) if low[j] in stems]
+        if after:
+            return " ".join(words[i:after[0] + 1])
+        if _AFTER_ITS_SUBJECT.fullmatch(cue) and any(w in stems for w in low[max(0, i - 8):i]):
+            return cue
     return ""
 
 
@@ -228,16 +292,19 @@ def answer_support(question: str, answer: str, quotes: Sequence[str]) -> tuple[l
     and per quote "supported", "partial" or "unsupported" (its share of the answer's words and numbers).
 
     >>> answer_support("Is Corepack enabled by default?", "Yes", ["Corepack currently needs to be explicitly enabled."])
-    (['the answer says yes, the quote says "needs to be"'], ['unsupported'])
+    (['the answer says yes, the quote says "needs to be explicitly enabled"'], ['unsupported'])
     """
     missing = unsupported_claims(answer, quotes, question)
     if quotes:
         best = max(quotes, key=lambda q: len(_words(q) & _words(question)))
-        for why in (polarity_conflict(question, answer, best),
+        # a "Yes" any quote contradicts is wrong; a "No" needs the best-matching quote's negation
+        yes = bool(re.match(r"^\W*yes\b", answer, re.I))
+        for why in (*(polarity_conflict(question, answer, q) for q in (quotes if yes else [best])),
                     *(table_mismatch(question, answer, q) for q in quotes),
                     *(labeled_cell_mismatch(question, answer, q) for q in quotes)):
-            if why and why not in missing:
-                missing.append(why)
+            if why and why not in missing and not (why.startswith("the answer says yes")
+                                                   and any(m.startswith("the answer says yes") for m in missing)):
+                missing.append(why)  # one contradicting quote is reason enough
     per = []
     claimed = _numbers(answer) - _numbers(question)
     for q in quotes:

@@ -114,6 +114,39 @@ def missing_terms(question: str, texts: Iterable[str], names: Iterable[str] = ()
     return out
 
 
+def covered_terms(question: str, texts: Iterable[str], names: Iterable[str] = ()) -> frozenset[str]:
+    """The question's specific terms that ``texts`` or ``names`` hold (``missing_terms``' complement).
+
+    >>> sorted(covered_terms("Which CVEs does Git 2.39.2 address?", ["Fixes since v2.39.1"], ["git RelNotes 2.39.2"]))
+    ['2.39.2', 'Git']
+    """
+    texts, names = list(texts), list(names)
+    return frozenset(specific_terms(question)) - frozenset(missing_terms(question, texts, names))
+
+
+def focus(question: str, docs: dict[str, tuple[list[str], str]]) -> set[str]:
+    """The documents a question is about: of ``docs`` (source -> (its retrieved passages and
+    headings, its name words)), those holding the most of the question's specific terms.
+
+    "What gross margin did Northwind report for FY2024?" is about the deck that names Northwind,
+    not about the Corning filing whose table says "Gross margin"; "Git 2.39.2" is about
+    2.39.2.txt, not 2.39.4.txt, which mentions v2.39.3. Every document is kept when the question
+    names nothing specific or no document holds more of it than another.
+
+    >>> docs = {"deck": (["Gross margin of 61.4%"], "Northwind investor day 2024"),
+    ...         "corning": (["Gross margin $ 5,063"], "CORNING 2021 10K")}
+    >>> sorted(focus("What gross margin did Northwind report for FY2024?", docs))
+    ['deck']
+    >>> sorted(focus("What is a gross margin?", docs))
+    ['corning', 'deck']
+    """
+    if not specific_terms(question):
+        return set(docs)
+    got = {src: len(covered_terms(question, texts, [name])) for src, (texts, name) in docs.items()}
+    best = max(got.values(), default=0)
+    return {src for src, n in got.items() if n == best}
+
+
 def _near(word: str, hay: str) -> bool:
     """A word of ``hay`` one edit (insert, delete, substitute, swap) away from ``word``.
 
