@@ -169,6 +169,26 @@ def parse_reply(text: str, n: int) -> tuple[list[int], str]:
     return ids, answer if isinstance(answer, str) else ""
 
 
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def literal_escapes(answer: str, texts: Sequence[str]) -> str:
+    r"""The answer with the line breaks and tabs its JSON decoding made put back as the written
+    ``\r\n`` the model copied, when the sentences it read write them so ("`\r\n` on Windows"
+    in Node's os.md: the model's JSON "\r\n" decodes to a real CR LF).
+
+    >>> crlf = chr(13) + chr(10)  # what json.loads makes of the model's "\r\n"
+    >>> print(literal_escapes(f"`{crlf}` on Windows", [r"* `\r\n` on Windows"]))
+    `\r\n` on Windows
+    >>> literal_escapes(f"two{crlf}lines", ["no escapes here"]) == f"two{crlf}lines"
+    True
+    """
+    written = [c for c, lit in _ESCAPES.items() if c in answer and any(lit in t for t in texts)]
+    for c in written:
+        answer = answer.replace(c, _ESCAPES[c])
+    return answer
+
+
 def to_citation(i: int, ev: Evidence) -> Citation:
     """The citation of an evidence sentence, before ``verify`` checks it and says where it is."""
     s = ev.span
@@ -218,6 +238,15 @@ def drop_unsupported_picks(answer: str, picked: list[Evidence]) -> list[Evidence
     return [ev for ev, share in zip(picked, shares, strict=True) if share >= best / 2]
 
 
+def quoted(c: Citation) -> str:
+    """A quote shown in the answer's place, read with its heading as beside a citation.
+
+    >>> quoted(Citation(1, "f", "h", None, 1, 1, 0, 3, "Add 3type.", context="man-db 2.11.1"))
+    '(man-db 2.11.1) Add 3type.'
+    """
+    return f"({c.context}) {c.quote}" if c.context else c.quote
+
+
 def with_markers(text: str, citations: Sequence[Citation]) -> str:
     """The answer with its citation markers; no text: the quotes themselves, each marked.
 
@@ -226,7 +255,7 @@ def with_markers(text: str, citations: Sequence[Citation]) -> str:
     ('It is [1].', 'Yes. [1]')
     """
     if not text:  # a document's own "[7]" must not pass for a citation marker
-        return " ".join(f"{clean_answer_text(c.quote)} [{c.id}]" for c in citations)
+        return " ".join(f"{clean_answer_text(quoted(c))} [{c.id}]" for c in citations)
     markers = "".join(f"[{c.id}]" for c in citations)
     if text.endswith((".", "!", "?")):
         return f"{text[:-1]} {markers}{text[-1]}"
@@ -392,6 +421,7 @@ def answer_question(
     timings.update(llm_load_s=gen.load_s + load_in_fit, first_token_s=gen.prompt_s, generate_s=gen.gen_s,
                    prompt_tokens=float(gen.prompt_tokens), completion_tokens=float(gen.completion_tokens))
     ids, text = parse_reply(gen.text, len(evidence))
+    text = literal_escapes(text, [ev.span.text for ev in evidence])
     picked = [evidence[i - 1] for i in ids if evidence[i - 1].similarity >= params.min_evidence_similarity]
     picked = repair_picks(clean_answer_text(text), picked, evidence, params.max_citations)
     picked = drop_unsupported_picks(clean_answer_text(text), picked)
@@ -414,7 +444,7 @@ def answer_question(
         return no_evidence(question, model, emb, timings, "; ".join(problems), problems)  # e.g. files changed
     text = clean_answer_text(text)
     quotes = [c.quote for c in citations]
-    missing, per_quote = answer_support(question, text, quotes)
+    missing, per_quote = answer_support(question, text, quotes, [c.context for c in citations])
     citations = [replace(c, support=sup) for c, sup in zip(citations, per_quote, strict=True)]
     answer_sup = "unsupported" if missing else "supported"
     replace_why = "; ".join(missing) if missing else \
@@ -433,7 +463,8 @@ def answer_question(
     elif repeats_question(text, question):  # "K" for "What does the K stand for?": the quotes say more
         problems.append("answer text replaced by its quotes (it only repeats the question)")
         answer_sup, missing, text = "partial", ["it only repeats the question"], ""
-    plain = text or " ".join(clean_answer_text(c.quote) for c in citations)
+    # quotes shown in the answer's place read with their heading, as beside a citation
+    plain = text or " ".join(clean_answer_text(quoted(c)) for c in citations)
     text = with_markers(text, citations)
     return Answer(question, text, "answered", tuple(citations), model, emb, timings,
                   "; ".join(problems), answer_text=plain, support=answer_sup,

@@ -287,14 +287,23 @@ def labeled_cell_mismatch(question: str, answer: str, quote: str) -> str:
     return ""
 
 
-def answer_support(question: str, answer: str, quotes: Sequence[str]) -> tuple[list[str], list[str]]:
+def answer_support(question: str, answer: str, quotes: Sequence[str],
+                   contexts: Sequence[str] = ()) -> tuple[list[str], list[str]]:
     """``(missing, per_quote)``: what the answer says that its quotes do not back (empty: supported),
     and per quote "supported", "partial" or "unsupported" (its share of the answer's words and numbers).
+    ``contexts``, one per quote, are the headings shown beside them ("man-db 2.11.1 (15 November
+    2022)" above "Add section 3type ..."): what they say backs the answer as the quote does.
+
+    >>> answer_support("Which man-db release added section 3type?", "man-db 2.11.1",
+    ...                ["Add section `3type` to the default section list."], ["man-db 2.11.1 (15 November 2022)"])
+    ([], ['supported'])
 
     >>> answer_support("Is Corepack enabled by default?", "Yes", ["Corepack currently needs to be explicitly enabled."])
     (['the answer says yes, the quote says "needs to be explicitly enabled"'], ['unsupported'])
     """
-    missing = unsupported_claims(answer, quotes, question)
+    contexts = list(contexts) or [""] * len(quotes)
+    read = [f"{c}\n{q}" if c else q for q, c in zip(quotes, contexts, strict=True)]  # as a person reads them
+    missing = unsupported_claims(answer, read, question)
     if quotes:
         best = max(quotes, key=lambda q: len(_words(q) & _words(question)))
         # a "Yes" any quote contradicts is wrong; a "No" needs the best-matching quote's negation
@@ -307,11 +316,11 @@ def answer_support(question: str, answer: str, quotes: Sequence[str]) -> tuple[l
                 missing.append(why)  # one contradicting quote is reason enough
     per = []
     claimed = _numbers(answer) - _numbers(question)
-    for q in quotes:
-        share = support(answer, q)
+    for q, seen in zip(quotes, read, strict=True):
+        share = support(answer, seen)
         bad = polarity_conflict(question, answer, q) or table_mismatch(question, answer, q) \
             or labeled_cell_mismatch(question, answer, q) \
-            or bool(claimed) and not claimed & _numbers(q)  # holds none of the answer's numbers
+            or bool(claimed) and not claimed & _numbers(seen)  # holds none of the answer's numbers
         per.append("unsupported" if bad or (share == 0 and not _YESNO_A.match(answer)) else
                    "supported" if share >= 0.75 or _YESNO_A.match(answer) else "partial")
     return missing, per

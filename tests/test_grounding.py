@@ -101,7 +101,8 @@ def test_an_answer_its_quotes_contradict_is_replaced_by_the_quotes(kv_index) -> 
                        generator=ScriptedGenerator(reply), params=LOOSE)
     assert ans.status == "answered"
     assert "64" not in ans.answer
-    assert ans.answer == f"{' '.join(ans.citations[0].quote.split())} [1]"
+    c = ans.citations[0]  # the quote in the answer's place, with the heading shown beside it
+    assert ans.answer == (f"({c.context}) " if c.context else "") + f"{' '.join(c.quote.split())} [1]"
     assert "0.5 MiB" in ans.citations[0].quote
     assert "replaced" in ans.reason
 
@@ -323,3 +324,20 @@ def test_the_model_reads_only_the_documents_that_name_what_the_question_names(tm
     seen.clear()
     pipeline.ask("What was the gross margin?", settings, embedder=emb, generator=ScriptedGenerator(reply), params=anything)
     assert "5,063" in seen[0]  # a question that names nothing keeps every document
+
+
+def test_an_escape_the_document_writes_stays_written_in_the_answer(tmp_path: Path) -> None:
+    doc = tmp_path / "os.md"
+    doc.write_text("## os.EOL\n\nThe operating system-specific end-of-line marker is `\\r\\n` on Windows.\n",
+                   encoding="utf-8")
+    settings = resolve_settings(index=tmp_path / "index")
+    emb = HashEmbedder()
+    pipeline.ingest([str(doc)], settings, embedder=emb)
+
+    def reply(messages, grammar):  # the model copies the backticked \r\n; its JSON decodes it to CR LF
+        return '{"answer": "`\\r\\n` on Windows", "evidence": [%d]}' % _ids(messages, "marker")
+
+    anything = replace(LOOSE, min_similarity=-1.0, min_sentence_similarity=-1.0, min_evidence_similarity=-1.0)
+    ans = pipeline.ask("What is os.EOL on Windows?", settings, embedder=emb, generator=ScriptedGenerator(reply),
+                       params=anything)
+    assert ans.answer_text == "`\\r\\n` on Windows" and ans.support == "supported"
