@@ -28,9 +28,9 @@ from .display import UNSAFE
 from .embedders import Embedder
 from .evidence import Evidence, select_evidence
 from .generators import Generator
-from .grounding import answer_support, coverage, repeats_question, support
+from .grounding import answer_support, coverage, negated_claim, repeats_question, support, yes_no
 from .injection import defuse_template_tokens
-from .terms import focus, missing_terms
+from .terms import focus, missing_terms, other_version
 from .types import Answer, Citation, Hit
 from .verify import Verifier
 
@@ -133,7 +133,9 @@ def grammar(n: int, max_citations: int, max_chars: int) -> str:
     ])
 
 
-_MARKER = re.compile(r"\s*(\[\s*\d+(\s*[,;-]\s*\d+)*\s*\]|【\d+】|\(\s*\d+\s*\))")
+# a citation marker: "[2]", "[1, 3]", "【1】", "(2)"; ids start at 1 ("[0, 0, 0]" is a value)
+_MARKER = re.compile(r"\s*(\[\s*[1-9]\d*(\s*[,;-]\s*[1-9]\d*)*\s*\]|【[1-9]\d*】|\(\s*[1-9]\d*\s*\))")
+_CODE = re.compile(r"(`[^`]*`)")  # text in backticks is copied, never a marker
 
 
 def clean_answer_text(text: str) -> str:
@@ -144,8 +146,11 @@ def clean_answer_text(text: str) -> str:
 
     >>> clean_answer_text("It is 4 bits [2]. Yes [1, 3].\x1b[2J\u202e\x9b1m\\nOK")
     'It is 4 bits. Yes.[2J1m OK'
+    >>> clean_answer_text("On Windows it is always `[1, 2]` or [0, 0, 0] [1].")
+    'On Windows it is always `[1, 2]` or [0, 0, 0].'
     """
-    return " ".join(_MARKER.sub("", UNSAFE.sub("", " ".join(text.split()))).split())
+    parts = _CODE.split(UNSAFE.sub("", " ".join(text.split())))
+    return " ".join("".join(p if p.startswith("`") else _MARKER.sub("", p) for p in parts).split())
 
 
 def parse_reply(text: str, n: int) -> tuple[list[int], str]:
@@ -247,6 +252,23 @@ def quoted(c: Citation) -> str:
     return f"({c.context}) {c.quote}" if c.context else c.quote
 
 
+def contradicted_yes(question: str, answer: str, picked: list[Evidence],
+                     evidence: Sequence[Evidence]) -> tuple[list[Evidence], str]:
+    """``(picked, why)``: a "Yes" that an offered passage at least as close to the question as
+    the model's picks contradicts (``grounding.negated_claim``) is cited with that passage
+    instead, and ``why`` says so; else ``(picked, "")``. The model read "its shims aren't
+    enabled by default" (0.92) and cited a sentence about ``--force`` (0.64) for its "Yes"."""
+    if yes_no(answer) != "yes" or not picked:
+        return picked, ""
+    closest = max(ev.similarity for ev in picked)
+    contra = [(ev, neg) for ev in evidence if ev.similarity >= closest
+              and (neg := negated_claim(question, " ".join(ev.span.text.split())))]
+    if not contra:
+        return picked, ""
+    ev, neg = max(contra, key=lambda x: x[0].similarity)
+    return [ev], f'the answer says yes, the passage closest to the question says "{neg}"'
+
+
 def with_markers(text: str, citations: Sequence[Citation]) -> str:
     """The answer with its citation markers; no text: the quotes themselves, each marked.
 
@@ -296,11 +318,14 @@ def focused(question: str, hits: Sequence[Hit]) -> list[Hit]:
     """``hits`` from the documents the question is about (``terms.focus``): of the retrieved
     documents, those whose passages, headings and file name hold the most of the question's
     specific terms. "Northwind's gross margin" is then not answered from a Corning table
-    that happened to rank higher, nor "Git 2.39.2" from the 2.39.4 notes."""
+    that happened to rank higher, nor "Git 2.39.2" from the 2.39.4 notes. A document whose name
+    gives the question's subject another version ("requests 2.34.2" for "requests 3.0") is
+    not about the question at all."""
     docs: dict[str, tuple[list[str], str]] = {}
     for h in hits:
         texts, _ = docs.setdefault(h.chunk.source, ([], path_words(h.chunk.source)))
         texts += [h.chunk.text, h.chunk.heading]
+    docs = {src: doc for src, doc in docs.items() if not other_version(question, doc[1])}
     keep = focus(question, docs)
     return [h for h in hits if h.chunk.source in keep]
 
@@ -316,7 +341,11 @@ def offer(question: str, question_vec, hits: Sequence[Hit], embedder: Embedder,
     if not hits or max(h.similarity for h in hits) < params.min_similarity:
         best = max((h.similarity for h in hits), default=0.0)
         return [], f"no passage is close to the question (best similarity {best:.2f} < {params.min_similarity})"
-    evidence = select_evidence(question, question_vec, focused(question, hits), embedder, n=params.n_evidence,
+    about = focused(question, hits)
+    if not about:
+        names = sorted({other_version(question, path_words(h.chunk.source)) for h in hits})
+        return [], f"the documents found are about {', '.join(names)}, not the version the question names"
+    evidence = select_evidence(question, question_vec, about, embedder, n=params.n_evidence,
                                min_words=params.min_words, lexical_weight=params.lexical_weight,
                                before=params.context_before, after=params.context_after,
                                short_words=params.short_words)
@@ -425,6 +454,7 @@ def answer_question(
     picked = [evidence[i - 1] for i in ids if evidence[i - 1].similarity >= params.min_evidence_similarity]
     picked = repair_picks(clean_answer_text(text), picked, evidence, params.max_citations)
     picked = drop_unsupported_picks(clean_answer_text(text), picked)
+    picked, against = contradicted_yes(question, clean_answer_text(text), picked, evidence)
     if not picked:
         why = "the model found no sentence that answers the question" if not ids else \
             "the sentences the model picked are not related to the question"
@@ -447,14 +477,22 @@ def answer_question(
     missing, per_quote = answer_support(question, text, quotes, [c.context for c in citations])
     citations = [replace(c, support=sup) for c, sup in zip(citations, per_quote, strict=True)]
     answer_sup = "unsupported" if missing else "supported"
+    covered = coverage(question, [*(quoted(c) for c in citations), *(path_words(c.source) for c in citations)])
+    if not missing and yes_no(text) and covered <= params.min_replaced_coverage:
+        # a bare "Yes"/"No" beside a quote about something else ("The last Python 2-compatible
+        # version was h11 0.11.x." for "Does h11 have dependencies outside the standard library?")
+        missing = ["its quotes do not speak to what the question asks"]
+        answer_sup = "unsupported"
     replace_why = "; ".join(missing) if missing else \
         "it only repeats the question" if repeats_question(text, question) else ""
-    covered = coverage(question, quotes)
     if replace_why and covered <= params.min_replaced_coverage:
-        # quotes that hold half the question's words or less are no answer to show in its place
+        # quotes (with their headings and file names, as a person reads them) that hold half the
+        # question's words or less are no answer to show in its place
         return no_evidence(question, model, emb, timings,
                            f"the answer is not backed by its quotes ({replace_why}), and the quotes hold only "
                            f"{covered:.0%} of the question's words", problems)
+    if against:  # the closest passage says no: it, not the model's "Yes", is what is shown
+        missing, answer_sup = [against, *missing], "unsupported"
     if missing:  # the model's own words say what its quotes do not: show the quotes instead.
         # Measured on the realfolders tune split: the quotes hold the answer for 7 of the 9
         # replaced answers; no_evidence would have made those 7 wrongly abstained.

@@ -27,6 +27,10 @@ _LABEL_WORDS = 10  # a label line ("Year 2017 results:") has at most this many w
 _MD_HEADING = re.compile(r"#{1,6}\s+(\S.*?)\s*#*\s*$")
 
 
+# a manual page's navigation line taken for its heading: "Next: Thread Safety, Previous: ..., Up: ..."
+_NAVIGATION = re.compile(r"\s*(Next|Previous|Prev|Up):\s", re.I)
+
+
 def label_line(line: str) -> str:
     """The heading a line of page text is, or "".
 
@@ -62,6 +66,6 @@ def heading_above(chunk: Chunk, span: Span) -> str:
     before = chunk.text[: max(span.start - chunk.start, 0)]
     lines = before.split("\n")
     found = next((h for h in map(label_line, reversed(lines[:-1])) if h), "")  # whole lines: the last is the span's
-    if not found and len(chunk.heading.split()) <= MAX_HEADING_WORDS:
+    if not found and len(chunk.heading.split()) <= MAX_HEADING_WORDS and not _NAVIGATION.match(chunk.heading):
         found = " ".join(chunk.heading.split())[:MAX_CONTEXT_CHARS]
     return "" if addressed_to_assistant(found) else found  # the model reads it: no "SYSTEM: ..." heading

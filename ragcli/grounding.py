@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 
 from .terms import STOPWORDS, normalize, specific_terms, term_pattern
 
-__all__ = ["STOPWORDS", "answer_support", "coverage", "polarity_conflict", "repeats_question", "support",
+__all__ = ["STOPWORDS", "answer_support", "coverage", "row_mismatch", "yes_no", "polarity_conflict", "repeats_question", "support",
            "table_mismatch", "unsupported_claims"]
 
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
@@ -105,7 +105,7 @@ def coverage(question: str, texts: Iterable[str]) -> float:
     ...          ["The last Python 2-compatible version was h11 0.11.x."])
     0.3333333333333333
     """
-    need = {_stem(w) for w in _words(question)}
+    need = {_stem(w) for w in _words(question) if len(w) > 1}  # not the "s" of "Amazon's"
     if not need:
         return 1.0
     have = {_stem(w) for t in texts for w in _words(t)}
@@ -132,6 +132,16 @@ _YESNO_A = re.compile(r"^\W*(yes|no)\b", re.I)
 _NEGATION = re.compile(
     r"\b(not|no|never|none|nothing|cannot|without|neither|nor|disabled?|refuses?|only|"
     r"needs? to be|must be|has to be|have to be)\b|n't\b", re.I)
+
+
+def yes_no(answer: str) -> str:
+    """"yes" or "no" when the answer opens with it, else "".
+
+    >>> yes_no("Yes, it is."), yes_no("No."), yes_no("Nobody")
+    ('yes', 'no', '')
+    """
+    m = _YESNO_A.match(answer)
+    return m.group(1).lower() if m else ""
 
 
 def polarity_conflict(question: str, answer: str, quote: str) -> str:
@@ -287,6 +297,42 @@ def labeled_cell_mismatch(question: str, answer: str, quote: str) -> str:
     return ""
 
 
+def row_mismatch(question: str, answer: str, quotes: Sequence[str]) -> str:
+    r"""Why a number of ``answer`` comes from another row of a pipe table than the one the
+    question names; "" if none. Rows are the quotes' lines with two or more "|"; the row the
+    question names is the one holding most of its words and numbers, each weighted by how few
+    rows hold it ("lz4 1.9.3" over the many "zstd ... --fast" rows). It must be one row, and
+    hold a word or number no other row has.
+
+    >>> t = ("| zstd 1.5.1 --fast=3 | 2.239 | 670 MB/s | 2250 MB/s |\n| zstd 1.5.1 --fast=4 | 2.148 | 710 MB/s | 2300 MB/s |\n"
+    ...      "| lz4 1.9.3 | 2.101 | 740 MB/s | 4500 MB/s |")
+    >>> row_mismatch("How fast does lz4 1.9.3 decompress in the zstd benchmark?", "2250 MB/s", [t])
+    '2250 is in the row "zstd 1.5.1 --fast=3", the question asks about "lz4 1.9.3"'
+    >>> row_mismatch("How fast does lz4 1.9.3 decompress in the zstd benchmark?", "4500 MB/s", [t])
+    ''
+    """
+    rows = [line for q in quotes for line in q.splitlines() if line.count("|") >= 2]
+    if len(rows) < 2:
+        return ""
+    asked = _words(question) | _numbers(question)
+    held = [(_words(r) | _numbers(r)) & asked for r in rows]
+    df = {w: sum(w in h for h in held) for w in asked}
+    score = [sum(1 / df[w] for w in h) for h in held]
+    best = max(range(len(rows)), key=lambda i: score[i])
+    if score[best] < 1 or sum(sc == score[best] for sc in score) > 1:
+        return ""  # no row, or more than one, is the question's
+
+    def label(row: str) -> str:
+        cells = [c.strip(" *[]") for c in row.split("|") if c.strip()]
+        return next((c for c in cells if re.search(r"[^\W\d_]", c)), cells[0] if cells else row)
+
+    for n in sorted(_numbers(answer) - _numbers(question)):
+        at = [i for i, r in enumerate(rows) if n in _numbers(r)]
+        if at and best not in at:
+            return f'{n} is in the row "{label(rows[at[0]])}", the question asks about "{label(rows[best])}"'
+    return ""
+
+
 def answer_support(question: str, answer: str, quotes: Sequence[str],
                    contexts: Sequence[str] = ()) -> tuple[list[str], list[str]]:
     """``(missing, per_quote)``: what the answer says that its quotes do not back (empty: supported),
@@ -297,6 +343,9 @@ def answer_support(question: str, answer: str, quotes: Sequence[str],
     >>> answer_support("Which man-db release added section 3type?", "man-db 2.11.1",
     ...                ["Add section `3type` to the default section list."], ["man-db 2.11.1 (15 November 2022)"])
     ([], ['supported'])
+    >>> answer_support("What crash did man-db 2.11.2 fix in mandb?", "Fixes",
+    ...                ["Fix crash in `mandb` when processing stray cats."], ["Fixes"])[0]
+    ['it only repeats a heading']
 
     >>> answer_support("Is Corepack enabled by default?", "Yes", ["Corepack currently needs to be explicitly enabled."])
     (['the answer says yes, the quote says "needs to be explicitly enabled"'], ['unsupported'])
@@ -304,13 +353,19 @@ def answer_support(question: str, answer: str, quotes: Sequence[str],
     contexts = list(contexts) or [""] * len(quotes)
     read = [f"{c}\n{q}" if c else q for q, c in zip(quotes, contexts, strict=True)]  # as a person reads them
     missing = unsupported_claims(answer, read, question)
+    words = _words(answer)
+    if words and words <= _words(" ".join(contexts)) and not words & (_words(" ".join(quotes)) | _words(question)):
+        # a heading's words that neither the quote nor the question has: "Fixes", "1.3. Language
+        # used in this specification"; "man-db 2.11.1" for "Which man-db release ...?" is an answer
+        missing.append("it only repeats a heading")
     if quotes:
         best = max(quotes, key=lambda q: len(_words(q) & _words(question)))
         # a "Yes" any quote contradicts is wrong; a "No" needs the best-matching quote's negation
         yes = bool(re.match(r"^\W*yes\b", answer, re.I))
         for why in (*(polarity_conflict(question, answer, q) for q in (quotes if yes else [best])),
                     *(table_mismatch(question, answer, q) for q in quotes),
-                    *(labeled_cell_mismatch(question, answer, q) for q in quotes)):
+                    *(labeled_cell_mismatch(question, answer, q) for q in quotes),
+                    row_mismatch(question, answer, quotes)):
             if why and why not in missing and not (why.startswith("the answer says yes")
                                                    and any(m.startswith("the answer says yes") for m in missing)):
                 missing.append(why)  # one contradicting quote is reason enough

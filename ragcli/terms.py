@@ -124,9 +124,33 @@ def covered_terms(question: str, texts: Iterable[str], names: Iterable[str] = ()
     return frozenset(specific_terms(question)) - frozenset(missing_terms(question, texts, names))
 
 
+_NAMED_VERSION = re.compile(r"(?<![\w.])([^\W\d_][\w+]*)[\s_-]+v?(\d+(?:\.\d+)+)(?![\w.]*\d)")
+
+
+def other_version(question: str, name: str) -> str:
+    """What a document's name says it is, when that is the question's subject in another
+    version ("requests 2.34.2" for "requests 3.0"); "" when it is not.
+
+    >>> other_version("Which Python version does requests 3.0 require?", "pypi requests 2.34.2 METADATA")
+    'requests 2.34.2'
+    >>> other_version("What changed in requests 2.34?", "pypi requests 2.34.2 METADATA")
+    ''
+    >>> other_version("Which Python version does requests need?", "pypi requests 2.34.2 METADATA")
+    ''
+    """
+    asked = {(normalize(m.group(1)), m.group(2)) for m in _NAMED_VERSION.finditer(question)}
+    for m in _NAMED_VERSION.finditer(name):
+        word, ver = normalize(m.group(1)), m.group(2)
+        for a_word, a_ver in asked:
+            if word == a_word and ver != a_ver and not ver.startswith(a_ver + "."):
+                return f"{m.group(1)} {ver}"
+    return ""
+
+
 def focus(question: str, docs: dict[str, tuple[list[str], str]]) -> set[str]:
     """The documents a question is about: of ``docs`` (source -> (its retrieved passages and
-    headings, its name words)), those holding the most of the question's specific terms.
+    headings, its name words)), those holding the most of the question's specific terms
+    (ties: those whose name holds the most).
 
     "What gross margin did Northwind report for FY2024?" is about the deck that names Northwind,
     not about the Corning filing whose table says "Gross margin"; "Git 2.39.2" is about
@@ -139,11 +163,18 @@ def focus(question: str, docs: dict[str, tuple[list[str], str]]) -> set[str]:
     ['deck']
     >>> sorted(focus("What is a gross margin?", docs))
     ['corning', 'deck']
+    >>> notes = {"2.39.3": (["Git v2.39.3 Release Notes"], "git RelNotes 2.39.3"),
+    ...          "2.39.4": (["Fixes since v2.39.3"], "git RelNotes 2.39.4")}
+    >>> sorted(focus("Which CVEs does Git 2.39.3 address?", notes))
+    ['2.39.3']
     """
     if not specific_terms(question):
         return set(docs)
-    got = {src: len(covered_terms(question, texts, [name])) for src, (texts, name) in docs.items()}
-    best = max(got.values(), default=0)
+    # the terms a document holds, then those its name holds: "Git 2.39.3" is 2.39.3.txt's, not
+    # 2.39.4.txt's, which mentions "v2.39.3" too
+    got = {src: (len(covered_terms(question, texts, [name])), len(covered_terms(question, [], [name])))
+           for src, (texts, name) in docs.items()}
+    best = max(got.values(), default=(0, 0))
     return {src for src, n in got.items() if n == best}
 
 

@@ -341,3 +341,43 @@ def test_an_escape_the_document_writes_stays_written_in_the_answer(tmp_path: Pat
     ans = pipeline.ask("What is os.EOL on Windows?", settings, embedder=emb, generator=ScriptedGenerator(reply),
                        params=anything)
     assert ans.answer_text == "`\\r\\n` on Windows" and ans.support == "supported"
+
+
+def test_a_question_about_another_version_than_the_documents_is_no_evidence(tmp_path: Path) -> None:
+    doc = tmp_path / "requests-2.34.2-METADATA.txt"
+    doc.write_text("Name: requests\nVersion: 2.34.2\n\nRequests officially supports Python 3.10+.\n"
+                   "Requests 3.0 is not released.\n", encoding="utf-8")
+    settings = resolve_settings(index=tmp_path / "index")
+    emb = HashEmbedder()
+    pipeline.ingest([str(doc)], settings, embedder=emb)
+    gen = ScriptedGenerator('{"answer": "3.10+", "evidence": [1]}')
+    anything = replace(LOOSE, min_similarity=-1.0, min_sentence_similarity=-1.0, min_evidence_similarity=-1.0)
+    ans = pipeline.ask("Which Python version does requests 3.0 require?", settings, embedder=emb,
+                       generator=gen, params=anything)
+    assert ans.status == "no_evidence" and "requests 2.34.2" in ans.reason
+    assert gen.calls == []
+    ans = pipeline.ask("Which Python version does requests 2.34 require?", settings, embedder=emb,
+                       generator=gen, params=anything)
+    assert ans.status == "answered"
+
+
+def test_a_yes_the_closest_passage_contradicts_is_shown_with_that_passage(tmp_path: Path) -> None:
+    doc = tmp_path / "corepack.md"
+    doc.write_text("# Corepack\n\nWhile Corepack could support npm like any other package manager, its shims "
+                   "aren't enabled by default.\n\nAdd the `--force` flag to `npm install`; this will tell npm that "
+                   "it's fine to override binaries.\n", encoding="utf-8")
+    settings = resolve_settings(index=tmp_path / "index")
+    emb = HashEmbedder()
+    pipeline.ingest([str(doc)], settings, embedder=emb)
+
+    def reply(messages, grammar):  # "Yes", citing the sentence about --force
+        return json.dumps({"answer": "Yes", "evidence": [_ids(messages, "--force")]})
+
+    params = replace(LOOSE, min_similarity=-1.0, min_sentence_similarity=-1.0, min_evidence_similarity=-1.0,
+                     context_after=0)
+    ans = pipeline.ask("Are Corepack's npm shims enabled by default?", settings, embedder=emb,
+                       generator=ScriptedGenerator(reply), params=params)
+    assert ans.status == "answered" and ans.support == "unsupported"
+    assert [c.quote for c in ans.citations] == ["While Corepack could support npm like any other package manager, "
+                                                "its shims aren't enabled by default."]
+    assert not ans.answer_text.startswith("Yes") and "aren't enabled" in ans.reason
