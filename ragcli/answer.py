@@ -30,7 +30,7 @@ from .evidence import Evidence, select_evidence
 from .generators import Generator
 from .grounding import answer_support, coverage, negated_claim, repeats_question, support, yes_no
 from .injection import defuse_template_tokens
-from .terms import focus, missing_terms, other_version
+from .terms import focus, missing_terms, other_version, specific_terms
 from .types import Answer, Citation, Hit
 from .verify import Verifier
 
@@ -250,6 +250,19 @@ def quoted(c: Citation) -> str:
     '(man-db 2.11.1) Add 3type.'
     """
     return f"({c.context}) {c.quote}" if c.context else c.quote
+
+
+def names_not_cited(question: str, citations: Sequence[Citation], hits: Sequence[Hit]) -> list[str]:
+    """The names of the question ("Neurology", "Tesla": capitalised words, ``terms``) that no
+    cited document holds in its retrieved passages, headings or path: the answer is then about
+    something else (the board memo's table for "the Neurology division", which it lacks)."""
+    names = [t for t in specific_terms(question) if t[:1].isupper() and not any(ch.isdigit() for ch in t)]
+    if not names:
+        return []
+    cited = {c.source for c in citations}
+    texts = [t for h in hits if h.chunk.source in cited for t in (h.chunk.text, h.chunk.heading)]
+    missing = set(missing_terms(question, texts, [path_words(src) for src in cited]))
+    return [t for t in names if t in missing]
 
 
 def contradicted_yes(question: str, answer: str, picked: list[Evidence],
@@ -472,11 +485,17 @@ def answer_question(
     timings["verify_s"] = time.perf_counter() - t0
     if not citations:
         return no_evidence(question, model, emb, timings, "; ".join(problems), problems)  # e.g. files changed
+    lacking = names_not_cited(question, citations, hits)
+    if lacking:
+        return no_evidence(question, model, emb, timings, "the quoted documents do not mention "
+                           + ", ".join(f'"{t}"' for t in lacking), problems)
     text = clean_answer_text(text)
     quotes = [c.quote for c in citations]
     missing, per_quote = answer_support(question, text, quotes, [c.context for c in citations])
     citations = [replace(c, support=sup) for c, sup in zip(citations, per_quote, strict=True)]
     answer_sup = "unsupported" if missing else "supported"
+    if against:  # the closest passage says no: it, not the model's "Yes", is what is shown
+        missing, answer_sup = [against, *missing], "unsupported"
     covered = coverage(question, [*(quoted(c) for c in citations), *(path_words(c.source) for c in citations)])
     if not missing and yes_no(text) and covered <= params.min_replaced_coverage:
         # a bare "Yes"/"No" beside a quote about something else ("The last Python 2-compatible
@@ -485,14 +504,13 @@ def answer_question(
         answer_sup = "unsupported"
     replace_why = "; ".join(missing) if missing else \
         "it only repeats the question" if repeats_question(text, question) else ""
-    if replace_why and covered <= params.min_replaced_coverage:
+    contradicted = any(m.startswith("the answer says yes, the") for m in missing)  # a quote that says no
+    if replace_why and covered <= params.min_replaced_coverage and not contradicted:
         # quotes (with their headings and file names, as a person reads them) that hold half the
         # question's words or less are no answer to show in its place
         return no_evidence(question, model, emb, timings,
                            f"the answer is not backed by its quotes ({replace_why}), and the quotes hold only "
                            f"{covered:.0%} of the question's words", problems)
-    if against:  # the closest passage says no: it, not the model's "Yes", is what is shown
-        missing, answer_sup = [against, *missing], "unsupported"
     if missing:  # the model's own words say what its quotes do not: show the quotes instead.
         # Measured on the realfolders tune split: the quotes hold the answer for 7 of the 9
         # replaced answers; no_evidence would have made those 7 wrongly abstained.

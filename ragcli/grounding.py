@@ -273,6 +273,8 @@ def labeled_cell_mismatch(question: str, answer: str, quote: str) -> str:
     '240 is in the row "Diagnostics", the question asks about "Patient Monitoring"'
     >>> labeled_cell_mismatch("What is the headcount of the Patient Monitoring division?", "131", two)
     ''
+    >>> labeled_cell_mismatch("What gross margin did Northwind report for FY2023?", "14.2", q)
+    '14.2 is in the column "FY2023 revenue ($M)", the question asks about something else'
     """
     rows = []
     for line in quote.splitlines():
@@ -294,6 +296,9 @@ def labeled_cell_mismatch(question: str, answer: str, quote: str) -> str:
                     return f'{value} is in the column "{label}", the question asks for {next(iter(asked_years))}'
                 if named and row not in named:
                     return f'{value} is in the row "{row[0][1]}", the question asks about "{named[0][0][1]}"'
+                about = _words(re.sub(r"\(.*?\)", " ", label)) - {w for w in _words(label) if _YEAR.search(w)}
+                if about and not about & q_words and not any(_stem(w) in {_stem(x) for x in q_words} for w in about):
+                    return f'{value} is in the column "{label}", the question asks about something else'
     return ""
 
 
@@ -354,8 +359,9 @@ def answer_support(question: str, answer: str, quotes: Sequence[str],
     read = [f"{c}\n{q}" if c else q for q, c in zip(quotes, contexts, strict=True)]  # as a person reads them
     missing = unsupported_claims(answer, read, question)
     words = _words(answer)
-    if words and words <= _words(" ".join(contexts)) and not words & (_words(" ".join(quotes)) | _words(question)):
-        # a heading's words that neither the quote nor the question has: "Fixes", "1.3. Language
+    if words and words <= _words(" ".join(contexts)) and not words & _words(question) \
+            and len(words & _words(" ".join(quotes))) * 2 < len(words):
+        # a heading's words, none of the question's and few of the quote's: "Fixes", "1.3. Language
         # used in this specification"; "man-db 2.11.1" for "Which man-db release ...?" is an answer
         missing.append("it only repeats a heading")
     if quotes:

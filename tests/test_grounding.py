@@ -381,3 +381,25 @@ def test_a_yes_the_closest_passage_contradicts_is_shown_with_that_passage(tmp_pa
     assert [c.quote for c in ans.citations] == ["While Corepack could support npm like any other package manager, "
                                                 "its shims aren't enabled by default."]
     assert not ans.answer_text.startswith("Yes") and "aren't enabled" in ans.reason
+
+
+def test_an_answer_whose_documents_lack_the_name_the_question_asks_about_is_no_evidence(tmp_path: Path) -> None:
+    (tmp_path / "board_memo.txt").write_text(
+        "Division revenue in FY2024.\nThe Surgical Robotics division's revenue was $16.8 million in FY2024.\n",
+        encoding="utf-8")
+    (tmp_path / "hospital_news.txt").write_text(
+        "The hospital opened a new Neurology ward in the spring.\n", encoding="utf-8")
+    settings = resolve_settings(index=tmp_path / "index")
+    emb = HashEmbedder()
+    pipeline.ingest([str(tmp_path / "board_memo.txt"), str(tmp_path / "hospital_news.txt")], settings, embedder=emb)
+
+    def reply(messages, grammar):  # the memo's number for a division it does not have
+        return json.dumps({"answer": "$16.8 million", "evidence": [_ids(messages, "16.8")]})
+
+    anything = replace(LOOSE, min_similarity=-1.0, min_sentence_similarity=-1.0, min_evidence_similarity=-1.0)
+    ans = pipeline.ask("What was the Neurology division's revenue in FY2024?", settings, embedder=emb,
+                       generator=ScriptedGenerator(reply), params=anything)
+    assert ans.status == "no_evidence" and '"Neurology"' in ans.reason
+    ans = pipeline.ask("What was the Surgical Robotics division's revenue in FY2024?", settings, embedder=emb,
+                       generator=ScriptedGenerator(reply), params=anything)
+    assert ans.status == "answered" and ans.answer_text == "$16.8 million"
