@@ -81,8 +81,12 @@ def term_pattern(term: str) -> re.Pattern[str]:
     (True, False, False)
     >>> bool(term_pattern("R0").search("an r 0 of 2")), bool(term_pattern("covid19").search("covid-19"))
     (True, True)
+    >>> bool(term_pattern("CVEs").search("* cve-2023-25652: ...")), bool(term_pattern("APIs").search("apis"))
+    (True, True)
     """
-    # "R0" stands in "R 0", "COVID19" in "COVID-19", "Coca-Cola" in "Coca Cola"
+    # "R0" stands in "R 0", "COVID19" in "COVID-19", "Coca-Cola" in "Coca Cola"; "CVEs" in "CVE-2023-1"
+    if re.fullmatch(r"[A-Z][A-Z0-9]+s", term):
+        term = term[:-1]
     parts = re.split(r"[\s_-]+|(?<=[^\W\d_])(?=\d)|(?<=\d)(?=[^\W\d_])", normalize(term))
     t = r"[\s_-]?".join(re.escape(p) for p in parts if p).replace(r"\.", r"\.\s?")  # "Ae.albopictus"
     before = r"(?<![\d.])" if term[:1].isdigit() else r"(?<![^\W\d_])"
