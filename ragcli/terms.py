@@ -81,8 +81,12 @@ def term_pattern(term: str) -> re.Pattern[str]:
     (True, False, False)
     >>> bool(term_pattern("R0").search("an r 0 of 2")), bool(term_pattern("covid19").search("covid-19"))
     (True, True)
+    >>> bool(term_pattern("CVEs").search("* cve-2023-25652: ...")), bool(term_pattern("APIs").search("apis"))
+    (True, True)
     """
-    # "R0" stands in "R 0", "COVID19" in "COVID-19", "Coca-Cola" in "Coca Cola"
+    # "R0" stands in "R 0", "COVID19" in "COVID-19", "Coca-Cola" in "Coca Cola"; "CVEs" in "CVE-2023-1"
+    if re.fullmatch(r"[A-Z][A-Z0-9]+s", term):
+        term = term[:-1]
     parts = re.split(r"[\s_-]+|(?<=[^\W\d_])(?=\d)|(?<=\d)(?=[^\W\d_])", normalize(term))
     t = r"[\s_-]?".join(re.escape(p) for p in parts if p).replace(r"\.", r"\.\s?")  # "Ae.albopictus"
     before = r"(?<![\d.])" if term[:1].isdigit() else r"(?<![^\W\d_])"
@@ -112,6 +116,70 @@ def missing_terms(question: str, texts: Iterable[str], names: Iterable[str] = ()
             continue  # a typo in the question ("Zanamavir") is no term the folder lacks
         out.append(t)
     return out
+
+
+def covered_terms(question: str, texts: Iterable[str], names: Iterable[str] = ()) -> frozenset[str]:
+    """The question's specific terms that ``texts`` or ``names`` hold (``missing_terms``' complement).
+
+    >>> sorted(covered_terms("Which CVEs does Git 2.39.2 address?", ["Fixes since v2.39.1"], ["git RelNotes 2.39.2"]))
+    ['2.39.2', 'Git']
+    """
+    texts, names = list(texts), list(names)
+    return frozenset(specific_terms(question)) - frozenset(missing_terms(question, texts, names))
+
+
+_NAMED_VERSION = re.compile(r"(?<![\w.])([^\W\d_][\w+]*)[\s_-]+v?(\d+(?:\.\d+)+)(?![\w.]*\d)")
+
+
+def other_version(question: str, name: str) -> str:
+    """What a document's name says it is, when that is the question's subject in another
+    version ("requests 2.34.2" for "requests 3.0"); "" when it is not.
+
+    >>> other_version("Which Python version does requests 3.0 require?", "pypi requests 2.34.2 METADATA")
+    'requests 2.34.2'
+    >>> other_version("What changed in requests 2.34?", "pypi requests 2.34.2 METADATA")
+    ''
+    >>> other_version("Which Python version does requests need?", "pypi requests 2.34.2 METADATA")
+    ''
+    """
+    asked = {(normalize(m.group(1)), m.group(2)) for m in _NAMED_VERSION.finditer(question)}
+    for m in _NAMED_VERSION.finditer(name):
+        word, ver = normalize(m.group(1)), m.group(2)
+        for a_word, a_ver in asked:
+            if word == a_word and ver != a_ver and not ver.startswith(a_ver + "."):
+                return f"{m.group(1)} {ver}"
+    return ""
+
+
+def focus(question: str, docs: dict[str, tuple[list[str], str]]) -> set[str]:
+    """The documents a question is about: of ``docs`` (source -> (its retrieved passages and
+    headings, its name words)), those holding the most of the question's specific terms
+    (ties: those whose name holds the most).
+
+    "What gross margin did Northwind report for FY2024?" is about the deck that names Northwind,
+    not about the Corning filing whose table says "Gross margin"; "Git 2.39.2" is about
+    2.39.2.txt, not 2.39.4.txt, which mentions v2.39.3. Every document is kept when the question
+    names nothing specific or no document holds more of it than another.
+
+    >>> docs = {"deck": (["Gross margin of 61.4%"], "Northwind investor day 2024"),
+    ...         "corning": (["Gross margin $ 5,063"], "CORNING 2021 10K")}
+    >>> sorted(focus("What gross margin did Northwind report for FY2024?", docs))
+    ['deck']
+    >>> sorted(focus("What is a gross margin?", docs))
+    ['corning', 'deck']
+    >>> notes = {"2.39.3": (["Git v2.39.3 Release Notes"], "git RelNotes 2.39.3"),
+    ...          "2.39.4": (["Fixes since v2.39.3"], "git RelNotes 2.39.4")}
+    >>> sorted(focus("Which CVEs does Git 2.39.3 address?", notes))
+    ['2.39.3']
+    """
+    if not specific_terms(question):
+        return set(docs)
+    # the terms a document holds, then those its name holds: "Git 2.39.3" is 2.39.3.txt's, not
+    # 2.39.4.txt's, which mentions "v2.39.3" too
+    got = {src: (len(covered_terms(question, texts, [name])), len(covered_terms(question, [], [name])))
+           for src, (texts, name) in docs.items()}
+    best = max(got.values(), default=(0, 0))
+    return {src for src, n in got.items() if n == best}
 
 
 def _near(word: str, hay: str) -> bool:

@@ -101,9 +101,28 @@ def test_an_answer_its_quotes_contradict_is_replaced_by_the_quotes(kv_index) -> 
                        generator=ScriptedGenerator(reply), params=LOOSE)
     assert ans.status == "answered"
     assert "64" not in ans.answer
-    assert ans.answer == f"{' '.join(ans.citations[0].quote.split())} [1]"
+    c = ans.citations[0]  # the quote in the answer's place, with the heading shown beside it
+    assert ans.answer == (f"({c.context}) " if c.context else "") + f"{' '.join(c.quote.split())} [1]"
     assert "0.5 MiB" in ans.citations[0].quote
     assert "replaced" in ans.reason
+
+
+def test_an_unbacked_answer_whose_quotes_hold_little_of_the_question_is_no_evidence(kv_index) -> None:
+    settings, emb = kv_index
+
+    def reply(messages, grammar):  # an answer from nowhere, citing a sentence about something else
+        return json.dumps({"answer": "LRU eviction", "evidence": [_ids(messages, "0.5 MiB")]})
+
+    anything = replace(LOOSE, min_similarity=-1.0, min_sentence_similarity=-1.0, min_evidence_similarity=-1.0)
+    ans = pipeline.ask("Which eviction policy does the cache follow when memory runs out?", settings,
+                       embedder=emb, generator=ScriptedGenerator(reply), params=anything)
+    assert ans.status == "no_evidence" and ans.citations == ()
+    assert "not backed by its quotes" in ans.reason and "of the question's words" in ans.reason
+    # the same reply with the share allowed down to nothing shows the quotes instead
+    ans = pipeline.ask("Which eviction policy does the cache follow when memory runs out?", settings,
+                       embedder=emb, generator=ScriptedGenerator(reply),
+                       params=replace(anything, min_replaced_coverage=-1.0))
+    assert ans.status == "answered" and "replaced" in ans.reason and "LRU" not in ans.answer
 
 
 def test_a_grounded_answer_is_kept_with_the_sentence_that_holds_it(kv_index) -> None:
@@ -264,3 +283,123 @@ def test_a_number_from_the_wrong_labelled_cell_or_row_of_a_docx_table_row_is_uns
     missing, _ = answer_support("What is the headcount of the Diagnostics division?", "112", [rows])
     assert any('row "Surgical Robotics"' in m for m in missing)
     assert answer_support("What is the headcount of the Diagnostics division?", "240", [rows])[0] == []
+
+
+@pytest.mark.parametrize(
+    ("question", "quote", "contradicts"),
+    [  # the realfolders answers that said "Yes" beside these quotes, and two that rightly did
+        ("Does Northwind plan to enter China?", "Expansion into Brazil and Poland in 2025\nNo plans to enter the Chinese market", True),
+        ("Are Corepack's npm shims enabled by default?", COREPACK, True),
+        ("Is the punycode module bundled in Node.js deprecated?",
+         "Fixes or other modifications to the module must be directed to the Punycode.js project.", False),
+        ("Does Coca-Cola say that concern about obesity may reduce demand for its products?",
+         "Obesity and other health-related concerns may reduce demand for some of our products.", False),
+    ],
+)
+def test_a_yes_is_contradicted_by_any_quote_that_negates_what_the_question_asks(question, quote, contradicts) -> None:
+    missing, per = answer_support(question, "Yes", ["An unrelated first sentence about Corepack npm.", quote])
+    assert bool(missing) is contradicts
+    assert (per[1] == "unsupported") is contradicts
+
+
+def test_the_model_reads_only_the_documents_that_name_what_the_question_names(tmp_path: Path) -> None:
+    (tmp_path / "corning_2021_10k.txt").write_text(
+        "Gross margin was $5,063 million in 2021, up from $3,531 million.\n", encoding="utf-8")
+    (tmp_path / "northwind_deck.txt").write_text(
+        "Northwind investor day.\nNorthwind reported a gross margin of 61.4% for FY2024.\n", encoding="utf-8")
+    settings = resolve_settings(index=tmp_path / "index")
+    emb = HashEmbedder()
+    pipeline.ingest([str(tmp_path / "corning_2021_10k.txt"), str(tmp_path / "northwind_deck.txt")], settings, embedder=emb)
+    seen: list[str] = []
+
+    def reply(messages, grammar):
+        seen.append(messages[-1]["content"])
+        return json.dumps({"answer": "61.4%", "evidence": [_ids(messages, "61.4%")]})
+
+    anything = replace(LOOSE, min_similarity=-1.0, min_sentence_similarity=-1.0, min_evidence_similarity=-1.0)
+    ans = pipeline.ask("What gross margin did Northwind report for FY2024?", settings, embedder=emb,
+                       generator=ScriptedGenerator(reply), params=anything)
+    assert ans.status == "answered" and ans.citations[0].source.endswith("northwind_deck.txt")
+    assert "5,063" not in seen[0]  # the Corning sentence was never offered
+    seen.clear()
+    pipeline.ask("What was the gross margin?", settings, embedder=emb, generator=ScriptedGenerator(reply), params=anything)
+    assert "5,063" in seen[0]  # a question that names nothing keeps every document
+
+
+def test_an_escape_the_document_writes_stays_written_in_the_answer(tmp_path: Path) -> None:
+    doc = tmp_path / "os.md"
+    doc.write_text("## os.EOL\n\nThe operating system-specific end-of-line marker is `\\r\\n` on Windows.\n",
+                   encoding="utf-8")
+    settings = resolve_settings(index=tmp_path / "index")
+    emb = HashEmbedder()
+    pipeline.ingest([str(doc)], settings, embedder=emb)
+
+    def reply(messages, grammar):  # the model copies the backticked \r\n; its JSON decodes it to CR LF
+        return '{"answer": "`\\r\\n` on Windows", "evidence": [%d]}' % _ids(messages, "marker")
+
+    anything = replace(LOOSE, min_similarity=-1.0, min_sentence_similarity=-1.0, min_evidence_similarity=-1.0)
+    ans = pipeline.ask("What is os.EOL on Windows?", settings, embedder=emb, generator=ScriptedGenerator(reply),
+                       params=anything)
+    assert ans.answer_text == "`\\r\\n` on Windows" and ans.support == "supported"
+
+
+def test_a_question_about_another_version_than_the_documents_is_no_evidence(tmp_path: Path) -> None:
+    doc = tmp_path / "requests-2.34.2-METADATA.txt"
+    doc.write_text("Name: requests\nVersion: 2.34.2\n\nRequests officially supports Python 3.10+.\n"
+                   "Requests 3.0 is not released.\n", encoding="utf-8")
+    settings = resolve_settings(index=tmp_path / "index")
+    emb = HashEmbedder()
+    pipeline.ingest([str(doc)], settings, embedder=emb)
+    gen = ScriptedGenerator('{"answer": "3.10+", "evidence": [1]}')
+    anything = replace(LOOSE, min_similarity=-1.0, min_sentence_similarity=-1.0, min_evidence_similarity=-1.0)
+    ans = pipeline.ask("Which Python version does requests 3.0 require?", settings, embedder=emb,
+                       generator=gen, params=anything)
+    assert ans.status == "no_evidence" and "requests 2.34.2" in ans.reason
+    assert gen.calls == []
+    ans = pipeline.ask("Which Python version does requests 2.34 require?", settings, embedder=emb,
+                       generator=gen, params=anything)
+    assert ans.status == "answered"
+
+
+def test_a_yes_the_closest_passage_contradicts_is_shown_with_that_passage(tmp_path: Path) -> None:
+    doc = tmp_path / "corepack.md"
+    doc.write_text("# Corepack\n\nWhile Corepack could support npm like any other package manager, its shims "
+                   "aren't enabled by default.\n\nAdd the `--force` flag to `npm install`; this will tell npm that "
+                   "it's fine to override binaries.\n", encoding="utf-8")
+    settings = resolve_settings(index=tmp_path / "index")
+    emb = HashEmbedder()
+    pipeline.ingest([str(doc)], settings, embedder=emb)
+
+    def reply(messages, grammar):  # "Yes", citing the sentence about --force
+        return json.dumps({"answer": "Yes", "evidence": [_ids(messages, "--force")]})
+
+    params = replace(LOOSE, min_similarity=-1.0, min_sentence_similarity=-1.0, min_evidence_similarity=-1.0,
+                     context_after=0)
+    ans = pipeline.ask("Are Corepack's npm shims enabled by default?", settings, embedder=emb,
+                       generator=ScriptedGenerator(reply), params=params)
+    assert ans.status == "answered" and ans.support == "unsupported"
+    assert [c.quote for c in ans.citations] == ["While Corepack could support npm like any other package manager, "
+                                                "its shims aren't enabled by default."]
+    assert not ans.answer_text.startswith("Yes") and "aren't enabled" in ans.reason
+
+
+def test_an_answer_whose_documents_lack_the_name_the_question_asks_about_is_no_evidence(tmp_path: Path) -> None:
+    (tmp_path / "board_memo.txt").write_text(
+        "Division revenue in FY2024.\nThe Surgical Robotics division's revenue was $16.8 million in FY2024.\n",
+        encoding="utf-8")
+    (tmp_path / "hospital_news.txt").write_text(
+        "The hospital opened a new Neurology ward in the spring.\n", encoding="utf-8")
+    settings = resolve_settings(index=tmp_path / "index")
+    emb = HashEmbedder()
+    pipeline.ingest([str(tmp_path / "board_memo.txt"), str(tmp_path / "hospital_news.txt")], settings, embedder=emb)
+
+    def reply(messages, grammar):  # the memo's number for a division it does not have
+        return json.dumps({"answer": "$16.8 million", "evidence": [_ids(messages, "16.8")]})
+
+    anything = replace(LOOSE, min_similarity=-1.0, min_sentence_similarity=-1.0, min_evidence_similarity=-1.0)
+    ans = pipeline.ask("What was the Neurology division's revenue in FY2024?", settings, embedder=emb,
+                       generator=ScriptedGenerator(reply), params=anything)
+    assert ans.status == "no_evidence" and '"Neurology"' in ans.reason
+    ans = pipeline.ask("What was the Surgical Robotics division's revenue in FY2024?", settings, embedder=emb,
+                       generator=ScriptedGenerator(reply), params=anything)
+    assert ans.status == "answered" and ans.answer_text == "$16.8 million"
