@@ -30,9 +30,11 @@ from pathlib import Path
 from urllib.parse import quote
 
 from ..errors import DamagedIndexError, IndexNotFoundError, StaleIndexError, StorageError
+from ..scope import Scope
 from ..types import Chunk, Span
 from . import directory, schema
 from .base import FORMAT_VERSION, DocRow, IndexInfo
+from .scoping import Scoped, chunk_ids_from_ranges, where
 from .vectors import AnnInfo, SegmentFiles, SegmentRow, VectorFileError, VectorSet, seg_dir
 
 _OPEN_TRIES = 5
@@ -198,8 +200,35 @@ class SqliteReader:
                                  f"Rebuild it: {schema.rebuild_hint(self.index_dir, self.roots())}")
 
     # -- vectors -------------------------------------------------------------------------
-    def dense(self, query_vector, k: int) -> list[tuple[int, float]]:
-        return self.vector_set.search(query_vector, k)
+    def dense(self, query_vector, k: int, within: Scoped | None = None) -> list[tuple[int, float]]:
+        allowed = None if within is None else within.chunk_ids
+        return self.vector_set.search(query_vector, k, allowed=allowed)
+
+    @_checked
+    def scoped(self, scope: Scope) -> Scoped:
+        """The documents ``scope`` allows and their chunk ids (``scoping``), from this snapshot."""
+        cond, params = where(scope, "?")
+        doc_ids = tuple(r[0] for r in self.con.execute(f"SELECT id FROM documents WHERE {cond}", params))
+        if not doc_ids:
+            return Scoped(scope, (), 0, None, self.counts()["documents"])
+        # a document's chunks have consecutive ids (``writer``): one range each, read from chunks_doc
+        ranges: list[tuple[int, int]] = []
+        loose: list[int] = []  # documents whose chunk ids are not one range
+        for doc_id, lo, hi, n in self.con.execute(
+                "SELECT doc_id, min(id), max(id), count(*) FROM chunks WHERE doc_id IN "
+                "(SELECT value FROM json_each(?)) GROUP BY doc_id", (json.dumps(doc_ids),)):
+            if hi - lo + 1 == n:
+                ranges.append((lo, hi))
+            else:
+                loose.append(doc_id)
+        ids = chunk_ids_from_ranges(ranges)
+        if loose:  # not written by this ragcli's writer: read the ids one by one
+            import numpy as np
+
+            more = [r[0] for r in self.con.execute(
+                "SELECT id FROM chunks WHERE doc_id IN (SELECT value FROM json_each(?))", (json.dumps(loose),))]
+            ids = np.union1d(ids, np.asarray(more, dtype=np.int64))
+        return Scoped(scope, doc_ids, len(ids), ids, self.counts()["documents"])
 
     def vectors(self, ids: Sequence[int]):
         try:
@@ -292,18 +321,27 @@ class SqliteReader:
             out[r[0]] = (chunk, doc)
         return out
 
-    def lexical(self, query: str, k: int) -> list[tuple[int, float]]:
-        """BM25 over chunk text (SQLite FTS5): [(chunk id, score)], best first, score > 0."""
+    def lexical(self, query: str, k: int, within: Scoped | None = None) -> list[tuple[int, float]]:
+        """BM25 over chunk text (SQLite FTS5): [(chunk id, score)], best first, score > 0;
+        ``within``: only the chunks of those documents, filtered before the LIMIT."""
         terms = fts_terms(query)
-        if not terms:
+        if not terms or (within is not None and within.empty):
             return []
         match = " OR ".join(f'"{t}"' for t in terms)
         try:
-            rows = self.con.execute(
-                "SELECT rowid, -bm25(chunks_fts) AS s FROM chunks_fts WHERE chunks_fts MATCH ? "
-                "ORDER BY s DESC LIMIT ?",
-                (match, k),
-            ).fetchall()
+            if within is None:
+                rows = self.con.execute(
+                    "SELECT rowid, -bm25(chunks_fts) AS s FROM chunks_fts WHERE chunks_fts MATCH ? "
+                    "ORDER BY s DESC LIMIT ?",
+                    (match, k),
+                ).fetchall()
+            else:  # FTS5 first (CROSS JOIN keeps that order), each match's document checked by rowid
+                rows = self.con.execute(
+                    "SELECT f.rowid, -bm25(chunks_fts) AS s FROM chunks_fts f CROSS JOIN chunks c "
+                    "ON c.id = f.rowid WHERE chunks_fts MATCH ? AND c.doc_id IN "
+                    "(SELECT value FROM json_each(?)) ORDER BY s DESC LIMIT ?",
+                    (match, json.dumps(within.doc_ids), k),
+                ).fetchall()
         except sqlite3.OperationalError as e:
             if _is_damage(e):
                 raise self.damaged(f"cannot read {self.db.name} ({e})") from None

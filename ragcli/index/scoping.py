@@ -1,0 +1,119 @@
+"""A ``Scope`` in SQL: the documents, and their chunks, a scoped search may rank.
+
+Both stores resolve a scope the same way, before any ranking: one query on ``documents``
+(``where``) gives the allowed document ids; SQLite then takes their chunk ids from
+``chunks_doc`` as id ranges (a document's chunks get consecutive ids when it is written),
+PostgreSQL only counts them and puts ``doc_id = ANY(...)`` into the same query as its
+``<=>`` ordering. Path patterns mean what ``rag ls`` means by them (``manage.matches``):
+a glob (``*`` crosses ``/``; SQLite ``GLOB``, a PostgreSQL regular expression), or a path
+that names itself and everything under it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from ..scope import Scope
+
+if TYPE_CHECKING:
+    import numpy as np
+
+
+@dataclass(frozen=True)
+class Scoped:
+    """A scope resolved in one snapshot: the allowed documents and how many chunks they hold."""
+
+    scope: Scope
+    doc_ids: tuple[int, ...]
+    n_chunks: int
+    chunk_ids: np.ndarray | None = field(default=None, compare=False)  # (n,) int64 ascending (SQLite)
+    n_documents: int = 0  # documents in the whole index, for the message when none is allowed
+
+    @property
+    def empty(self) -> bool:
+        return not self.doc_ids
+
+
+def sqlite_glob(pattern: str) -> str:
+    """An ``fnmatch`` pattern as SQLite ``GLOB`` writes it (``[!a]`` is ``[^a]`` there).
+
+    >>> sqlite_glob("*[!0-9].pdf")
+    '*[^0-9].pdf'
+    """
+    return pattern.replace("[!", "[^")
+
+
+def pg_regex(pattern: str) -> str:
+    """An ``fnmatch`` pattern as an anchored PostgreSQL regular expression.
+
+    >>> pg_regex("/d/*COCA?[!x].pdf")
+    '^/d/.*COCA.[^x]\\\\.pdf$'
+    """
+    out, i = ["^"], 0
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == "*":
+            out.append(".*")
+        elif ch == "?":
+            out.append(".")
+        elif ch == "[" and (j := pattern.find("]", i + 2)) > 0:
+            body = pattern[i + 1 : j]
+            body = "^" + body[1:] if body.startswith("!") else body
+            out.append("[" + body.replace("\\", "\\\\") + "]")
+            i = j
+        else:
+            out.append(ch if ch.isalnum() or ch in "/_- " else "\\" + ch)
+        i += 1
+    return "".join(out) + "$"
+
+
+def where(scope: Scope, mark: str, pg: bool = False) -> tuple[str, list]:
+    """(SQL condition on ``documents``, its parameters); ``mark`` is the driver's placeholder.
+
+    >>> where(Scope(paths=("/d",), types=("pdf", "md")), "?")
+    ("((path = ? OR substr(path, 1, ?) = ?)) AND (kind IN (?,?) OR lower(substr(path, -3)) = ?)", \
+['/d', 3, '/d/', 'pdf', 'pdf+ocr', '.md'])
+    """
+    conds, params = [], []
+    if scope.paths:
+        ors = []
+        for p, glob in scope.patterns():
+            if glob:
+                ors.append(f"path ~ {mark}" if pg else f"path GLOB {mark}")
+                params.append(pg_regex(p) if pg else sqlite_glob(p))
+            else:
+                prefix = p if p.endswith("/") else p + "/"
+                ors.append(f"(path = {mark} OR substr(path, 1, {mark}) = {mark})")
+                params += [p, len(prefix), prefix]
+        conds.append("(" + " OR ".join(ors) + ")")
+    if scope.types:
+        ors = []
+        if scope.kinds:
+            ors.append(f"kind IN ({','.join([mark] * len(scope.kinds))})")
+            params += list(scope.kinds)
+        for s in scope.suffixes:
+            tail = f"right(path, {len(s)})" if pg else f"substr(path, -{len(s)})"
+            ors.append(f"lower({tail}) = {mark}")
+            params.append(s)
+        conds.append("(" + " OR ".join(ors) + ")")
+    if scope.since is not None:
+        conds.append(f"mtime >= {mark}")
+        params.append(scope.since)
+    return " AND ".join(conds) or "TRUE", params
+
+
+def chunk_ids_from_ranges(ranges: list[tuple[int, int]]):
+    """Ascending chunk ids from inclusive (first, last) ranges.
+
+    >>> chunk_ids_from_ranges([(7, 9), (3, 3)]).tolist()
+    [3, 7, 8, 9]
+    """
+    import numpy as np
+
+    if not ranges:
+        return np.zeros(0, dtype=np.int64)
+    r = np.asarray(sorted(ranges), dtype=np.int64)
+    lengths = r[:, 1] - r[:, 0] + 1
+    starts = np.repeat(r[:, 0] - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths)
+    return starts + np.arange(int(lengths.sum()), dtype=np.int64)
