@@ -22,7 +22,7 @@ import os
 import shlex
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 from .errors import UsageError
 from .loaders import FORMAT_SUFFIXES, SUPPORTED_SUFFIXES
@@ -91,7 +91,7 @@ class Scope:
 
 
 def parse_scope(paths: Iterable[str] | str | None = None, types: Iterable[str] | str | None = None,
-                since: str | None = None) -> Scope:
+                since: str | date | None = None) -> Scope:
     """A checked ``Scope`` from flag or JSON values; a ``UsageError`` that says what is wrong.
 
     >>> parse_scope(["*COCA*"], "PDF, md", "2026-01-01").to_json()
@@ -117,12 +117,14 @@ def parse_scope(paths: Iterable[str] | str | None = None, types: Iterable[str] |
                 type_list.append(name)
     if raw_types and not type_list:
         raise UsageError(f"--type names no type; known types: {', '.join(KINDS)}")
-    stamp = None
+    stamp, shown = None, ""
+    if isinstance(since, date):  # from the Python API: a datetime, or a date (local midnight)
+        since = since.isoformat()
     if since is not None:
         if not isinstance(since, str):
             raise UsageError(f"--since takes an ISO date such as 2026-01-01, not {since!r}")
-        stamp = parse_since(since)
-    return Scope(tuple(dict.fromkeys(path_list)), tuple(type_list), stamp, since.strip() if since else "")
+        stamp, shown = parse_since(since), since.strip()
+    return Scope(tuple(dict.fromkeys(path_list)), tuple(type_list), stamp, shown)
 
 
 def parse_since(text: str) -> float:

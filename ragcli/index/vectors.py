@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 ANN_MIN_ROWS = 100_000  # below this, exact search is fast enough (about 10 ms on 2 cores)
 TARGET_RECALL = 0.97  # tuned for, with margin over the 0.95 promised
 RERANK = 200  # approximate candidates re-scored exactly, at least
-EXACT_SUBSET = 50_000  # a scoped search over at most this many vectors is exact (a few ms)
+EXACT_SUBSET = 10_000  # a scoped search over at most this many vectors is exact (about as fast as IVF)
 
 
 class VectorFileError(ValueError):
