@@ -201,8 +201,11 @@ class SqliteReader:
 
     # -- vectors -------------------------------------------------------------------------
     def dense(self, query_vector, k: int, within: Scoped | None = None) -> list[tuple[int, float]]:
-        allowed = None if within is None else within.chunk_ids
-        return self.vector_set.search(query_vector, k, allowed=allowed)
+        if within is None:
+            return self.vector_set.search(query_vector, k)
+        if within.empty or within.chunk_ids is None:
+            return []
+        return self.vector_set.search(query_vector, k, allowed=within.chunk_ids)
 
     @_checked
     def scoped(self, scope: Scope) -> Scoped:
