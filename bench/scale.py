@@ -167,10 +167,11 @@ def scoped_figures(st, queries, share: str, glob: str) -> dict:
     from ragcli.scope import parse_scope
 
     scope = parse_scope([glob])
-    lat, got, lex = [], [], []
+    lat, resolve, got, lex = [], [], [], []
     for i, q in enumerate(queries):
         t0 = time.perf_counter()
         within = st.scoped(scope)
+        resolve.append(time.perf_counter() - t0)
         got.append({c for c, _ in st.dense(q, 10, within=within)})
         lat.append(time.perf_counter() - t0)
         if i < 50:
@@ -182,6 +183,7 @@ def scoped_figures(st, queries, share: str, glob: str) -> dict:
     short = sum(len(g) < 10 for g in got)
     return {f"scoped{share}_docs": len(within.doc_ids), f"scoped{share}_chunks": within.n_chunks,
             f"scoped{share}_p50_ms": 1000 * float(np.percentile(lat, 50)),
+            f"scoped{share}_resolve_p50_ms": 1000 * float(np.percentile(resolve, 50)),
             f"scoped{share}_p99_ms": 1000 * float(np.percentile(lat, 99)),
             f"scoped{share}_recall_at_10": hits / (10 * len(queries)), f"scoped{share}_short_results": short,
             f"scoped{share}_bm25_p50_ms": 1000 * float(np.percentile(lex, 50))}
@@ -229,13 +231,17 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=CACHE / "scale")
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--search-only", action="store_true", help="skip the `rag` process figures")
+    ap.add_argument("--keep", action="store_true",
+                    help="measure the index --work already holds (grown to the largest of --sizes) again")
     args = ap.parse_args()
     import numpy as np
 
+    from ragcli import index
     from ragcli.index import IndexInfo
 
-    shutil.rmtree(args.work, ignore_errors=True)
-    args.work.mkdir(parents=True)
+    if not args.keep:
+        shutil.rmtree(args.work, ignore_errors=True)
+    args.work.mkdir(parents=True, exist_ok=True)
     models = args.work / "models.toml"
     models.write_text(MODELS)
     env = {**os.environ, "RAG_MODELS": str(models), "HF_HUB_OFFLINE": "1"}
@@ -250,8 +256,12 @@ def main() -> None:
     location = args.work / "index"
     rows = []
     for size in [int(s) for s in args.sizes.split(",")]:
-        print(f"growing the index to {size:,} chunks ...", file=sys.stderr, flush=True)
-        row = {"chunks": size, **grow(location, size, rng, centres, info)}
+        if args.keep:
+            with index.open_reader(location) as st:
+                row = {"chunks": st.counts()["chunks"]}
+        else:
+            print(f"growing the index to {size:,} chunks ...", file=sys.stderr, flush=True)
+            row = {"chunks": size, **grow(location, size, rng, centres, info)}
         row.update(search_figures(location, rng, centres))
         if not args.search_only:
             row.update(process_figures(location, env, args.work, size))
@@ -263,8 +273,8 @@ def main() -> None:
     cols = [c for c in cols if c in rows[0]]
     print(table(rows, cols, {"search_p50_ms": ".1f", "search_p99_ms": ".1f", "disk_mb": ".0f",
                              "rag_ingest_rss_mb": ".0f", "rag_search_rss_mb": ".0f"}))
-    scoped = ["chunks", *(f"scoped{s}_{f}" for s in SCOPES for f in ("chunks", "p50_ms", "p99_ms", "recall_at_10",
-                                                                    "short_results", "bm25_p50_ms"))]
+    scoped = ["chunks", *(f"scoped{s}_{f}" for s in SCOPES for f in (
+        "chunks", "p50_ms", "resolve_p50_ms", "p99_ms", "recall_at_10", "short_results", "bm25_p50_ms"))]
     print(table(rows, scoped, {c: ".1f" for c in scoped if c.endswith("_ms")}))
     path = write_report("scale", {"machine": machine(), "dim": DIM, "rows": rows}, args.out)
     print(f"report: {path}", file=sys.stderr)

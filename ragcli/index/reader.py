@@ -211,22 +211,23 @@ class SqliteReader:
     def scoped(self, scope: Scope) -> Scoped:
         """The documents ``scope`` allows and their chunk ids (``scoping``), from this snapshot."""
         cond, params = where(scope, "?")
-        doc_ids = tuple(r[0] for r in self.con.execute(f"SELECT id FROM documents WHERE {cond}", params))
-        if not doc_ids:
-            return Scoped(scope, (), 0, None, self.counts()["documents"])
-        # a document's chunks have consecutive ids (``writer``): one range each, read from chunks_doc
         ranges: list[tuple[int, int]] = []
+        doc_ids: list[int] = []
         loose: list[int] = []  # documents whose chunk ids are not one range
-        for doc_id, lo, hi, n in self.con.execute(  # three seeks in chunks_doc a document, no scan
-                "SELECT j.value, (SELECT min(id) FROM chunks WHERE doc_id = j.value), (SELECT max(id) FROM chunks "
-                "WHERE doc_id = j.value), (SELECT count(*) FROM chunks WHERE doc_id = j.value) FROM json_each(?) j",
-                (json.dumps(doc_ids),)):
+        # a document's chunks have consecutive ids (``writer``): one range each, three seeks in chunks_doc
+        for doc_id, lo, hi, n in self.con.execute(
+                "SELECT d.id, (SELECT min(id) FROM chunks WHERE doc_id = d.id), (SELECT max(id) FROM chunks "
+                "WHERE doc_id = d.id), (SELECT count(*) FROM chunks WHERE doc_id = d.id) "
+                f"FROM documents d WHERE {cond}", params):
+            doc_ids.append(doc_id)
             if not n:
                 continue
             if hi - lo + 1 == n:
                 ranges.append((lo, hi))
             else:
                 loose.append(doc_id)
+        if not doc_ids:
+            return Scoped(scope, (), 0, None, self.counts()["documents"])
         ids = chunk_ids_from_ranges(ranges)
         if loose:  # not written by this ragcli's writer: read the ids one by one
             import numpy as np
@@ -234,7 +235,7 @@ class SqliteReader:
             more = [r[0] for r in self.con.execute(
                 "SELECT id FROM chunks WHERE doc_id IN (SELECT value FROM json_each(?))", (json.dumps(loose),))]
             ids = np.union1d(ids, np.asarray(more, dtype=np.int64))
-        return Scoped(scope, doc_ids, len(ids), ids, self.counts()["documents"])
+        return Scoped(scope, tuple(doc_ids), len(ids), ids, self.counts()["documents"])
 
     def vectors(self, ids: Sequence[int]):
         try:
