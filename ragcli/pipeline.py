@@ -242,7 +242,8 @@ def _search(st: index.IndexReader, emb: Embedder, query: str, k: int, mode: str,
 
     within = st.scoped(scope) if scope else None
     if within is not None and within.empty:
-        return SearchResult(query, (), mode, emb.name, timings, scope, scope.nothing_matches(within.n_documents)), qv
+        why = scope.nothing_matches(within.n_documents, within.near)
+        return SearchResult(query, (), mode, emb.name, timings, scope, why), qv
     hits = retrieve(st, emb, query, k, mode, query_vector=qv, within=within)
     timings["retrieve_s"] = time.perf_counter() - t0
     return SearchResult(query, tuple(hits), mode, emb.name, timings, scope or None), qv

@@ -84,10 +84,14 @@ class Scope:
         return {"path": list(self.paths), "type": list(self.types),
                 "since": self.since_text or None}
 
-    def nothing_matches(self, n_documents: int) -> str:
-        """The no-evidence reason for a scope that names no indexed document."""
-        return (f"no indexed document matches {self.describe()} (the index holds {n_documents} "
-                f"document{'s' if n_documents != 1 else ''}; `rag ls` lists them)")
+    def nothing_matches(self, n_documents: int, near: tuple[str, ...] = ()) -> str:
+        """The no-evidence reason for a scope that names no indexed document; ``near``: paths
+        it would name ignoring case."""
+        why = (f"no indexed document matches {self.describe()} (the index holds {n_documents} "
+               f"document{'s' if n_documents != 1 else ''}; `rag ls` lists them)")
+        if near:
+            why += f"; paths are case-sensitive, and ignoring case it would match {', '.join(near)}"
+        return why
 
 
 def parse_scope(paths: Iterable[str] | str | None = None, types: Iterable[str] | str | None = None,

@@ -123,6 +123,10 @@ def test_type_since_and_paths_select_in_the_store(store) -> None:  # noqa: F811
     assert paths(["/c/b"], "text", "2026-03-01") == {"/c/b/notes.md"}  # every part must hold
     assert paths(since="2027-01-01") == set()
     with store.reader() as r:
+        miss = r.scoped(parse_scope(["*coca*"]))
+        assert miss.empty and miss.near == ("/c/a/COCACOLA_2022_10K.pdf",)
+        assert "ignoring case it would match /c/a/COCACOLA_2022_10K.pdf" in \
+            miss.scope.nothing_matches(miss.n_documents, miss.near)
         none = r.scoped(parse_scope(["*COCA*"], "docx"))
         assert none.empty and r.dense(rng.normal(size=DIM).astype(np.float32), 5, within=none) == []
         assert r.lexical("report", 5, within=none) == []
@@ -237,3 +241,32 @@ def test_index_api_and_a_batch_line_with_its_own_filter(tmp_path: Path) -> None:
     assert "line 3: unknown document type 'xls'" in out[2]["error"]
     assert "filters" not in out[3]  # the line's own empty "type" replaces the flag's
     assert s.questions == 4 and s.no_evidence == 1 and s.errors == 1
+
+
+def test_an_index_without_chunk_ranges_is_scoped_the_same_and_gets_them_at_the_next_write(tmp_path: Path) -> None:
+    import sqlite3
+
+    from ragcli import index
+    from ragcli.index.schema import current_db
+
+    from .test_index_store import SqliteStore
+
+    st = SqliteStore(tmp_path / "idx")
+    rng = np.random.default_rng(9)
+    q, near, far = _corpus(rng, n_near=20)
+    write(st, near + far)
+    with st.reader() as r:
+        want = r.scoped(parse_scope(["/c/far*", "/c/near1*"]))
+    con = sqlite3.connect(current_db(st.location))
+    con.execute("DROP TABLE chunk_ranges")  # as an index an earlier ragcli wrote
+    con.commit()
+    con.close()
+    with st.reader() as r:
+        got = r.scoped(parse_scope(["/c/far*", "/c/near1*"]))
+        assert got.doc_ids == want.doc_ids and got.chunk_ids.tolist() == want.chunk_ids.tolist()
+        assert len(r.dense(q, 10, within=got)) == 10
+    with index.writer_lock(st.location):
+        st.writer().close()  # a writer adds the table, filled from chunks
+    con = sqlite3.connect(current_db(st.location))
+    assert con.execute("SELECT count(*), sum(n) FROM chunk_ranges").fetchone() == (23, 23 * 8)
+    con.close()

@@ -23,7 +23,7 @@ from . import pg_schema, postgres
 from .base import DocRow, IndexInfo
 from .locations import in_command, password_note, shown, split
 from .schema import rebuild_hint
-from .scoping import Scoped, where
+from .scoping import Scoped, near_misses, where
 
 EF_SEARCH = 100  # HNSW candidates per query (pgvector's default is 40); raised to k when k is larger
 TABLES = pg_schema.TABLES[:5]  # what a search reads, locked in this order (as a rebuild's switch-over does)
@@ -138,7 +138,9 @@ class PgReader:
         cond, params = where(scope, "%s", pg=True)
         doc_ids = tuple(int(r[0]) for r in self.con.execute(f"SELECT id FROM documents WHERE {cond}", params))
         if not doc_ids:
-            return Scoped(scope, (), 0, None, self.counts()["documents"])
+            sql, args = near_misses(scope, "%s", pg=True)
+            near = tuple(r[0] for r in self.con.execute(sql, args)) if sql else ()
+            return Scoped(scope, (), 0, None, self.counts()["documents"], near)
         n = self.con.execute("SELECT count(*) FROM chunks WHERE doc_id = ANY(%s)", (list(doc_ids),)).fetchone()[0]
         return Scoped(scope, doc_ids, int(n), None, self.counts()["documents"])
 

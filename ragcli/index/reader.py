@@ -34,7 +34,7 @@ from ..scope import Scope
 from ..types import Chunk, Span
 from . import directory, schema
 from .base import FORMAT_VERSION, DocRow, IndexInfo
-from .scoping import Scoped, chunk_ids_from_ranges, where
+from .scoping import Scoped, chunk_ids_from_ranges, near_misses, where
 from .vectors import AnnInfo, SegmentFiles, SegmentRow, VectorFileError, VectorSet, seg_dir
 
 _OPEN_TRIES = 5
@@ -209,33 +209,51 @@ class SqliteReader:
 
     @_checked
     def scoped(self, scope: Scope) -> Scoped:
-        """The documents ``scope`` allows and their chunk ids (``scoping``), from this snapshot."""
+        """The documents ``scope`` allows and their chunk ids (``scoping``), from this snapshot:
+        one scan of ``documents`` joined with ``chunk_ranges``; a document without its row
+        (a database an older ragcli wrote and a reader may not upgrade) costs three seeks."""
         cond, params = where(scope, "?")
-        ranges: list[tuple[int, int]] = []
         doc_ids: list[int] = []
-        loose: list[int] = []  # documents whose chunk ids are not one range
-        # a document's chunks have consecutive ids (``writer``): one range each, three seeks in chunks_doc
-        for doc_id, lo, hi, n in self.con.execute(
-                "SELECT d.id, (SELECT min(id) FROM chunks WHERE doc_id = d.id), (SELECT max(id) FROM chunks "
-                "WHERE doc_id = d.id), (SELECT count(*) FROM chunks WHERE doc_id = d.id) "
-                f"FROM documents d WHERE {cond}", params):
+        ranges: list[tuple[int, int]] = []
+        unranged: list[int] = []
+        for doc_id, first, n in self.con.execute(
+                f"SELECT d.id, r.first_id, r.n FROM documents d LEFT JOIN chunk_ranges r ON r.doc_id = d.id "
+                f"WHERE {cond}" if self._has_ranges else f"SELECT d.id, NULL, NULL FROM documents d WHERE {cond}",
+                params):
             doc_ids.append(doc_id)
-            if not n:
-                continue
-            if hi - lo + 1 == n:
-                ranges.append((lo, hi))
-            else:
-                loose.append(doc_id)
+            if first is None:
+                unranged.append(doc_id)
+            elif n:
+                ranges.append((first, first + n - 1))
         if not doc_ids:
-            return Scoped(scope, (), 0, None, self.counts()["documents"])
-        ids = chunk_ids_from_ranges(ranges)
-        if loose:  # not written by this ragcli's writer: read the ids one by one
-            import numpy as np
-
-            more = [r[0] for r in self.con.execute(
-                "SELECT id FROM chunks WHERE doc_id IN (SELECT value FROM json_each(?))", (json.dumps(loose),))]
-            ids = np.union1d(ids, np.asarray(more, dtype=np.int64))
+            sql, args = near_misses(scope, "?")
+            near = tuple(r[0] for r in self.con.execute(sql, args)) if sql else ()
+            return Scoped(scope, (), 0, None, self.counts()["documents"], near)
+        ids = chunk_ids_from_ranges(ranges + self._ranges_of(unranged))
         return Scoped(scope, tuple(doc_ids), len(ids), ids, self.counts()["documents"])
+
+    @functools.cached_property
+    def _has_ranges(self) -> bool:
+        return self.con.execute("SELECT 1 FROM sqlite_master WHERE name = 'chunk_ranges'").fetchone() is not None
+
+    def _ranges_of(self, doc_ids: list[int]) -> list[tuple[int, int]]:
+        """Chunk id ranges of documents read from ``chunks_doc`` (a document's ids not one range: one each)."""
+        if not doc_ids:
+            return []
+        out: list[tuple[int, int]] = []
+        loose: list[int] = []
+        for doc_id, lo, hi, n in self.con.execute(
+                "SELECT j.value, (SELECT min(id) FROM chunks WHERE doc_id = j.value), (SELECT max(id) FROM chunks "
+                "WHERE doc_id = j.value), (SELECT count(*) FROM chunks WHERE doc_id = j.value) FROM json_each(?) j",
+                (json.dumps(doc_ids),)):
+            if n and hi - lo + 1 == n:
+                out.append((lo, hi))
+            elif n:
+                loose.append(doc_id)
+        out += [(i, i) for (i,) in self.con.execute(
+            "SELECT id FROM chunks WHERE doc_id IN (SELECT value FROM json_each(?))", (json.dumps(loose),))] \
+            if loose else []
+        return out
 
     def vectors(self, ids: Sequence[int]):
         try:

@@ -29,6 +29,7 @@ class Scoped:
     n_chunks: int
     chunk_ids: np.ndarray | None = field(default=None, compare=False)  # (n,) int64 ascending (SQLite)
     n_documents: int = 0  # documents in the whole index, for the message when none is allowed
+    near: tuple[str, ...] = ()  # when none is: up to 3 documents the paths would name ignoring case
 
     @property
     def empty(self) -> bool:
@@ -68,8 +69,9 @@ def pg_regex(pattern: str) -> str:
     return "".join(out) + "$"
 
 
-def where(scope: Scope, mark: str, pg: bool = False) -> tuple[str, list]:
-    """(SQL condition on ``documents``, its parameters); ``mark`` is the driver's placeholder.
+def where(scope: Scope, mark: str, pg: bool = False, nocase: bool = False) -> tuple[str, list]:
+    """(SQL condition on ``documents``, its parameters); ``mark`` is the driver's placeholder;
+    ``nocase``: paths compared ignoring case (only to say what a case-sensitive miss would match).
 
     >>> where(Scope(paths=("/d",), types=("pdf", "md")), "?")
     ("((path = ? OR substr(path, 1, ?) = ?)) AND (kind IN (?,?) OR lower(substr(path, -3)) = ?)", \
@@ -78,13 +80,15 @@ def where(scope: Scope, mark: str, pg: bool = False) -> tuple[str, list]:
     conds, params = [], []
     if scope.paths:
         ors = []
+        col = "lower(path)" if nocase else "path"
         for p, glob in scope.patterns():
+            p = p.lower() if nocase else p
             if glob:
-                ors.append(f"path ~ {mark}" if pg else f"path GLOB {mark}")
+                ors.append(f"{col} ~ {mark}" if pg else f"{col} GLOB {mark}")
                 params.append(pg_regex(p) if pg else sqlite_glob(p))
             else:
                 prefix = p if p.endswith("/") else p + "/"
-                ors.append(f"(path = {mark} OR substr(path, 1, {mark}) = {mark})")
+                ors.append(f"({col} = {mark} OR substr({col}, 1, {mark}) = {mark})")
                 params += [p, len(prefix), prefix]
         conds.append("(" + " OR ".join(ors) + ")")
     if scope.types:
@@ -117,3 +121,11 @@ def chunk_ids_from_ranges(ranges: list[tuple[int, int]]):
     lengths = r[:, 1] - r[:, 0] + 1
     starts = np.repeat(r[:, 0] - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths)
     return starts + np.arange(int(lengths.sum()), dtype=np.int64)
+
+
+def near_misses(scope: Scope, mark: str, pg: bool = False) -> tuple[str, list]:
+    """(SQL, parameters): up to 3 paths that ``scope`` would allow if its paths ignored case."""
+    if not scope.paths:
+        return "", []
+    cond, params = where(scope, mark, pg, nocase=True)
+    return f"SELECT path FROM documents WHERE {cond} ORDER BY path LIMIT 3", params

@@ -361,7 +361,9 @@ class VectorSet:
                 rows = np.setdiff1d(rows, dead, assume_unique=True)
             if not len(rows):
                 continue
-            scores = np.asarray(seg.vecs[rows] @ q, dtype=np.float32)  # ascending rows: the map read in order
+            # ascending rows: the map read in order. einsum, not BLAS: OpenBLAS's threads made this
+            # matrix-vector product 30x slower (24 ms against 0.8 for 10,000 rows) on 2 busy cores
+            scores = np.einsum("ij,j->i", seg.vecs[rows], q).astype(np.float32, copy=False)
             take = min(k, len(scores))
             top = np.argpartition(-scores, take - 1)[:take]
             best_ids.append(np.asarray(seg.ids[rows[top]]))
@@ -377,7 +379,8 @@ class VectorSet:
         """The ``k`` best (chunk id, cosine) for a unit query vector, best first; ``allowed``:
         only these chunk ids ((n,) int64 ascending), chosen before ranking, never after. Up to
         ``EXACT_SUBSET`` of them are searched exactly; more, through the approximate index
-        with a bitmap of them and ``nprobe`` raised as they thin out its lists."""
+        with a bitmap of them (FAISS skips the others inside its lists) and ``nprobe`` raised
+        as they thin those lists out."""
         import numpy as np
 
         q = np.ascontiguousarray(np.asarray(query, dtype=np.float32).reshape(-1))
@@ -404,7 +407,9 @@ class VectorSet:
             tail = self._exact_within(q, k, allowed[allowed >= info.upto])
             sel = self._bitmap(allowed[allowed < info.upto])
             share = max(1e-6, np.count_nonzero(allowed < info.upto) / max(1, info.rows))
-            probe = min(info.nlist, int(np.ceil(probe / share)))  # as many allowed vectors seen as unscoped
+            # lists thinned to ``share``: probe more of them. Half as many allowed vectors as an unscoped
+            # search sees kept recall@10 at 0.978 for a 10% scope of 1M (all of them: 0.995, 2.5x the time)
+            probe = min(info.nlist, max(probe, int(np.ceil(probe / (2 * share)))))
         params = faiss.SearchParametersIVF(nprobe=probe)
         if sel is not None:
             params.sel = sel
