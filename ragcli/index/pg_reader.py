@@ -14,16 +14,18 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import DamagedIndexError, IndexNotFoundError, StaleIndexError
-from ..scope import Scope
 from ..types import Chunk, Page, Span
 from . import pg_schema, postgres
 from .base import DocRow, IndexInfo
 from .locations import in_command, password_note, shown, split
 from .schema import rebuild_hint
 from .scoping import Scoped, near_misses, where
+
+if TYPE_CHECKING:
+    from ..scope import Scope
 
 EF_SEARCH = 100  # HNSW candidates per query (pgvector's default is 40); raised to k when k is larger
 TABLES = pg_schema.TABLES[:5]  # what a search reads, locked in this order (as a rebuild's switch-over does)

@@ -27,15 +27,18 @@ import sqlite3
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from ..errors import DamagedIndexError, IndexNotFoundError, StaleIndexError, StorageError
-from ..scope import Scope
 from ..types import Chunk, Span
 from . import directory, schema
 from .base import FORMAT_VERSION, DocRow, IndexInfo
 from .scoping import Scoped, chunk_ids_from_ranges, near_misses, where
 from .vectors import AnnInfo, SegmentFiles, SegmentRow, VectorFileError, VectorSet, seg_dir
+
+if TYPE_CHECKING:
+    from ..scope import Scope
 
 _OPEN_TRIES = 5
 QUICK_CHECK_BYTES = 64 << 20  # `rag status` checks every page of a database up to this size

@@ -14,10 +14,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from ..scope import Scope
-
 if TYPE_CHECKING:
     import numpy as np
+
+    from ..scope import Scope
 
 
 @dataclass(frozen=True)
