@@ -95,6 +95,10 @@ def test_a_scoped_search_returns_k_hits_from_documents_outside_the_unscoped_top_
         assert not any(p.startswith("/c/far") for p in _paths(r, r.lexical("near0 report", 10)))
         lex = r.lexical("near0 report", 10, within=scoped)  # "near0" is in none of them, "report" in all
         assert len(lex) == 10 and _paths(r, lex) <= {"/c/far0.txt", "/c/far1.txt", "/c/far2.txt"}
+        even = r.scoped(parse_scope(["/c/near*[02468].txt"]))  # 30 runs of chunk ids: the joined query
+        lex = r.lexical("near1 report", 10, within=even)
+        assert len(lex) == 10 and all(p[-5] in "02468" for p in _paths(r, lex))
+        assert [s for _, s in lex] == sorted((s for _, s in lex), reverse=True)
 
 
 def test_type_since_and_paths_select_in_the_store(store) -> None:  # noqa: F811

@@ -34,7 +34,7 @@ from ..errors import DamagedIndexError, IndexNotFoundError, StaleIndexError, Sto
 from ..types import Chunk, Span
 from . import directory, schema
 from .base import FORMAT_VERSION, DocRow, IndexInfo
-from .scoping import Scoped, chunk_ids_from_ranges, near_misses, where
+from .scoping import Scoped, chunk_ids_from_ranges, id_spans, near_misses, where
 from .vectors import AnnInfo, SegmentFiles, SegmentRow, VectorFileError, VectorSet, seg_dir
 
 if TYPE_CHECKING:
@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 
 _OPEN_TRIES = 5
 QUICK_CHECK_BYTES = 64 << 20  # `rag status` checks every page of a database up to this size
+FTS_SPANS = 16  # a scope whose chunk ids make at most this many runs: one FTS5 rowid range query each
 
 
 def _checked(method):
@@ -363,6 +364,13 @@ class SqliteReader:
                     "ORDER BY s DESC LIMIT ?",
                     (match, k),
                 ).fetchall()
+            elif within.chunk_ids is not None and len(spans := id_spans(within.chunk_ids)) <= FTS_SPANS:
+                rows = []  # a document or a folder ingested together: FTS5 reads only those rowids
+                for lo, hi in spans:
+                    rows += self.con.execute(
+                        "SELECT rowid, -bm25(chunks_fts) AS s FROM chunks_fts WHERE chunks_fts MATCH ? "
+                        "AND rowid BETWEEN ? AND ? ORDER BY s DESC LIMIT ?", (match, lo, hi, k)).fetchall()
+                rows = sorted(rows, key=lambda r: -r[1])[:k]  # BM25 has index-wide statistics: comparable
             else:  # FTS5 first (CROSS JOIN keeps that order), each match's document checked by rowid
                 rows = self.con.execute(
                     "SELECT f.rowid, -bm25(chunks_fts) AS s FROM chunks_fts f CROSS JOIN chunks c "

@@ -73,9 +73,12 @@ def where(scope: Scope, mark: str, pg: bool = False, nocase: bool = False) -> tu
     """(SQL condition on ``documents``, its parameters); ``mark`` is the driver's placeholder;
     ``nocase``: paths compared ignoring case (only to say what a case-sensitive miss would match).
 
-    >>> where(Scope(paths=("/d",), types=("pdf", "md")), "?")
-    ("((path = ? OR substr(path, 1, ?) = ?)) AND (kind IN (?,?) OR lower(substr(path, -3)) = ?)", \
-['/d', 3, '/d/', 'pdf', 'pdf+ocr', '.md'])
+    >>> from ragcli.scope import Scope
+    >>> sql, params = where(Scope(paths=("/d",), types=("pdf", "md")), "?")
+    >>> sql
+    '((path = ? OR substr(path, 1, ?) = ?)) AND (kind IN (?,?) OR lower(substr(path, -3)) = ?)'
+    >>> params
+    ['/d', 3, '/d/', 'pdf', 'pdf+ocr', '.md']
     """
     conds, params = [], []
     if scope.paths:
@@ -129,3 +132,19 @@ def near_misses(scope: Scope, mark: str, pg: bool = False) -> tuple[str, list]:
         return "", []
     cond, params = where(scope, mark, pg, nocase=True)
     return f"SELECT path FROM documents WHERE {cond} ORDER BY path LIMIT 3", params
+
+
+def id_spans(ids) -> list[tuple[int, int]]:
+    """Runs of consecutive ids ((n,) int64 ascending) as inclusive (first, last) pairs.
+
+    >>> id_spans(chunk_ids_from_ranges([(3, 5), (6, 6), (9, 10)]))
+    [(3, 6), (9, 10)]
+    """
+    import numpy as np
+
+    if not len(ids):
+        return []
+    cut = np.flatnonzero(np.diff(ids) != 1)
+    firsts = np.concatenate([[ids[0]], ids[cut + 1]])
+    lasts = np.concatenate([ids[cut], [ids[-1]]])
+    return list(zip(firsts.tolist(), lasts.tolist(), strict=True))
