@@ -216,25 +216,24 @@ class SqliteReader:
         """The documents ``scope`` allows and their chunk ids (``scoping``), from this snapshot:
         one scan of ``documents`` joined with ``chunk_ranges``; a document without its row
         (a database an older ragcli wrote and a reader may not upgrade) costs three seeks."""
+        import numpy as np
+
         cond, params = where(scope, "?")
-        doc_ids: list[int] = []
-        ranges: list[tuple[int, int]] = []
-        unranged: list[int] = []
-        for doc_id, first, n in self.con.execute(
-                f"SELECT d.id, r.first_id, r.n FROM documents d LEFT JOIN chunk_ranges r ON r.doc_id = d.id "
-                f"WHERE {cond}" if self._has_ranges else f"SELECT d.id, NULL, NULL FROM documents d WHERE {cond}",
-                params):
-            doc_ids.append(doc_id)
-            if first is None:
-                unranged.append(doc_id)
-            elif n:
-                ranges.append((first, first + n - 1))
-        if not doc_ids:
+        sql = (f"SELECT d.id, COALESCE(r.first_id, -1), COALESCE(r.n, -1) FROM documents d LEFT JOIN chunk_ranges r "
+               f"ON r.doc_id = d.id WHERE {cond}" if self._has_ranges else
+               f"SELECT d.id, -1, -1 FROM documents d WHERE {cond}")
+        rows = np.array(self.con.execute(sql, params).fetchall(), dtype=np.int64).reshape(-1, 3)  # (doc, first, n)
+        if not len(rows):
             sql, args = near_misses(scope, "?")
             near = tuple(r[0] for r in self.con.execute(sql, args)) if sql else ()
             return Scoped(scope, (), 0, None, self.counts()["documents"], near)
-        ids = chunk_ids_from_ranges(ranges + self._ranges_of(unranged))
-        return Scoped(scope, tuple(doc_ids), len(ids), ids, self.counts()["documents"])
+        known = rows[rows[:, 2] > 0]
+        ranges = np.stack([known[:, 1], known[:, 1] + known[:, 2] - 1], axis=1)
+        unranged = rows[rows[:, 1] < 0, 0].tolist()
+        if unranged:
+            ranges = np.concatenate([ranges, np.asarray(self._ranges_of(unranged), dtype=np.int64).reshape(-1, 2)])
+        ids = chunk_ids_from_ranges(ranges)
+        return Scoped(scope, tuple(rows[:, 0].tolist()), len(ids), ids, self.counts()["documents"])
 
     @functools.cached_property
     def _has_ranges(self) -> bool:

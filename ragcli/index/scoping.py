@@ -110,17 +110,18 @@ def where(scope: Scope, mark: str, pg: bool = False, nocase: bool = False) -> tu
     return " AND ".join(conds) or "TRUE", params
 
 
-def chunk_ids_from_ranges(ranges: list[tuple[int, int]]):
-    """Ascending chunk ids from inclusive (first, last) ranges.
+def chunk_ids_from_ranges(ranges):
+    """Ascending chunk ids from inclusive (first, last) ranges (pairs, or an (m, 2) array) that do not overlap.
 
     >>> chunk_ids_from_ranges([(7, 9), (3, 3)]).tolist()
     [3, 7, 8, 9]
     """
     import numpy as np
 
-    if not ranges:
+    r = np.asarray(ranges, dtype=np.int64).reshape(-1, 2)
+    if not len(r):
         return np.zeros(0, dtype=np.int64)
-    r = np.asarray(sorted(ranges), dtype=np.int64)
+    r = r[np.argsort(r[:, 0], kind="stable")]
     lengths = r[:, 1] - r[:, 0] + 1
     starts = np.repeat(r[:, 0] - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths)
     return starts + np.arange(int(lengths.sum()), dtype=np.int64)
