@@ -13,10 +13,15 @@ search on them). The index is grown in place, and at each size the script measur
 - ``rag search`` and ``rag status`` as new processes (median of 5), with a hashing
   embedder of the same dimension so the embedder's own cost is nil;
 - peak RSS of a new ``rag ingest`` adding 40 files (1,000+ chunks), and of ``rag search``;
-- size on disk.
+- size on disk;
+- scoped search (``--path``, resolved in the store before ranking): for a glob naming 1% and
+  one naming 10% of the documents, scattered over the index (``*530.txt``, ``*30.txt``), p50/p99
+  of resolving the scope plus the dense top 10, recall@10 against brute-force exact search
+  over the allowed chunks only, and p50 of the scoped BM25 top 50.
 
     .venv/bin/python bench/scale.py                 # 10k, 100k, 1M: about 15 minutes on 2 cores
     .venv/bin/python bench/scale.py --sizes 10000   # a quick look
+    .venv/bin/python bench/scale.py --search-only   # in-process search figures only (no `rag` processes)
 """
 
 from __future__ import annotations
@@ -104,8 +109,12 @@ def grow(location: Path, target: int, rng, centres, info) -> dict:
     return {"fill_s": fill_s, "commit_1000_s": commit.s, "finish_s": finish.s}
 
 
-def exact_top10(vs, queries) -> list[set[int]]:
-    """Exact top-10 ids per query, one blockwise pass over the segments (tombstones skipped)."""
+SCOPES = {"1%": "*530.txt", "10%": "*30.txt"}  # document numbers are multiples of 10: 1 in 100, 1 in 10
+
+
+def exact_top10(vs, queries, allowed=None) -> list[set[int]]:
+    """Exact top-10 ids per query, one blockwise pass over the segments (tombstones skipped);
+    ``allowed``: only these chunk ids (brute force, independent of the store's scoped search)."""
     import numpy as np
 
     best_s = np.full((len(queries), 10), -np.inf, dtype=np.float32)
@@ -116,6 +125,8 @@ def exact_top10(vs, queries) -> list[set[int]]:
             scores = queries @ np.asarray(seg.vecs[lo : lo + 65536]).T
             if len(vs.dead):
                 scores[:, np.isin(ids, vs.dead)] = -np.inf
+            if allowed is not None:
+                scores[:, ~np.isin(ids, allowed)] = -np.inf
             s_all = np.concatenate([best_s, scores], axis=1)
             i_all = np.concatenate([best_i, np.broadcast_to(ids, scores.shape)], axis=1)
             top = np.argpartition(-s_all, 9, axis=1)[:, :10]
@@ -140,9 +151,42 @@ def search_figures(location: Path, rng, centres, n_queries: int = 200) -> dict:
             lat.append(time.perf_counter() - t0)
         truth = exact_top10(vs, queries)
         hits = sum(len(g & t) for g, t in zip(got, truth, strict=True))
-        return {"search_p50_ms": 1000 * float(np.percentile(lat, 50)),
-                "search_p99_ms": 1000 * float(np.percentile(lat, 99)),
-                "recall_at_10": hits / (10 * n_queries), **st.describe()}
+        out = {"search_p50_ms": 1000 * float(np.percentile(lat, 50)),
+               "search_p99_ms": 1000 * float(np.percentile(lat, 99)),
+               "recall_at_10": hits / (10 * n_queries), **st.describe()}
+        for share, glob in SCOPES.items():
+            out.update(scoped_figures(st, queries, share, glob))
+        return out
+
+
+def scoped_figures(st, queries, share: str, glob: str) -> dict:
+    """Scoped dense search as ``rag search --path GLOB`` runs it: the scope resolved in SQL
+    (allowed documents, their chunk ids), then the store's restricted search, every query."""
+    import numpy as np
+
+    from ragcli.scope import parse_scope
+
+    scope = parse_scope([glob])
+    lat, resolve, got, lex = [], [], [], []
+    for i, q in enumerate(queries):
+        t0 = time.perf_counter()
+        within = st.scoped(scope)
+        resolve.append(time.perf_counter() - t0)
+        got.append({c for c, _ in st.dense(q, 10, within=within)})
+        lat.append(time.perf_counter() - t0)
+        if i < 50:
+            t0 = time.perf_counter()
+            st.lexical("river stone glacier", 50, within=st.scoped(scope))
+            lex.append(time.perf_counter() - t0)
+    truth = exact_top10(st.vector_set, queries, within.chunk_ids)
+    hits = sum(len(g & t) for g, t in zip(got, truth, strict=True))
+    short = sum(len(g) < 10 for g in got)
+    return {f"scoped{share}_docs": len(within.doc_ids), f"scoped{share}_chunks": within.n_chunks,
+            f"scoped{share}_p50_ms": 1000 * float(np.percentile(lat, 50)),
+            f"scoped{share}_resolve_p50_ms": 1000 * float(np.percentile(resolve, 50)),
+            f"scoped{share}_p99_ms": 1000 * float(np.percentile(lat, 99)),
+            f"scoped{share}_recall_at_10": hits / (10 * len(queries)), f"scoped{share}_short_results": short,
+            f"scoped{share}_bm25_p50_ms": 1000 * float(np.percentile(lex, 50))}
 
 
 def timed_rag(args: list[str], env: dict) -> tuple[float, float]:
@@ -186,13 +230,18 @@ def main() -> None:
     ap.add_argument("--sizes", default="10000,100000,1000000")
     ap.add_argument("--work", type=Path, default=CACHE / "scale")
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--search-only", action="store_true", help="skip the `rag` process figures")
+    ap.add_argument("--keep", action="store_true",
+                    help="measure the index --work already holds (grown to the largest of --sizes) again")
     args = ap.parse_args()
     import numpy as np
 
+    from ragcli import index
     from ragcli.index import IndexInfo
 
-    shutil.rmtree(args.work, ignore_errors=True)
-    args.work.mkdir(parents=True)
+    if not args.keep:
+        shutil.rmtree(args.work, ignore_errors=True)
+    args.work.mkdir(parents=True, exist_ok=True)
     models = args.work / "models.toml"
     models.write_text(MODELS)
     env = {**os.environ, "RAG_MODELS": str(models), "HF_HUB_OFFLINE": "1"}
@@ -207,17 +256,26 @@ def main() -> None:
     location = args.work / "index"
     rows = []
     for size in [int(s) for s in args.sizes.split(",")]:
-        print(f"growing the index to {size:,} chunks ...", file=sys.stderr, flush=True)
-        row = {"chunks": size, **grow(location, size, rng, centres, info)}
+        if args.keep:
+            with index.open_reader(location) as st:
+                row = {"chunks": st.counts()["chunks"]}
+        else:
+            print(f"growing the index to {size:,} chunks ...", file=sys.stderr, flush=True)
+            row = {"chunks": size, **grow(location, size, rng, centres, info)}
         row.update(search_figures(location, rng, centres))
-        row.update(process_figures(location, env, args.work, size))
+        if not args.search_only:
+            row.update(process_figures(location, env, args.work, size))
         row["disk_mb"] = disk_mb(location)
         rows.append(row)
         print(table([row], list(row)), file=sys.stderr, flush=True)
     cols = ["chunks", "search", "search_p50_ms", "search_p99_ms", "recall_at_10", "commit_1000_s", "finish_s",
             "rag_search_s", "rag_status_s", "rag_ingest_1k_s", "rag_ingest_rss_mb", "rag_search_rss_mb", "disk_mb"]
+    cols = [c for c in cols if c in rows[0]]
     print(table(rows, cols, {"search_p50_ms": ".1f", "search_p99_ms": ".1f", "disk_mb": ".0f",
                              "rag_ingest_rss_mb": ".0f", "rag_search_rss_mb": ".0f"}))
+    scoped = ["chunks", *(f"scoped{s}_{f}" for s in SCOPES for f in (
+        "chunks", "p50_ms", "resolve_p50_ms", "p99_ms", "recall_at_10", "short_results", "bm25_p50_ms"))]
+    print(table(rows, scoped, {c: ".1f" for c in scoped if c.endswith("_ms")}))
     path = write_report("scale", {"machine": machine(), "dim": DIM, "rows": rows}, args.out)
     print(f"report: {path}", file=sys.stderr)
 

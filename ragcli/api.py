@@ -17,6 +17,7 @@ thin layer over ``pipeline``: the CLI and the API do the same thing in the same 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import date
 from pathlib import Path
 
 from . import pipeline
@@ -25,7 +26,11 @@ from .config import Settings, resolve_settings
 from .embedders import Embedder
 from .generators import Generator
 from .ingest import IngestReport
+from .scope import parse_scope
 from .types import Answer
+
+Filter = str | Sequence[str] | None  # one pattern or type name, or several (any of them)
+Since = str | date | None  # an ISO date or date-time, or a date/datetime
 
 
 class Index:
@@ -68,18 +73,25 @@ class Index:
         ``on_event`` hears each ``ragcli.watch`` event (``Synced``, ``Watching``, ``Change``)."""
         pipeline.watch([str(p) for p in paths], self.settings, on_event, embedder=self._embedder, **kw)
 
-    def search(self, query: str, *, k: int = 5, mode: str = "hybrid") -> pipeline.SearchResult:
-        """``rag search``: the ``k`` best passages."""
-        return pipeline.search(query, self.settings, k=k, mode=mode, embedder=self._query_embedder())
+    def search(self, query: str, *, k: int = 5, mode: str = "hybrid", path: Filter = None, type: Filter = None,
+               since: Since = None) -> pipeline.SearchResult:
+        """``rag search``: the ``k`` best passages; ``path``, ``type``, ``since`` as ``--path``,
+        ``--type``, ``--since`` (``scope``): only those documents, chosen before ranking.
+        ``EmptyScopeError`` when they name no indexed document."""
+        return pipeline.search(query, self.settings, k=k, mode=mode, embedder=self._query_embedder(),
+                               scope=parse_scope(path, type, since) or None)
 
     def ask(self, question: str, *, k: int | None = None, mode: str | None = None,
-            params: AnswerParams = AnswerParams(), on_text: Callable[[str], None] | None = None) -> Answer:
-        """``rag ask``: an answer with verified citations, or ``status == "no_evidence"``."""
+            params: AnswerParams = AnswerParams(), on_text: Callable[[str], None] | None = None,
+            path: Filter = None, type: Filter = None, since: Since = None) -> Answer:
+        """``rag ask``: an answer with verified citations, or ``status == "no_evidence"`` (also
+        when ``path``/``type``/``since``, as in ``search``, name no indexed document)."""
+        scope = parse_scope(path, type, since)  # checked before any model is loaded
         emb = self._query_embedder()
         if self._generator is None:
             self._generator = pipeline.load_generator(self.settings)
         return pipeline.ask(question, self.settings, k=k, mode=mode, embedder=emb, generator=self._generator,
-                            params=params, on_text=on_text)
+                            params=params, on_text=on_text, scope=scope or None)
 
     def status(self) -> dict:
         """``rag status --json``."""

@@ -1,7 +1,9 @@
 """``rag ask --batch``: many questions in one process, the models loaded once.
 
 Input: JSON Lines, one object a line: ``{"question": ..., "id": ... (optional), "k": ...
-(optional), "mode": ... (optional)}``; a line that is plain text (not starting with ``{``)
+(optional), "mode": ... (optional), "path", "type", "since" (optional: the line's own
+``--path``/``--type``/``--since``, each replacing the flag's for that line; ``scope``)}``;
+a line that is plain text (not starting with ``{``)
 is a question by itself; blank lines are skipped. Output: one JSON object a line, in input
 order: ``rag ask --json``'s answer plus ``id`` and ``line``; a line that cannot be asked (bad
 JSON, no question, a question ``check_question`` refuses) gives ``{"status": "error",
@@ -18,6 +20,7 @@ from dataclasses import dataclass
 from .answer import AnswerParams
 from .api import Index
 from .errors import UsageError
+from .scope import Scope, parse_scope
 
 
 @dataclass(frozen=True)
@@ -57,10 +60,26 @@ def _parse(n: int, raw: str) -> dict:
     return row
 
 
+_FILTERS = ("path", "type", "since")
+
+
+def _filters(n: int, row: dict, scope: Scope | None) -> dict:
+    """The line's filters (``path``, ``type``, ``since``), each key replacing the flags' one."""
+    base = scope or Scope()
+    out = {"path": list(base.paths), "type": list(base.types), "since": base.since_text or None}
+    out.update({key: row[key] for key in _FILTERS if key in row})
+    try:
+        parse_scope(out["path"], out["type"], out["since"])
+    except UsageError as e:
+        raise UsageError(f"line {n}: {e}") from None
+    return out
+
+
 def run_batch(lines: Iterable[str], idx: Index, emit: Callable[[dict], None], *, k: int | None = None,
-              mode: str | None = None, params: AnswerParams | None = None) -> BatchSummary:
+              mode: str | None = None, params: AnswerParams | None = None, scope: Scope | None = None) -> BatchSummary:
     """Ask each line's question of ``idx``; ``emit`` gets each result as it is ready;
-    ``params``: the answering knobs (``AnswerParams``), the same for every line."""
+    ``params``: the answering knobs (``AnswerParams``), the same for every line; ``scope``:
+    the flags' filters, which a line's own ``path``/``type``/``since`` replace."""
     t0 = time.perf_counter()
     counts = {"answered": 0, "no_evidence": 0, "error": 0}
     for n, raw in enumerate(lines, start=1):
@@ -71,7 +90,7 @@ def run_batch(lines: Iterable[str], idx: Index, emit: Callable[[dict], None], *,
             row = _parse(n, raw)
             ident = row.get("id")
             ans = idx.ask(row["question"], k=row.get("k") or k, mode=row.get("mode") or mode,
-                          params=params or AnswerParams())
+                          params=params or AnswerParams(), **_filters(n, row, scope))
             out = {"id": ident, "line": n, **ans.to_json(), "reason": ans.reason}
             counts[ans.status if ans.status in counts else "answered"] += 1
         except UsageError as e:

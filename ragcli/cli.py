@@ -29,7 +29,7 @@ import typer
 from . import __version__
 from .config import Settings, resolve_settings
 from .display import json_line, safe
-from .errors import RagError, UsageError
+from .errors import EmptyScopeError, RagError, UsageError
 from .terminal import IngestLine, StatusLine, colour_enabled, exit_on_interrupt, is_terminal, paint, plural
 
 if TYPE_CHECKING:
@@ -63,6 +63,12 @@ TopOpt = typer.Option(None, "-k", "--top", min=1, max=100,
                       help="Passages retrieved; their sentences compete to be shown to the model [default: 10].")
 ModelOpt = typer.Option(None, "--model", help="LLM from the registry (env RAG_MODEL).")
 ModeOpt = typer.Option("hybrid", "--mode", help="Retrieval: dense | lexical | hybrid")
+PathOpt = typer.Option(None, "--path", help="Only documents this path, folder or glob names ('*COCA*', "
+                       "'docs/*.pdf'); repeatable: any of them.")
+TypeOpt = typer.Option(None, "--type", help="Only documents of these types: pdf,docx,html,text,… or a suffix "
+                       "such as md; comma-separated or repeated.")
+SinceOpt = typer.Option(None, "--since", help="Only documents whose file was modified at or after this ISO date "
+                        "or date-time (2026-01-01, 2026-01-01T09:30).")
 
 
 _PLAIN = {"no_color": False}  # --no-color, set by the app's callback
@@ -105,7 +111,7 @@ def _run(debug: bool, fn: Callable[[], int], interrupted: Callable[[], str] = la
             import traceback
 
             traceback.print_exc()
-        _err(f"rag: error: {e}")
+        _err(f"rag: no evidence: {e}" if isinstance(e, EmptyScopeError) else f"rag: error: {e}")
         code = e.exit_code
     except KeyboardInterrupt:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C while cleaning up changes nothing
@@ -323,31 +329,38 @@ def search(
     query: Optional[str] = typer.Argument(None, help="What to look for ('-', or none with a pipe: standard input)."),
     k: int = typer.Option(5, "-k", "--top", min=1, max=1000, help="Number of passages."),
     mode: str = ModeOpt,
+    path: Optional[list[str]] = PathOpt,
+    type_: Optional[list[str]] = TypeOpt,
+    since: Optional[str] = SinceOpt,
     index: Optional[str] = IndexOpt,
     models: Optional[Path] = ModelsOpt,
     as_json: bool = JsonOpt,
     debug: bool = DebugOpt,
 ) -> None:
     """Show the passages that best match QUERY (no language model)."""
+    from .scope import parse_scope
 
     def body() -> int:
+        scope = None
         try:
-            return _search_body(query, index, models, k, mode, as_json, debug)
+            scope = parse_scope(path, type_, since)
+            return _search_body(query, index, models, k, mode, as_json, debug, scope)
         except RagError as e:  # with --json, `| jq` sees the error too (stderr still gets the line)
             if as_json:
-                print(json_line({"error": str(e), "exit_code": e.exit_code}), flush=True)
+                print(json_line({"error": str(e), "exit_code": e.exit_code,
+                                 **({"filters": scope.to_json()} if scope else {})}), flush=True)
             raise
 
     _run(debug, body)
 
 
 def _search_body(query: Optional[str], index: Optional[str], models: Optional[Path], k: int, mode: str,
-                 as_json: bool, debug: bool) -> int:
+                 as_json: bool, debug: bool, scope=None) -> int:
     from .locators import locator
     from .pipeline import search as do_search
 
     q = _read_question(query)
-    res = do_search(q, _settings(index, models, debug), k=k, mode=mode)
+    res = do_search(q, _settings(index, models, debug), k=k, mode=mode, scope=scope or None)
     for h in res.hits:
         c = h.chunk
         row = {
@@ -356,6 +369,7 @@ def _search_body(query: Optional[str], index: Optional[str], models: Optional[Pa
             "source": c.source, "sha256": c.sha256, "page": c.page if h.paged else None,
             "line_start": c.line_start, "line_end": c.line_end, "start": c.start, "end": c.end,
             "encoding": h.encoding or "utf-8", "text": c.text,
+            **({"filters": scope.to_json()} if scope else {}),
         }
         if as_json:
             print(json_line(row))
@@ -470,6 +484,9 @@ def ask(
     k: Optional[int] = TopOpt,
     model: Optional[str] = ModelOpt,
     mode: str = ModeOpt,
+    path: Optional[list[str]] = PathOpt,
+    type_: Optional[list[str]] = TypeOpt,
+    since: Optional[str] = SinceOpt,
     index: Optional[str] = IndexOpt,
     models: Optional[Path] = ModelsOpt,
     as_json: bool = JsonOpt,
@@ -481,9 +498,11 @@ def ask(
 
     def body() -> int:
         from .pipeline import ask as do_ask
+        from .scope import parse_scope
 
+        scope = parse_scope(path, type_, since)
         if batch is not None:
-            return _ask_batch(batch, question, index, models, model, k, mode)
+            return _ask_batch(batch, question, index, models, model, k, mode, scope)
         q = _read_question(question)
         settings = _settings(index, models, debug, model=model)
         draft = _Draft() if sys.stdout.isatty() and not as_json else None
@@ -500,7 +519,7 @@ def ask(
         with exit_on_interrupt("rag: interrupted; no answer was given", before=stop):
             line.show("searching the index…")
             try:
-                ans = do_ask(q, settings, k=k, mode=mode, on_text=draft, on_status=line.show)
+                ans = do_ask(q, settings, k=k, mode=mode, on_text=draft, on_status=line.show, scope=scope or None)
             finally:
                 line.clear()
             return _report_answer(ans, as_json, draft)
@@ -509,7 +528,7 @@ def ask(
 
 
 def _ask_batch(source: str, question: Optional[str], index: Optional[str], models: Optional[Path],
-               model: Optional[str], k: Optional[int], mode: str) -> int:
+               model: Optional[str], k: Optional[int], mode: str, scope=None) -> int:
     """``rag ask --batch``: ``batch.run_batch`` over a file or standard input."""
     from .api import Index
     from .batch import run_batch
@@ -526,7 +545,7 @@ def _ask_batch(source: str, question: Optional[str], index: Optional[str], model
 
     try:
         with Index(index, models=models, model=model) as idx:
-            summary = run_batch(stream, idx, emit, k=k, mode=mode)
+            summary = run_batch(stream, idx, emit, k=k, mode=mode, scope=scope)
     except UnicodeDecodeError:
         raise UsageError(f"the batch input {source} is not UTF-8 text") from None
     finally:

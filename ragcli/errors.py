@@ -16,6 +16,7 @@ The tree::
     ├── StorageError              exit 1  disk full / permission problems / a read-only index while writing
     ├── IndexUnavailableError     exit 1  the index's server cannot be reached, or its driver is missing
     ├── ClusterError              exit 1  --ray: Ray missing, its cluster unreachable, or a worker lost
+    ├── EmptyScopeError           exit 4  --path/--type/--since name no indexed document (``rag search``)
     └── SourceError               (not fatal) one input file could not be ingested
 
 This module knows nothing of the CLI; ``cli.py`` maps ``exit_code`` to the process exit status.
@@ -77,6 +78,12 @@ class IndexUnavailableError(RagError):
 
 class ClusterError(RagError):
     pass
+
+
+class EmptyScopeError(RagError):
+    """A scoped search whose filters name no indexed document: nothing to search, as with no evidence."""
+
+    exit_code = 4
 
 
 def brief(e: BaseException, limit: int = 120) -> str:

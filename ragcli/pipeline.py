@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from . import index
 from .config import Settings
-from .errors import RagError, StaleIndexError, UsageError
+from .errors import EmptyScopeError, RagError, StaleIndexError, UsageError
 from .types import Answer, Hit
 
 if TYPE_CHECKING:  # imported where used: `rag status` needs none of them, `rag search` few
@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # imported where used: `rag status` needs none of them, `rag 
     from .generators import Generator
     from .ingest import IngestReport, Tally
     from .registry import Registry
+    from .scope import Scope
 
 Progress = Callable[[str, int, int], None]  # (phase, done, total)
 MAX_QUESTION_CHARS = 4000
@@ -265,10 +266,13 @@ class SearchResult:
     mode: str
     embedder: str
     timings: dict[str, float]
+    scope: Scope | None = None  # the filters it ran under (None: the whole index)
+    empty_scope: str = ""  # when those filters name no indexed document: the reason, and no hits
 
 
-def _search(st: index.IndexReader, emb: Embedder, query: str, k: int, mode: str):
-    """(SearchResult, query vector): the part of search that ask shares."""
+def _search(st: index.IndexReader, emb: Embedder, query: str, k: int, mode: str, scope: Scope | None = None):
+    """(SearchResult, query vector): the part of search that ask shares. A ``scope`` is
+    resolved in the store first; the store then ranks only its documents' chunks."""
     timings: dict[str, float] = {"index_load_s": getattr(st, "open_s", 0.0)}
     t0 = time.perf_counter()
     qv = emb.embed([query])[0]
@@ -277,27 +281,38 @@ def _search(st: index.IndexReader, emb: Embedder, query: str, k: int, mode: str)
     t0 = time.perf_counter()
     from .retrieval import search as retrieve
 
-    hits = retrieve(st, emb, query, k, mode, query_vector=qv)
+    within = st.scoped(scope) if scope else None
+    if within is not None and within.empty:
+        why = scope.nothing_matches(within.n_documents, within.near)
+        return SearchResult(query, (), mode, emb.name, timings, scope, why), qv
+    hits = retrieve(st, emb, query, k, mode, query_vector=qv, within=within)
     timings["retrieve_s"] = time.perf_counter() - t0
-    return SearchResult(query, tuple(hits), mode, emb.name, timings), qv
+    return SearchResult(query, tuple(hits), mode, emb.name, timings, scope or None), qv
 
 
 def search(query: str, settings: Settings, *, k: int | None = None, mode: str | None = None,
-           embedder: Embedder | None = None) -> SearchResult:
-    """Retrieval only: the best chunks for ``query``."""
+           embedder: Embedder | None = None, scope: Scope | None = None) -> SearchResult:
+    """Retrieval only: the best chunks for ``query``; ``scope``: only from the documents it
+    names (``EmptyScopeError``, exit 4, when it names none)."""
     query = check_question(query)
     with open_index(settings) as st:
         emb = embedder_for_index(st, settings, embedder)
-        return _search(st, emb, query, k or settings.k, mode or settings.mode)[0]
+        res = _search(st, emb, query, k or settings.k, mode or settings.mode, scope)[0]
+    if res.empty_scope:
+        raise EmptyScopeError(res.empty_scope)
+    return res
 
 
 def ask(question: str, settings: Settings, *, k: int | None = None, mode: str | None = None,
         embedder: Embedder | None = None, generator: Generator | None = None,
         params: AnswerParams | None = None, on_text: Callable[[str], None] | None = None,
-        on_status: Callable[[str], None] | None = None) -> Answer:
+        on_status: Callable[[str], None] | None = None, scope: Scope | None = None) -> Answer:
     """Retrieve, let the model pick evidence under a grammar, verify quotes, answer.
-    ``on_status`` hears what the wait is for (``answer.answer_question``)."""
-    from .answer import AnswerParams, answer_question
+    ``on_status`` hears what the wait is for (``answer.answer_question``); ``scope``: only
+    from the documents it names (``no_evidence``, saying so, when it names none)."""
+    import dataclasses
+
+    from .answer import AnswerParams, answer_question, no_evidence
     from .verify import Verifier, recorded_sizes, stored_pages
 
     params = params or AnswerParams()
@@ -305,7 +320,7 @@ def ask(question: str, settings: Settings, *, k: int | None = None, mode: str | 
     question = check_question(question)
     with open_index(settings) as st:
         emb = embedder_for_index(st, settings, embedder)
-        res, qv = _search(st, emb, question, k or params.k, mode or settings.mode)
+        res, qv = _search(st, emb, question, k or params.k, mode or settings.mode, scope)
         verifier = Verifier(stored_pages(st, [(h.chunk.source, h.chunk.page) for h in res.hits]),
                             recorded_sizes(res.hits))
     if generator is not None:
@@ -314,8 +329,13 @@ def ask(question: str, settings: Settings, *, k: int | None = None, mode: str | 
         reg = registry_for(settings)
         model_name = reg.get(settings.model or reg.default_llm, "llm").name
         gen = lambda: load_generator(settings, reg)  # noqa: E731  (loaded only if needed)
-    answer = answer_question(question, res.hits, qv, emb, gen, params, res.timings, on_text, model_name, verifier,
-                             on_status=on_status)
+    if res.empty_scope:
+        answer = no_evidence(question, model_name, emb.name, res.timings, res.empty_scope)
+    else:
+        answer = answer_question(question, res.hits, qv, emb, gen, params, res.timings, on_text, model_name,
+                                 verifier, on_status=on_status)
+    if scope:
+        answer = dataclasses.replace(answer, filters=scope.to_json())
     answer.timings["total_s"] = time.perf_counter() - t_all
     return answer
 

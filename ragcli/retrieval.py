@@ -31,6 +31,8 @@ from .types import PAGED_KINDS, Hit
 if TYPE_CHECKING:
     import numpy as np
 
+    from .index.scoping import Scoped
+
 MODES = ("dense", "lexical", "hybrid")
 RRF_K = 60  # the usual constant of reciprocal-rank fusion (Cormack et al., 2009)
 LEXICAL_WEIGHT = 1.0  # BM25's list against the dense list in the fusion
@@ -40,8 +42,10 @@ NAME_WEIGHT = 2.0  # the file-name list's weight in the fusion (0: off): as much
 
 def search(store: IndexReader, embedder: Embedder, query: str, k: int = 5, mode: str = "hybrid",
            query_vector: np.ndarray | None = None, *, lexical_weight: float = LEXICAL_WEIGHT,
-           doc_weight: float = DOC_WEIGHT, name_weight: float = NAME_WEIGHT) -> list[Hit]:
-    """The ``k`` best chunks for ``query``, best first."""
+           doc_weight: float = DOC_WEIGHT, name_weight: float = NAME_WEIGHT,
+           within: Scoped | None = None) -> list[Hit]:
+    """The ``k`` best chunks for ``query``, best first; ``within``: only from the documents of
+    a resolved scope (``store.scoped``), which both searches apply before they rank."""
     import numpy as np
 
     if mode not in MODES:
@@ -50,8 +54,8 @@ def search(store: IndexReader, embedder: Embedder, query: str, k: int = 5, mode:
         return []
     q = np.asarray(embedder.embed([query])[0] if query_vector is None else query_vector, dtype=np.float32)
     pool = max(k, 50) if mode == "hybrid" else k
-    dense = store.dense(q, pool) if mode in ("dense", "hybrid") else []
-    lexical = store.lexical(query, pool) if mode in ("lexical", "hybrid") else []
+    dense = store.dense(q, pool, within=within) if mode in ("dense", "hybrid") else []
+    lexical = store.lexical(query, pool, within=within) if mode in ("lexical", "hybrid") else []
     pool_rows: dict = {}  # hybrid with a name or document signal: the pooled chunks' rows, reused below
     if mode == "dense":
         ranked = dense

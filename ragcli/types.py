@@ -156,10 +156,11 @@ class Answer:
     support: str = ""
     support_missing: tuple[str, ...] = ()  # what the quotes do not back, when support is not "supported"
     warnings: tuple[str, ...] = ()  # everything ``rag ask`` warns about on stderr, one string each
+    filters: dict = field(default_factory=dict)  # the scope it was asked in (``Scope.to_json``); {}: none
 
     def to_json(self) -> dict:
         """The ``rag ask --json`` object; docs/json.md is the contract."""
-        return {
+        return {**({"filters": self.filters} if self.filters else {}),
             "question": self.question,
             "answer": self.answer,
             "answer_text": self.answer_text,

@@ -116,6 +116,31 @@ def test_ask_answers_with_verified_citations(env: dict, docs: Path, tmp_path: Pa
     run(body())
 
 
+def test_search_and_ask_take_path_type_and_since_filters(env: dict, docs: Path) -> None:
+    async def body():
+        async with session(env) as s:
+            schema = {t.name: t for t in (await s.list_tools()).tools}["search"].input_schema["properties"]
+            assert {"path", "type", "since"} <= set(schema)
+            q = "tokens context window quantization"
+            assert not any(r["source"].endswith("sampling_notes.txt")
+                           for r in (await call(s, "search", query=q, k=5))["results"])
+            found = await call(s, "search", query=q, k=5, path=["*sampling*"])
+            assert len(found["results"]) == 5 and all(r["source"].endswith("sampling_notes.txt")
+                                                      for r in found["results"])
+            assert found["filters"] == {"path": ["*sampling*"], "type": [], "since": None}
+            typed = await call(s, "search", query=q, k=4, type=["pdf"], since="2000-01-01")
+            assert typed["results"] and all(r["source"].endswith(".pdf") for r in typed["results"])
+            none = await call(s, "search", query=q, path=["*COCA*"])
+            assert none["results"] == [] and "no indexed document matches --path '*COCA*'" in none["reason"]
+            no = await call(s, "ask", question="What is a context window?", path=["*COCA*"])
+            assert no["status"] == "no_evidence" and "no indexed document matches" in no["reason"]
+            assert no["filters"]["path"] == ["*COCA*"]
+            assert "unknown document type 'xls'" in await error(s, "search", query=q, type=["xls"])
+            assert "--since takes an ISO date" in await error(s, "ask", question=q, since="soon")
+
+    run(body())
+
+
 def test_over_budget_result_is_truncated_with_a_cursor_that_continues(env: dict, docs: Path) -> None:
     async def body():
         async with session(env) as s:

@@ -21,6 +21,9 @@ from ..types import Chunk, Document
 if TYPE_CHECKING:
     import numpy as np
 
+    from ..scope import Scope
+    from .scoping import Scoped
+
 FORMAT_VERSION = 2  # 1: vectors in SQLite blobs + one FAISS file rewritten per ingest
 
 
@@ -94,11 +97,15 @@ class IndexReader(Protocol):
 
     def chunks(self, ids: Sequence[int]) -> dict[int, tuple[Chunk, DocRow]]: ...
 
-    def dense(self, query_vector: np.ndarray, k: int) -> list[tuple[int, float]]: ...  # (chunk id, cosine)
+    # (chunk id, cosine), best first; ``within``: only the chunks of a resolved scope, before ranking
+    def dense(self, query_vector: np.ndarray, k: int, *, within: Scoped | None = None) -> list[tuple[int, float]]: ...
 
     def vectors(self, ids: Sequence[int]) -> np.ndarray: ...  # (len(ids), dim), stored vectors
 
-    def lexical(self, query: str, k: int) -> list[tuple[int, float]]: ...  # (chunk id, BM25), best first
+    # (chunk id, BM25), best first; ``within`` as for ``dense``
+    def lexical(self, query: str, k: int, within: Scoped | None = None) -> list[tuple[int, float]]: ...
+
+    def scoped(self, scope: Scope) -> Scoped: ...  # the documents (and chunks) a scope allows
 
     def describe(self) -> Mapping[str, object]: ...  # storage facts for `rag status`
 

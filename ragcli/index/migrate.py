@@ -53,6 +53,11 @@ def open_db(index_dir: Path, db: Path, wanted: IndexInfo, messages: list[str]) -
     if info.format_version == 1:
         upgrade_from_1(index_dir, con, info)
         messages.append(f"upgraded the index from format 1 to {FORMAT_VERSION} (no re-embedding)")
+    if not con.execute("SELECT 1 FROM sqlite_master WHERE name = 'chunk_ranges'").fetchone():
+        con.execute("BEGIN IMMEDIATE")  # an index an earlier ragcli wrote: one pass over chunks_doc
+        con.execute(schema.CHUNK_RANGES)
+        con.execute(schema.FILL_CHUNK_RANGES)
+        con.execute("COMMIT")
     return con
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import DamagedIndexError, IndexNotFoundError, StaleIndexError
 from ..types import Chunk, Page, Span
@@ -22,6 +22,10 @@ from . import pg_schema, postgres
 from .base import DocRow, IndexInfo
 from .locations import in_command, password_note, shown, split
 from .schema import rebuild_hint
+from .scoping import Scoped, near_misses, where
+
+if TYPE_CHECKING:
+    from ..scope import Scope
 
 EF_SEARCH = 100  # HNSW candidates per query (pgvector's default is 40); raised to k when k is larger
 TABLES = pg_schema.TABLES[:5]  # what a search reads, locked in this order (as a rebuild's switch-over does)
@@ -104,18 +108,43 @@ class PgReader:
                                  f"Rebuild it: {rebuild_hint(self.location, self.roots())}")
 
     # -- vectors -------------------------------------------------------------------------
-    def dense(self, query_vector, k: int, exact: bool = False) -> list[tuple[int, float]]:
-        """(chunk id, cosine) of the ``k`` nearest chunks; HNSW unless ``exact``."""
+    def dense(self, query_vector, k: int, exact: bool = False, within: Scoped | None = None) -> list[tuple[int, float]]:
+        """(chunk id, cosine) of the ``k`` nearest chunks; HNSW unless ``exact``. ``within``:
+        only those documents' chunks, in the same query as the ordering; HNSW then scans on
+        (``hnsw.iterative_scan``) until ``k`` rows pass, and should it stop short of ``k``
+        (its scan limit) the query is run again without the index, exactly."""
         import numpy as np
 
+        if within is not None and within.empty:
+            return []
         q = np.asarray(query_vector, dtype=np.float32).reshape(-1)
         ef = str(min(1000, max(EF_SEARCH, k)))
-        iterative = "strict_order" if k > 1000 else "off"  # past ef_search's limit: scan on until k rows
+        iterative = "strict_order" if k > 1000 or within is not None else "off"  # scan on until k rows
         self.con.execute("SELECT set_config('hnsw.ef_search', %s, true), set_config('hnsw.iterative_scan', %s, true), "
                          "set_config('enable_indexscan', %s, true)", (ef, iterative, "off" if exact else "on"))
-        rows = self.con.execute("SELECT id, 1 - (embedding <=> %s) AS sim FROM chunks "
-                                "ORDER BY embedding <=> %s LIMIT %s", (q, q, k)).fetchall()
+        if within is None:
+            rows = self.con.execute("SELECT id, 1 - (embedding <=> %s) AS sim FROM chunks "
+                                    "ORDER BY embedding <=> %s LIMIT %s", (q, q, k)).fetchall()
+        else:
+            sql = ("SELECT id, 1 - (embedding <=> %s) AS sim FROM chunks WHERE doc_id = ANY(%s) "
+                   "ORDER BY embedding <=> %s LIMIT %s")
+            args = (q, list(within.doc_ids), q, k)
+            rows = self.con.execute(sql, args).fetchall()
+            if len(rows) < min(k, within.n_chunks) and not exact:
+                self.con.execute("SELECT set_config('enable_indexscan', 'off', true)")
+                rows = self.con.execute(sql, args).fetchall()
         return [(int(i), float(s)) for i, s in rows]
+
+    def scoped(self, scope: Scope) -> Scoped:
+        """The documents ``scope`` allows (``scoping``) and how many chunks they hold, in this snapshot."""
+        cond, params = where(scope, "%s", pg=True)
+        doc_ids = tuple(int(r[0]) for r in self.con.execute(f"SELECT id FROM documents WHERE {cond}", params))
+        if not doc_ids:
+            sql, args = near_misses(scope, "%s", pg=True)
+            near = tuple(r[0] for r in self.con.execute(sql, args)) if sql else ()
+            return Scoped(scope, (), 0, None, self.counts()["documents"], near)
+        n = self.con.execute("SELECT count(*) FROM chunks WHERE doc_id = ANY(%s)", (list(doc_ids),)).fetchone()[0]
+        return Scoped(scope, doc_ids, int(n), None, self.counts()["documents"])
 
     def vectors(self, ids: Sequence[int]):
         import numpy as np
@@ -206,16 +235,19 @@ class PgReader:
             out[(path, number)] = (page, sha, doc_sha)
         return out
 
-    def lexical(self, query: str, k: int) -> list[tuple[int, float]]:
-        """Full-text search over what was embedded: [(chunk id, ts_rank_cd)], best first, score > 0."""
+    def lexical(self, query: str, k: int, within: Scoped | None = None) -> list[tuple[int, float]]:
+        """Full-text search over what was embedded: [(chunk id, ts_rank_cd)], best first, score > 0;
+        ``within``: only those documents' chunks, filtered in the query, before the LIMIT."""
         from .reader import fts_terms
 
         terms = fts_terms(query)
-        if not terms:
+        if not terms or (within is not None and within.empty):
             return []
+        only = "" if within is None else " AND doc_id = ANY(%s)"
+        args = (" | ".join(terms), *([] if within is None else [list(within.doc_ids)]), k)
         rows = self.con.execute(
             "SELECT id, ts_rank_cd(tsv, q) AS s FROM chunks, to_tsquery('english', %s) AS q "
-            "WHERE tsv @@ q ORDER BY s DESC, id LIMIT %s", (" | ".join(terms), k)).fetchall()
+            f"WHERE tsv @@ q{only} ORDER BY s DESC, id LIMIT %s", args).fetchall()
         return [(int(i), float(s)) for i, s in rows if s > 0]
 
 

@@ -27,16 +27,22 @@ import sqlite3
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from ..errors import DamagedIndexError, IndexNotFoundError, StaleIndexError, StorageError
 from ..types import Chunk, Span
 from . import directory, schema
 from .base import FORMAT_VERSION, DocRow, IndexInfo
+from .scoping import Scoped, chunk_ids_from_ranges, id_spans, near_misses, where
 from .vectors import AnnInfo, SegmentFiles, SegmentRow, VectorFileError, VectorSet, seg_dir
+
+if TYPE_CHECKING:
+    from ..scope import Scope
 
 _OPEN_TRIES = 5
 QUICK_CHECK_BYTES = 64 << 20  # `rag status` checks every page of a database up to this size
+FTS_SPANS = 16  # a scope whose chunk ids make at most this many runs: one FTS5 rowid range query each
 
 
 def _checked(method):
@@ -198,8 +204,59 @@ class SqliteReader:
                                  f"Rebuild it: {schema.rebuild_hint(self.index_dir, self.roots())}")
 
     # -- vectors -------------------------------------------------------------------------
-    def dense(self, query_vector, k: int) -> list[tuple[int, float]]:
-        return self.vector_set.search(query_vector, k)
+    def dense(self, query_vector, k: int, within: Scoped | None = None) -> list[tuple[int, float]]:
+        if within is None:
+            return self.vector_set.search(query_vector, k)
+        if within.empty or within.chunk_ids is None:
+            return []
+        return self.vector_set.search(query_vector, k, allowed=within.chunk_ids)
+
+    @_checked
+    def scoped(self, scope: Scope) -> Scoped:
+        """The documents ``scope`` allows and their chunk ids (``scoping``), from this snapshot:
+        one scan of ``documents`` joined with ``chunk_ranges``; a document without its row
+        (a database an older ragcli wrote and a reader may not upgrade) costs three seeks."""
+        import numpy as np
+
+        cond, params = where(scope, "?")
+        sql = (f"SELECT d.id, COALESCE(r.first_id, -1), COALESCE(r.n, -1) FROM documents d LEFT JOIN chunk_ranges r "
+               f"ON r.doc_id = d.id WHERE {cond}" if self._has_ranges else
+               f"SELECT d.id, -1, -1 FROM documents d WHERE {cond}")
+        rows = np.array(self.con.execute(sql, params).fetchall(), dtype=np.int64).reshape(-1, 3)  # (doc, first, n)
+        if not len(rows):
+            sql, args = near_misses(scope, "?")
+            near = tuple(r[0] for r in self.con.execute(sql, args)) if sql else ()
+            return Scoped(scope, (), 0, None, self.counts()["documents"], near)
+        known = rows[rows[:, 2] > 0]
+        ranges = np.stack([known[:, 1], known[:, 1] + known[:, 2] - 1], axis=1)
+        unranged = rows[rows[:, 1] < 0, 0].tolist()
+        if unranged:
+            ranges = np.concatenate([ranges, np.asarray(self._ranges_of(unranged), dtype=np.int64).reshape(-1, 2)])
+        ids = chunk_ids_from_ranges(ranges)
+        return Scoped(scope, tuple(rows[:, 0].tolist()), len(ids), ids, self.counts()["documents"])
+
+    @functools.cached_property
+    def _has_ranges(self) -> bool:
+        return self.con.execute("SELECT 1 FROM sqlite_master WHERE name = 'chunk_ranges'").fetchone() is not None
+
+    def _ranges_of(self, doc_ids: list[int]) -> list[tuple[int, int]]:
+        """Chunk id ranges of documents read from ``chunks_doc`` (a document's ids not one range: one each)."""
+        if not doc_ids:
+            return []
+        out: list[tuple[int, int]] = []
+        loose: list[int] = []
+        for doc_id, lo, hi, n in self.con.execute(
+                "SELECT j.value, (SELECT min(id) FROM chunks WHERE doc_id = j.value), (SELECT max(id) FROM chunks "
+                "WHERE doc_id = j.value), (SELECT count(*) FROM chunks WHERE doc_id = j.value) FROM json_each(?) j",
+                (json.dumps(doc_ids),)):
+            if n and hi - lo + 1 == n:
+                out.append((lo, hi))
+            elif n:
+                loose.append(doc_id)
+        out += [(i, i) for (i,) in self.con.execute(
+            "SELECT id FROM chunks WHERE doc_id IN (SELECT value FROM json_each(?))", (json.dumps(loose),))] \
+            if loose else []
+        return out
 
     def vectors(self, ids: Sequence[int]):
         try:
@@ -292,18 +349,34 @@ class SqliteReader:
             out[r[0]] = (chunk, doc)
         return out
 
-    def lexical(self, query: str, k: int) -> list[tuple[int, float]]:
-        """BM25 over chunk text (SQLite FTS5): [(chunk id, score)], best first, score > 0."""
+    def lexical(self, query: str, k: int, within: Scoped | None = None) -> list[tuple[int, float]]:
+        """BM25 over chunk text (SQLite FTS5): [(chunk id, score)], best first, score > 0;
+        ``within``: only the chunks of those documents, filtered before the LIMIT."""
         terms = fts_terms(query)
-        if not terms:
+        if not terms or (within is not None and within.empty):
             return []
         match = " OR ".join(f'"{t}"' for t in terms)
         try:
-            rows = self.con.execute(
-                "SELECT rowid, -bm25(chunks_fts) AS s FROM chunks_fts WHERE chunks_fts MATCH ? "
-                "ORDER BY s DESC LIMIT ?",
-                (match, k),
-            ).fetchall()
+            if within is None:
+                rows = self.con.execute(
+                    "SELECT rowid, -bm25(chunks_fts) AS s FROM chunks_fts WHERE chunks_fts MATCH ? "
+                    "ORDER BY s DESC LIMIT ?",
+                    (match, k),
+                ).fetchall()
+            elif within.chunk_ids is not None and len(spans := id_spans(within.chunk_ids)) <= FTS_SPANS:
+                rows = []  # a document or a folder ingested together: FTS5 reads only those rowids
+                for lo, hi in spans:
+                    rows += self.con.execute(
+                        "SELECT rowid, -bm25(chunks_fts) AS s FROM chunks_fts WHERE chunks_fts MATCH ? "
+                        "AND rowid BETWEEN ? AND ? ORDER BY s DESC LIMIT ?", (match, lo, hi, k)).fetchall()
+                rows = sorted(rows, key=lambda r: -r[1])[:k]  # BM25 has index-wide statistics: comparable
+            else:  # FTS5 first (CROSS JOIN keeps that order), each match's document checked by rowid
+                rows = self.con.execute(
+                    "SELECT f.rowid, -bm25(chunks_fts) AS s FROM chunks_fts f CROSS JOIN chunks c "
+                    "ON c.id = f.rowid WHERE chunks_fts MATCH ? AND c.doc_id IN "
+                    "(SELECT value FROM json_each(?)) ORDER BY s DESC LIMIT ?",
+                    (match, json.dumps(within.doc_ids), k),
+                ).fetchall()
         except sqlite3.OperationalError as e:
             if _is_damage(e):
                 raise self.damaged(f"cannot read {self.db.name} ({e})") from None

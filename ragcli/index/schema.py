@@ -69,7 +69,17 @@ CREATE TABLE IF NOT EXISTS runs (
     paths TEXT NOT NULL, rebuild INTEGER NOT NULL, batches INTEGER NOT NULL DEFAULT 0);
 CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(embed, tokenize='porter unicode61');
 CREATE TABLE IF NOT EXISTS loose_files (path TEXT PRIMARY KEY, kind TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS chunk_ranges (
+    doc_id INTEGER PRIMARY KEY REFERENCES documents(id) ON DELETE CASCADE, first_id INTEGER NOT NULL,
+    n INTEGER NOT NULL);
 """
+# chunk_ranges: a document's chunks have the consecutive ids first_id .. first_id + n - 1; what a
+# scoped search reads (``scoping``) instead of three seeks in chunks_doc a document. Not a format
+# change either: a writer adds it to an older database (``migrate``), filled from ``chunks``, and a
+# reader of a database without it, or a document without its row, takes the seeks.
+CHUNK_RANGES = SCHEMA[SCHEMA.index("CREATE TABLE IF NOT EXISTS chunk_ranges"):].split(";")[0]
+FILL_CHUNK_RANGES = ("INSERT OR REPLACE INTO chunk_ranges(doc_id, first_id, n) SELECT doc_id, min(id), count(*) "
+                     "FROM chunks GROUP BY doc_id HAVING max(id) - min(id) + 1 = count(*)")
 # loose_files: path relative to the index directory ("segments/b3-1a2b.vec.npy", "index.sqlite");
 # kind 'file' (the file and its .tmp) or 'db' (a database, its -wal, -shm, -journal and its files).
 # Not a format change: readers never look at it, and a writer adds it to an older database.

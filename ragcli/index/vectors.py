@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 ANN_MIN_ROWS = 100_000  # below this, exact search is fast enough (about 10 ms on 2 cores)
 TARGET_RECALL = 0.97  # tuned for, with margin over the 0.95 promised
 RERANK = 200  # approximate candidates re-scored exactly, at least
+EXACT_SUBSET = 10_000  # a scoped search over at most this many vectors is exact (about as fast as IVF)
 
 
 class VectorFileError(ValueError):
@@ -340,31 +341,100 @@ class VectorSet:
         order = np.argsort(-scores, kind="stable")[:k]
         return [(int(ids[i]), float(scores[i])) for i in order if np.isfinite(scores[i])]
 
-    def search(self, query, k: int, exact: bool = False, nprobe: int | None = None) -> list[tuple[int, float]]:
-        """The ``k`` best (chunk id, cosine) for a unit query vector, best first."""
+    def _exact_within(self, q, k: int, allowed) -> list[tuple[int, float]]:
+        """``_exact`` over the chunk ids ``allowed`` only ((n,) int64 ascending)."""
+        import numpy as np
+
+        best_ids, best_scores = [], []
+        for seg in self.segments:
+            if not len(seg.ids):
+                continue
+            lo = int(np.searchsorted(allowed, int(seg.ids[0]), side="left"))
+            hi = int(np.searchsorted(allowed, int(seg.ids[-1]), side="right"))
+            want = allowed[lo:hi]
+            if not len(want):
+                continue
+            rows = np.searchsorted(seg.ids, want)
+            rows = rows[np.asarray(seg.ids[rows]) == want]  # ids this segment really holds
+            dead = self._dead_rows(seg)
+            if dead is not None:
+                rows = np.setdiff1d(rows, dead, assume_unique=True)
+            if not len(rows):
+                continue
+            # ascending rows: the map read in order. einsum, not BLAS: OpenBLAS's threads made this
+            # matrix-vector product 30x slower (24 ms against 0.8 for 10,000 rows) on 2 busy cores
+            scores = np.einsum("ij,j->i", seg.vecs[rows], q).astype(np.float32, copy=False)
+            take = min(k, len(scores))
+            top = np.argpartition(-scores, take - 1)[:take]
+            best_ids.append(np.asarray(seg.ids[rows[top]]))
+            best_scores.append(scores[top])
+        if not best_ids:
+            return []
+        ids, scores = np.concatenate(best_ids), np.concatenate(best_scores)
+        order = np.argsort(-scores, kind="stable")[:k]
+        return [(int(ids[i]), float(scores[i])) for i in order]
+
+    def search(self, query, k: int, exact: bool = False, nprobe: int | None = None,
+               allowed=None) -> list[tuple[int, float]]:
+        """The ``k`` best (chunk id, cosine) for a unit query vector, best first; ``allowed``:
+        only these chunk ids ((n,) int64 ascending), chosen before ranking, never after. Up to
+        ``EXACT_SUBSET`` of them are searched exactly; more, through the approximate index
+        with a bitmap of them (FAISS skips the others inside its lists) and ``nprobe`` raised
+        as they thin those lists out."""
         import numpy as np
 
         q = np.ascontiguousarray(np.asarray(query, dtype=np.float32).reshape(-1))
-        if k <= 0:
+        if k <= 0 or (allowed is not None and not len(allowed)):
             return []
+        if allowed is not None and (self.ann_info is None or exact or len(allowed) <= EXACT_SUBSET):
+            return self._exact_within(q, k, np.asarray(allowed, dtype=np.int64))
         if self.ann_info is None or exact:
             return self._exact(q, k)
         import faiss
 
         info = self.ann_info
-        params = faiss.SearchParametersIVF(nprobe=nprobe or info.nprobe)
-        if len(self.dead):
-            batch = faiss.IDSelectorBatch(self.dead)
-            sel = faiss.IDSelectorNot(batch)
+        probe = nprobe or info.nprobe
+        if allowed is None:
+            tail = self._exact(q, k, min_id=info.upto)  # added since the ANN index was built
+            if len(self.dead):
+                batch = faiss.IDSelectorBatch(self.dead)
+                sel = faiss.IDSelectorNot(batch)
+                self._keep[:] = [batch, sel]
+            else:
+                sel = None
+        else:
+            allowed = np.asarray(allowed, dtype=np.int64)
+            tail = self._exact_within(q, k, allowed[allowed >= info.upto])
+            sel = self._bitmap(allowed[allowed < info.upto])
+            share = max(1e-6, np.count_nonzero(allowed < info.upto) / max(1, info.rows))
+            # lists thinned to ``share``: probe more of them. Half as many allowed vectors as an unscoped
+            # search sees kept recall@10 at 0.978 for a 10% scope of 1M (all of them: 0.995, 2.5x the time)
+            probe = min(info.nlist, max(probe, int(np.ceil(probe / (2 * share)))))
+        params = faiss.SearchParametersIVF(nprobe=probe)
+        if sel is not None:
             params.sel = sel
-            self._keep[:] = [batch, sel]
         n_cand = max(RERANK, 10 * k)
         _, cand = self.ann.search(q.reshape(1, -1), n_cand, params=params)
         cand = cand[0][cand[0] >= 0]
         out = list(zip(cand.tolist(), (self.get(cand) @ q).tolist(), strict=True)) if len(cand) else []
-        out += self._exact(q, k, min_id=info.upto)  # added since the ANN index was built
+        out += tail
         out.sort(key=lambda t: -t[1])
         return out[:k]
+
+    def _bitmap(self, ids):
+        """A FAISS selector of ``ids`` minus the tombstones: one bit per chunk id (1M ids: 125 KB)."""
+        import faiss
+        import numpy as np
+
+        n = int(ids[-1]) + 1 if len(ids) else 1
+        mask = np.zeros(n, dtype=bool)
+        mask[ids] = True
+        if len(self.dead):
+            mask[self.dead[self.dead < n]] = False
+        bits = np.packbits(mask, bitorder="little")  # FAISS reads bit (id & 7) of byte id >> 3
+        sel = faiss.IDSelectorBitmap(n, faiss.swig_ptr(bits))
+        self._keep[:] = [bits, sel]
+        return sel
 
     def get(self, ids: Sequence[int]):
         """Stored vectors by chunk id, (len(ids), dim); KeyError for an id that has none."""

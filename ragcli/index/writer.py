@@ -340,6 +340,9 @@ class SqliteWriter:
             'INSERT INTO spans(chunk_id, page, start, "end", line_start, line_end, text) VALUES (?, ?, ?, ?, ?, ?, ?)',
             spans)
         self.con.executemany("INSERT INTO chunks_fts(rowid, embed) VALUES (?, ?)", fts)
+        if nd.chunks:
+            self.con.execute("INSERT OR REPLACE INTO chunk_ranges(doc_id, first_id, n) VALUES (?, ?, ?)",
+                             (doc_id, next_id - len(nd.chunks), len(nd.chunks)))
         return next_id
 
     def _segments(self) -> list[SegmentRow]:
