@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..errors import DamagedIndexError, IndexNotFoundError, StaleIndexError
+from ..lexical import changes
 from ..types import Chunk, Page, Span
 from . import pg_schema, postgres
 from .base import DocRow, IndexInfo
@@ -210,12 +211,20 @@ class PgReader:
         """Full-text search over what was embedded: [(chunk id, ts_rank_cd)], best first, score > 0."""
         from .reader import fts_terms
 
-        terms = fts_terms(query)
+        terms = fts_terms(query, segmented=False)
         if not terms:
             return []
-        rows = self.con.execute(
-            "SELECT id, ts_rank_cd(tsv, q) AS s FROM chunks, to_tsquery('english', %s) AS q "
-            "WHERE tsv @@ q ORDER BY s DESC, id LIMIT %s", (" | ".join(terms), k)).fetchall()
+        if not changes(query):  # English and every script PostgreSQL's parser cuts into words
+            rows = self.con.execute(
+                "SELECT id, ts_rank_cd(tsv, q) AS s FROM chunks, to_tsquery('english', %s) AS q "
+                "WHERE tsv @@ q ORDER BY s DESC, id LIMIT %s", (" | ".join(terms), k)).fetchall()
+        else:  # CJK, Thai, Devanagari...: the segmented words over ``lex`` ('simple') as well
+            lex = fts_terms(query)
+            rows = self.con.execute(
+                "SELECT id, ts_rank_cd(tsv, q) + ts_rank_cd(lex_tsv, l) AS s FROM chunks, "
+                "to_tsquery('english', %s) AS q, to_tsquery('simple', %s) AS l "
+                "WHERE tsv @@ q OR lex_tsv @@ l ORDER BY s DESC, id LIMIT %s",
+                (" | ".join(terms), " | ".join(lex), k)).fetchall()
         return [(int(i), float(s)) for i, s in rows if s > 0]
 
 
