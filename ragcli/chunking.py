@@ -40,6 +40,16 @@ class ChunkParams:
     # of Cash Flows"), so a table's later chunks still say what table they are in
     page_headings: bool = True
 
+    @classmethod
+    def for_window(cls, window: int) -> ChunkParams:
+        """The chunks of an embedder reading ``window`` tokens, its two special tokens included:
+        the same target size, the hard limit its window (MiniLM's 256: the defaults).
+
+        >>> ChunkParams.for_window(256) == ChunkParams(), ChunkParams.for_window(509).max_tokens
+        (True, 507)
+        """
+        return cls(max_tokens=window - 2)
+
     def as_dict(self) -> dict:
         out: dict = {
             "chunk_tokens": self.chunk_tokens,

@@ -207,3 +207,25 @@ def reread(source: str, page: int | None, encoding: str = "", kind: str = "", da
 def page_text_from_file(source: str, page: int | None, encoding: str, kind: str = "") -> str:
     """The text a citation indexes, exactly as the README's recipe for its format rebuilds it."""
     return reread(source, page, encoding, kind).text
+
+
+SAMPLE_MAX_SIZE = 4 * 1024 * 1024  # a larger file is left out of a sample: reading it would take long
+
+
+def sample_texts(inputs: list[str | Path], n_files: int, chars: int, excludes: tuple[str, ...] = (),
+                 include_hidden: bool = False, follow: bool = False) -> list[str]:
+    """The first ``chars`` characters of text of up to ``n_files`` of the files ``inputs`` name,
+    spread over their sorted list; a file that fails, or is over 4 MB, is left out. What
+    ``language`` reads to choose a new index's embedder."""
+    files = [f for f in walk(inputs, excludes, include_hidden, follow).files]
+    step = max(1, len(files) // n_files)
+    out = []
+    for f in files[::step][:n_files]:
+        try:
+            if f.path.stat().st_size > SAMPLE_MAX_SIZE:
+                continue
+            doc = load(f.path)
+        except (SourceError, OSError, limits.TextLimitError):
+            continue
+        out.append(" ".join(p.visible for p in doc.pages)[:chars])
+    return out
