@@ -74,6 +74,27 @@ def measure(lang: str, docs: Path, questions: list[tuple[int, str, str]], embedd
             "search_ms": round(1000 * search_s / max(1, len(questions)), 1)}
 
 
+def ask(lang: str, docs: Path, questions: list[tuple[int, str, str]], embedder: str, gen) -> dict:
+    """``rag ask`` on ``questions`` over the index ``measure`` built: answered, a citation from the
+    gold article, one holding the answer text, and every quote equal to its file's slice."""
+    settings = settings_for(docs.with_name(f"index-{embedder}-{docs.name}"), embedder=embedder)
+    emb = pipeline.load_embedder(settings, embedder)
+    answered = gold = span = verified = cited = 0
+    t0 = time.perf_counter()
+    for art, question, answer in questions:
+        a = pipeline.ask(question, settings, embedder=emb, generator=gen)
+        answered += a.status == "answered"
+        srcs = [c for c in a.citations if c.source.endswith(f"/{art:02d}.txt")]
+        gold += bool(srcs)
+        span += any(norm(answer) in norm(c.quote) for c in srcs)
+        for c in a.citations:
+            cited += 1
+            verified += Path(c.source).read_text(encoding="utf-8")[c.start : c.end] == c.quote
+    return {"lang": lang, "embedder": embedder, "asked": len(questions), "answered": answered,
+            "citation_hit": gold, "answer_in_cited_quote": span, "citations": cited, "quotes_verified": verified,
+            "ask_s": round((time.perf_counter() - t0) / max(1, len(questions)), 1)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=DEFAULT_EVAL / "xquad")
@@ -82,10 +103,14 @@ def main() -> None:
     ap.add_argument("--questions", type=int, default=0, help="every k-th question, N in all (0: all)")
     ap.add_argument("--embedders", default="all-minilm-l6-v2-int8-mixed,multilingual-e5-small",
                     help="registry names: today's default (English) and the multilingual choice")
+    ap.add_argument("--ask", type=int, default=0, help="also `rag ask` the first N of the questions (0: none)")
+    ap.add_argument("--ask-embedder", default="multilingual-e5-small", help="the index `--ask` asks")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     embedders = args.embedders.split(",")  # named: language detection must not pick for the default's row
     rows: list[dict] = []
+    asked: list[dict] = []
+    gen = pipeline.load_generator(settings_for(CACHE / "xquad" / "unused")) if args.ask else None
     out = args.out
     for lang in args.langs.split(","):
         texts, questions = load(args.data, lang, args.articles)
@@ -98,9 +123,12 @@ def main() -> None:
             row = measure(lang, docs, questions, emb)
             rows.append(row)
             print(json.dumps(row), flush=True)
+        if args.ask:
+            asked.append(ask(lang, docs, questions[: args.ask], args.ask_embedder, gen))
+            print(json.dumps(asked[-1]), flush=True)
         report = {"bench": "languages", "machine": machine(), "data": "XQuAD (CC BY-SA 4.0; figures only)",
                   "articles": args.articles, "questions_per_language": args.questions or "all",
-                  "target": TARGET, "rows": rows}
+                  "target": TARGET, "rows": rows, "ask": asked}
         out = write_report("languages", report, out)
     print(table(rows, ["lang", "embedder", "questions", "found", "top5", "ingest_s", "search_ms"]))
     print(f"report: {out}")
