@@ -177,7 +177,7 @@ def _positive(name: str, value: float | None, default: float, unit: str) -> floa
     return value
 
 
-def _embedder_for_ingest(settings: Settings, location: str | Path, rebuild: bool, paths: list[str] = (),
+def _embedder_for_ingest(settings: Settings, location: str | Path, rebuild: bool, paths: Sequence[str] = (),
                          on_message: Callable[[str], None] | None = None, walk: tuple = ((), False, False)) -> Embedder:
     """An existing index keeps its embedder unless asked otherwise (then it must be rebuilt); a
     new one (or a rebuild) not told which gets one for the language of a sample of ``paths``."""
@@ -196,7 +196,7 @@ def _embedder_for_ingest(settings: Settings, location: str | Path, rebuild: bool
     return load_embedder(settings, name, reg)
 
 
-def _embedder_by_language(settings: Settings, reg: Registry, paths: list[str], say: Callable[[str], None],
+def _embedder_by_language(settings: Settings, reg: Registry, paths: Sequence[str], say: Callable[[str], None],
                           walk: tuple) -> str | None:
     """The multilingual embedder for a folder mostly not in English where it can run; else None
     (the default), with a note saying how to get it when the folder needed it."""
