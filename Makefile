@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e ".[models,test,ocr,postgres,ray,mcp,watch]"
+	$(BIN)/python -m pip install --quiet -e ".[models,test,ocr,postgres,ray,mcp,watch,multilingual]"
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 

@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     with open_reader(index) as st:
         emb = MemoEmbedder(pipeline.embedder_for_index(st, settings, None))
         for g in golds:
-            qv = emb.embed([g.question])[0]
+            qv = emb.embed_query([g.question])[0]
             hits = search(st, emb, g.question, args.k, settings.mode, query_vector=qv)
             evidence, _ = offer(g.question, qv, hits, emb, AnswerParams(k=args.k, n_evidence=most, context_after=0))  # single sentences
             for way, (n, before, after) in WAYS.items():

@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ragcli {ragcli.__file__}; financebench: {counts['documents']} filings, {counts['pages']} pages, "
               f"{counts['chunks']} chunks (ingest {t_ing.s:.1f}s, {rep.chunks if rep else 0} embedded; chunking "
               f"{params.as_dict()}); {len(questions)} questions", file=sys.stderr)
-        qvs = emb.embed([q["question"] for q in questions])  # (n_questions, dim), once for every setting
+        qvs = emb.embed_query([q["question"] for q in questions])  # (n_questions, dim), once for every setting
         grid = [(lw, dw, nw) for lw in map(float, args.lexical_weights.split(","))
                          for dw in map(float, args.doc_weights.split(",")) for nw in map(float, args.name_weights.split(","))]
         for lw, dw, nw in grid:

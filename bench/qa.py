@@ -139,7 +139,7 @@ class MemoEmbedder:
 def diagnose(st, emb, g: Gold, settings, params: AnswerParams) -> dict:
     """What ``rag ask`` retrieves and offers for ``g`` under ``params`` (no model run):
     the first 50 chunks, the candidates' count, the offered sentences and whether a gate stops it."""
-    qv = emb.embed([g.question])[0]
+    qv = emb.embed_query([g.question])[0]
     ranked = retrieve(st, emb, g.question, max(FUNNEL_DEPTH, params.k), settings.mode, query_vector=qv)
     hits = retrieve(st, emb, g.question, params.k, settings.mode, query_vector=qv)  # exactly ask's call
     offered, why_not = offer(g.question, qv, hits, emb, params)

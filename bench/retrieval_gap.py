@@ -51,7 +51,7 @@ def dense_rankings(index: Path, queries: dict[str, str], first_only: bool) -> di
         emb = pipeline.embedder_for_index(st, settings, None)
     docs = [Path(r[1]).stem for r in rows]
     qids = list(queries)
-    sims = emb.embed([queries[q] for q in qids]) @ mat.T  # (n_queries, n_chunks)
+    sims = emb.embed_query([queries[q] for q in qids]) @ mat.T  # (n_queries, n_chunks)
     out = {}
     for i, q in enumerate(qids):
         ranked: list[str] = []

@@ -30,6 +30,7 @@ from .evidence import Evidence, select_evidence
 from .generators import Generator
 from .grounding import answer_support, coverage, negated_claim, repeats_question, support, yes_no
 from .injection import defuse_template_tokens
+from .language import asks_in_another_language
 from .terms import focus, missing_terms, other_version, specific_terms
 from .types import Answer, Citation, Hit
 from .verify import Verifier
@@ -86,11 +87,16 @@ SYSTEM_PROMPT = (
 )
 
 
+OWN_LANGUAGE = "Write the answer in the language of the question, not in English."
+
+
 def build_messages(question: str, evidence: Sequence[Evidence]) -> list[dict]:
     """The chat the model sees: each item with its heading in parentheses ("[2] (Year 2017
     results) Sales in ..."), so it can tell one year's figure from another's. Chat-template
     tokens in the items or the question are broken (``injection.defuse_template_tokens``), in
-    this text only: quotes are copied from the index."""
+    this text only: quotes are copied from the index. A question not in English is answered in
+    its own language (the grammar and the verification of the quotes are the same); an English
+    question's prompt is what it always was."""
     lines = [defuse_template_tokens(item_text(i, ev)) for i, ev in enumerate(evidence, start=1)]
     user = (
         "Sentences:\n" + "\n".join(lines) + f"\n\nQuestion: {defuse_template_tokens(question)}\n\n"
@@ -98,6 +104,8 @@ def build_messages(question: str, evidence: Sequence[Evidence]) -> list[dict]:
         "numbers of the sentences that support your answer. If the sentences do not answer the "
         'question, reply {"answer": "", "evidence": []}.'
     )
+    if asks_in_another_language(question):
+        user += " " + OWN_LANGUAGE
     return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
 
 

@@ -28,19 +28,22 @@ from .types import Span
 Count = Callable[[str], int]
 
 _WORDS = re.compile(r"\d|[^\W\d]+|[^\w\s]", re.U)
-_SENTENCE_END = re.compile(r"(?<=[.!?;])\s+")
+# a Western end mark before whitespace; a CJK, Arabic or Devanagari one with or without it (``chunking``)
+_SENTENCE_END = re.compile(r"(?<=[.!?;])\s+|(?<=[。！？｡؟۔।॥])\s*")
 _LINE_END = re.compile(r"\n\s*")
 _SPACE = re.compile(r"\s+")
+# a word of a script written without spaces (Han, kana, Thai...) is a run of many words: a token a character
+_UNSPACED = re.compile(r"[\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u2e80-\u9fff\uf900-\ufaff\uff66-\uff9f]")
 MIN_ITEM_TOKENS = 16  # an item given fewer tokens than this is left out, not cut to a few words
 
 
 def estimate_tokens(text: str) -> int:
     """A high estimate of a text's prompt tokens, for before a tokenizer is loaded.
 
-    >>> estimate_tokens("Net sales $ 280,522"), estimate_tokens("Corepack needs enabling.")
-    (11, 7)
+    >>> estimate_tokens("Net sales $ 280,522"), estimate_tokens("Corepack needs enabling."), estimate_tokens("东京是首都")
+    (11, 7, 5)
     """
-    return sum(len(w) if w.isdigit() else math.ceil(len(w) / 4) if w[0].isalpha() else 1
+    return sum(len(w) if w.isdigit() or _UNSPACED.match(w) else math.ceil(len(w) / 4) if w[0].isalpha() else 1
                for w in _WORDS.findall(text))
 
 
@@ -63,6 +66,9 @@ def pieces(text: str, limit: int, count: Count) -> list[tuple[int, int]]:
     >>> t = "One two. Three four five six."
     >>> [t[a:b] for a, b in pieces(t, 6, estimate_tokens)], [t[a:b] for a, b in pieces(t, 2, estimate_tokens)][:3]
     (['One two. ', 'Three four five six.'], ['One ', 'two. ', 'Three '])
+    >>> t = "东京是日本的首都。人口很多。"
+    >>> [t[a:b] for a, b in pieces(t, 8, estimate_tokens)]
+    ['东京是日本的首都。', '人口很多。']
     """
     out = [(0, len(text))]
     for sep in (_SENTENCE_END, _LINE_END, _SPACE):

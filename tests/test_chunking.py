@@ -32,7 +32,8 @@ def _doc(text: str, path: str = "/tmp/x.md") -> Document:
 
 WORDS = st.sampled_from(
     ["token", "Embedding", "café", "naïve", "µs", "—", "“quoted”", "e.g.", "Dr.", "3.5", "GGUF", "über",
-     "日本語", "emoji🙂", "x", "Q4_K_M", "(note)", "vs.", "end.", "Why?", "Yes!", "#", "- item", "|cell|"]
+     "日本語", "emoji🙂", "x", "Q4_K_M", "(note)", "vs.", "end.", "Why?", "Yes!", "#", "- item", "|cell|",
+     "東京です。", "本当？", "مرحبا", "كيف؟", "है।", "ภาษาไทย", "Πού;", "Ναι", "¿Qué"]
 )
 SEPS = st.sampled_from([" ", " ", " ", "\n", "\r\n", "\r\n\r\n", "\n\n", ". ", "! ", "\t", "  "])
 
@@ -264,3 +265,32 @@ def test_page_headings_leave_unpaged_documents_as_they_were(tokenizer) -> None:
     assert chunk_document(doc, tokenizer.count_tokens, ChunkParams()) == chunk_document(
         doc, tokenizer.count_tokens, ChunkParams(page_headings=False))
     assert ChunkParams().as_dict()["page_headings"] is True
+
+
+# Sentences beyond Western punctuation: the quote cut by a span's offsets is the sentence, byte for byte.
+MULTILINGUAL = [
+    ("东京是日本的首都。人口约一千四百万！你去过吗？\n\n去过。",
+     ["东京是日本的首都。", "人口约一千四百万！", "你去过吗？", "去过。"]),
+    ("東京は日本の首都です。「本当？」と彼は聞いた．はい",
+     ["東京は日本の首都です。", "「本当？」", "と彼は聞いた．", "はい"]),
+    ("القاهرة هي عاصمة مصر. كم عدد سكانها؟ أكثر من عشرين مليونا!\r\nشكرا",
+     ["القاهرة هي عاصمة مصر.", "كم عدد سكانها؟", "أكثر من عشرين مليونا!", "شكرا"]),
+    ("दिल्ली भारत की राजधानी है। यह बहुत बड़ा शहर है॥ क्या आप वहाँ गए?",
+     ["दिल्ली भारत की राजधानी है।", "यह बहुत बड़ा शहर है॥", "क्या आप वहाँ गए?"]),
+    ("Πού είναι η Αθήνα; Στην Ελλάδα. τι; όχι", ["Πού είναι η Αθήνα;", "Στην Ελλάδα. τι; όχι"]),
+    ("กรุงเทพเป็นเมืองหลวง ประชากรมาก", ["กรุงเทพเป็นเมืองหลวง", "ประชากรมาก"]),
+    ("Hola. ¿Qué tal? ¡Muy bien! adiós", ["Hola.", "¿Qué tal?", "¡Muy bien! adiós"]),
+]
+
+
+@pytest.mark.parametrize(("text", "sentences"), MULTILINGUAL, ids=["zh", "ja", "ar", "hi", "el", "th", "es"])
+def test_sentences_beyond_western_punctuation(text: str, sentences: list[str], tokenizer) -> None:
+    assert [text[a:b] for a, b in sentence_ranges(text)] == sentences
+    chunks = chunk_document(_doc(text), tokenizer.count_tokens, ChunkParams())
+    spans = [s for c in chunks for s in c.spans]
+    assert [s.text for s in spans] == sentences
+    raw = text.encode()
+    for s in spans:  # the offsets cut the same bytes out of the file's text as the quote is
+        assert raw[len(text[: s.start].encode()) : len(text[: s.end].encode())] == s.text.encode()
+    for c in chunks:
+        assert text[c.start : c.end] == c.text

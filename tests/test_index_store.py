@@ -285,3 +285,79 @@ def test_a_ctrl_c_right_after_a_statement_keeps_the_batch_whole_or_absent(tmp_pa
     named = {row[0] for row in sqlite3.connect(store.location / "index.sqlite").execute("SELECT name FROM segments")}
     on_disk = {f.name.split(".")[0] for f in (store.location / "segments").iterdir()}
     assert on_disk == named
+
+
+# BM25 beyond English: documents in scripts without spaces or with combining vowels, one sentence each
+WORLD = {
+    "zh": "东京是日本的首都，人口约一千四百万。",
+    "ja": "大阪城は豊臣秀吉によって築かれました。",
+    "th": "กรุงเทพมหานครเป็นเมืองหลวงของประเทศไทย",
+    "hi": "दिल्ली भारत की राजधानी है और यमुना नदी के किनारे बसी है।",
+    "ar": "القاهرة هي عاصمة مصر وأكبر مدنها.",
+    "en": "Photosynthesis converts light energy into chemical energy.",
+}
+
+
+def world_docs(rng) -> list[NewDocument]:
+    out = []
+    for lang, sent in WORLD.items():
+        span = Span(1, 0, len(sent), 1, 1, sent)
+        chunk = Chunk(f"k-{lang}", f"/c/{lang}.txt", "s" * 64, 1, 0, len(sent), 1, 1, sent, (span,), "", sent, 8)
+        doc = Document(f"/c/{lang}.txt", "s" * 64, "text", "utf-8", (Page(1, sent),), len(sent), 0.0)
+        v = rng.normal(size=(1, DIM))
+        out.append(NewDocument(doc, "/c", (chunk,), (v / np.linalg.norm(v)).astype(np.float32)))
+    return out
+
+
+@pytest.mark.parametrize(("query", "lang"), [
+    ("日本的首都是哪里？", "zh"), ("豊臣秀吉", "ja"), ("เมืองหลวงของประเทศไทย", "th"),
+    ("यमुना नदी", "hi"), ("ما هي عاصمة مصر؟", "ar"), ("light energy", "en"),
+])
+def test_bm25_finds_words_in_scripts_beyond_english(store, query: str, lang: str) -> None:
+    write(store, world_docs(np.random.default_rng(1)))
+    with store.reader() as r:
+        hits = r.lexical(query, 3)
+        assert hits, query
+        got, doc = r.chunks([hits[0][0]])[hits[0][0]]
+        assert doc.path == f"/c/{lang}.txt"
+
+
+def test_an_index_from_before_lexical_text_is_re_indexed_for_bm25_without_re_embedding(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "idx")
+    write(store, world_docs(np.random.default_rng(1)))
+    db = index.schema.current_db(store.location)
+    con = sqlite3.connect(db)  # as an older ragcli wrote it: each chunk's text as it reads, no meta key
+    con.execute("DELETE FROM chunks_fts")
+    con.execute("INSERT INTO chunks_fts(rowid, embed) SELECT id, embed FROM chunks")
+    con.execute("DELETE FROM meta WHERE key = 'lexical_text'")
+    con.commit()
+    con.close()
+    with store.reader() as r:  # read as it is: the words it was indexed with
+        assert not r.lexical("豊臣秀吉", 3)
+        assert r.lexical("light energy", 3)
+    with index.writer_lock(store.location):
+        w = store.writer()
+        assert any("re-indexed 4 chunks for BM25" in m for m in w.messages), w.messages
+        w.close()
+    with store.reader() as r:
+        (cid, _), *_ = r.lexical("豊臣秀吉", 3)
+        assert r.chunks([cid])[cid][1].path == "/c/ja.txt"
+
+
+def test_a_postgres_index_from_before_lex_is_migrated_in_place(pg_server_url: str, pg_index: str) -> None:
+    psycopg = pytest.importorskip("psycopg")
+    store = PostgresStore(pg_index)
+    write(store, world_docs(np.random.default_rng(1)))
+    schema = pg_index.rsplit("schema=", 1)[1]
+    with psycopg.connect(pg_server_url, autocommit=True) as con:  # as schema version 2 left it
+        con.execute(f'ALTER TABLE "{schema}".chunks DROP COLUMN lex_tsv, DROP COLUMN lex')
+        con.execute(f'DELETE FROM "{schema}".schema_migrations WHERE version = 3')
+    with pytest.raises(index.StaleIndexError, match="rag ingest"):
+        store.reader()
+    with index.writer_lock(store.location):
+        w = store.writer()
+        assert any("schema version 3" in m for m in w.messages), w.messages
+        w.close()
+    with store.reader() as r:
+        (cid, _), *_ = r.lexical("豊臣秀吉", 3)
+        assert r.chunks([cid])[cid][1].path == "/c/ja.txt"

@@ -84,7 +84,7 @@ def test_builtin_registry_has_defaults_and_the_shipped_models() -> None:
     assert {s.name for s in reg.llms()} >= {"qwen2.5-coder-0.5b", "gemma-3-270m", "qwen2.5-coder-1.5b"}
     assert [s.name for s in reg.embedders()] == ["all-minilm-l6-v2", "all-minilm-l6-v2-int8",
                                                  "all-minilm-l6-v2-int8-fused", "all-minilm-l6-v2-int8-mixed",
-                                                 "all-minilm-l6-v2-st"]
+                                                 "all-minilm-l6-v2-st", "multilingual-e5-small"]
     qwen = reg.get(None, "llm")
     assert qwen.source == "pypi" and len(qwen.packages) == len(qwen.files) == 6
     assert len(qwen.sha256) == 64 and qwen.n_ctx == 4096 and qwen.chat_format == ""

@@ -9,7 +9,8 @@ any moment leaves nothing the next writer cannot prove it wrote.
 
 A database ragcli creates is created here first, mode 0600 and never through a link; SQLite
 gives its -wal and -shm the database's mode. ``loose_files`` is added to a database an
-earlier ragcli wrote (``CREATE TABLE IF NOT EXISTS``: the format stays 2).
+earlier ragcli wrote (``CREATE TABLE IF NOT EXISTS``: the format stays 2), and BM25's text is
+rewritten for the chunks in scripts beyond English (``upgrade_lexical``: the format stays 2).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import sqlite3
 from dataclasses import replace
 from pathlib import Path
 
+from .. import lexical
 from . import private, repair, schema
 from .base import FORMAT_VERSION, IndexInfo
 from .vectors import new_name, segment_paths, write_segment
@@ -47,7 +49,8 @@ def open_db(index_dir: Path, db: Path, wanted: IndexInfo, messages: list[str]) -
         for stmt in schema.statements():
             con.execute(stmt)
         schema.write_info(con, replace(wanted, generation=0, last_ingest=0.0))
-        schema.set_meta(con, {"next_chunk_id": "1", **{f"n_{k}": "0" for k in schema.COUNTS}})
+        schema.set_meta(con, {"next_chunk_id": "1", "lexical_text": lexical.VERSION,
+                              **{f"n_{k}": "0" for k in schema.COUNTS}})
         con.execute("COMMIT")
     info = schema.read_info(con)
     if info.format_version == 1:
@@ -58,7 +61,31 @@ def open_db(index_dir: Path, db: Path, wanted: IndexInfo, messages: list[str]) -
         con.execute(schema.CHUNK_RANGES)
         con.execute(schema.FILL_CHUNK_RANGES)
         con.execute("COMMIT")
+    n = upgrade_lexical(con)
+    if n:
+        messages.append(f"re-indexed {n} chunks for BM25 in scripts beyond English (no re-embedding)")
     return con
+
+
+def upgrade_lexical(con: sqlite3.Connection) -> int:
+    """Write BM25's text of an index built before ``lexical`` (CJK as character pairs, non-Latin
+    marks dropped) for the chunks whose text it changes: one transaction, no re-embedding. The
+    number of chunks re-indexed; 0 when the index is up to date (``meta.lexical_text``)."""
+    if schema.read_meta(con).get("lexical_text") == lexical.VERSION:
+        return 0
+    con.execute("BEGIN IMMEDIATE")
+    try:
+        rows = [(cid, lexical.lexical_text(embed))
+                for cid, embed in con.execute("SELECT id, embed FROM chunks") if lexical.changes(embed)]
+        con.executemany("DELETE FROM chunks_fts WHERE rowid = ?", [(cid,) for cid, _ in rows])
+        con.executemany("INSERT INTO chunks_fts(rowid, embed) VALUES (?, ?)", rows)
+        schema.set_meta(con, {"lexical_text": lexical.VERSION})
+        con.execute("COMMIT")
+    except BaseException:
+        with contextlib.suppress(sqlite3.Error):
+            con.execute("ROLLBACK")
+        raise
+    return len(rows)
 
 
 def upgrade_from_1(index_dir: Path, con: sqlite3.Connection, info: IndexInfo) -> None:

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..errors import DamagedIndexError, IndexNotFoundError, StaleIndexError
+from ..lexical import changes
 from ..types import Chunk, Page, Span
 from . import pg_schema, postgres
 from .base import DocRow, IndexInfo
@@ -240,14 +241,22 @@ class PgReader:
         ``within``: only those documents' chunks, filtered in the query, before the LIMIT."""
         from .reader import fts_terms
 
-        terms = fts_terms(query)
+        terms = fts_terms(query, segmented=False)
         if not terms or (within is not None and within.empty):
             return []
         only = "" if within is None else " AND doc_id = ANY(%s)"
-        args = (" | ".join(terms), *([] if within is None else [list(within.doc_ids)]), k)
-        rows = self.con.execute(
-            "SELECT id, ts_rank_cd(tsv, q) AS s FROM chunks, to_tsquery('english', %s) AS q "
-            f"WHERE tsv @@ q{only} ORDER BY s DESC, id LIMIT %s", args).fetchall()
+        scoped = [] if within is None else [list(within.doc_ids)]
+        if not changes(query):  # English and every script PostgreSQL's parser cuts into words
+            rows = self.con.execute(
+                "SELECT id, ts_rank_cd(tsv, q) AS s FROM chunks, to_tsquery('english', %s) AS q "
+                f"WHERE tsv @@ q{only} ORDER BY s DESC, id LIMIT %s", (" | ".join(terms), *scoped, k)).fetchall()
+        else:  # CJK, Thai, Devanagari...: the segmented words over ``lex`` ('simple') as well
+            lex = fts_terms(query)
+            rows = self.con.execute(
+                "SELECT id, ts_rank_cd(tsv, q) + ts_rank_cd(lex_tsv, l) AS s FROM chunks, "
+                "to_tsquery('english', %s) AS q, to_tsquery('simple', %s) AS l "
+                f"WHERE (tsv @@ q OR lex_tsv @@ l){only} ORDER BY s DESC, id LIMIT %s",
+                (" | ".join(terms), " | ".join(lex), *scoped, k)).fetchall()
         return [(int(i), float(s)) for i, s in rows if s > 0]
 
 

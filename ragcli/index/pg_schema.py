@@ -75,6 +75,15 @@ CREATE TABLE runs (
 CREATE INDEX chunks_embedding_hnsw ON chunks USING hnsw (embedding vector_cosine_ops)
     WITH (m = 16, ef_construction = 64);
 """),
+    # lex: BM25's text where it differs from embed (ragcli.lexical: CJK as character pairs,
+    # non-Latin marks dropped), else NULL; searched with the 'simple' config beside tsv.
+    # ``migrate`` fills it for the chunks already there (``backfill_lexical``).
+    (3, "chunks.lex and lex_tsv ('simple' tsvector): full-text search beyond English", """
+ALTER TABLE chunks ADD COLUMN lex text;
+ALTER TABLE chunks ADD COLUMN lex_tsv tsvector
+    GENERATED ALWAYS AS (to_tsvector('simple'::regconfig, coalesce(lex, ''))) STORED;
+CREATE INDEX chunks_lex_tsv ON chunks USING gin (lex_tsv);
+"""),
 )
 LATEST = MIGRATIONS[-1][0]
 COUNTS = ("documents", "chunks", "spans", "pages")
@@ -258,10 +267,24 @@ def migrate(con: Any, schema: str, info: IndexInfo) -> list[int]:
             con.execute(sql.format(dim=int(info.dim)))
             if number == 1:
                 write_info(con, info)
+            if number == 3:
+                backfill_lexical(con)
             con.execute(f"INSERT INTO {s}.schema_migrations(version, description) VALUES (%s, %s)",
                         (number, description))
             applied.append(number)
     return applied
+
+
+def backfill_lexical(con: Any) -> None:
+    """Fill ``chunks.lex`` for the chunks BM25 reads differently (``lexical.changes``)."""
+    from ..lexical import changes, lexical_text
+
+    rows = [(lexical_text(embed), cid) for cid, embed in
+            con.execute("SELECT id, embed FROM chunks WHERE embed ~ '[^\\x01-\\x7f]'").fetchall()
+            if changes(embed)]
+    if rows:
+        with con.cursor() as cur:
+                cur.executemany("UPDATE chunks SET lex = %s WHERE id = %s", rows)
 
 
 def read_meta(con: Any) -> dict[str, str]:

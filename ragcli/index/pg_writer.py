@@ -36,6 +36,7 @@ from dataclasses import replace
 from typing import Any
 
 from ..errors import DamagedIndexError, StorageError
+from ..lexical import changes, lexical_text
 from . import crash, pg_schema, postgres
 from .base import DocRow, IndexInfo, NewDocument, Run
 from .locations import shown, split
@@ -184,7 +185,8 @@ class PgWriter:
                     for c, v in zip(nd.chunks, vecs, strict=True):
                         cid = next(ids)
                         chunk_rows.append((cid, doc_id, c.key, c.page, c.start, c.end, c.line_start, c.line_end,
-                                           _text(c.text), _text(c.heading), _text(c.embed), c.n_tokens, v))
+                                           _text(c.text), _text(c.heading), _text(c.embed), c.n_tokens, v,
+                                           _text(lexical_text(c.embed)) if changes(c.embed) else None))
                         span_rows += [(cid, s.page, s.start, s.end, s.line_start, s.line_end, _text(s.text))
                                       for s in c.spans]
                 with cur.copy("COPY pages (doc_id, number, text, sha256, extraction, title, blocks, block_name) "
@@ -195,9 +197,9 @@ class PgWriter:
                             copy.write_row((doc_id, p.number, text, hashlib.sha256(text.encode()).hexdigest(),
                                             p.extraction, p.title, list(p.blocks), p.block_name))
                 with cur.copy('COPY chunks (id, doc_id, key, page, start, "end", line_start, line_end, text, '
-                              "heading, embed, n_tokens, embedding) FROM STDIN WITH (FORMAT BINARY)") as copy:
+                              "heading, embed, n_tokens, embedding, lex) FROM STDIN WITH (FORMAT BINARY)") as copy:
                     copy.set_types(["int8", "int8", "text", "int4", "int4", "int4", "int4", "int4", "text", "text",
-                                    "text", "int4", "vector"])
+                                    "text", "int4", "vector", "text"])
                     for row in chunk_rows:
                         copy.write_row(row)
                 with cur.copy('COPY spans (chunk_id, page, start, "end", line_start, line_end, text) '

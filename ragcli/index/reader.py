@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
+from .. import lexical
 from ..errors import DamagedIndexError, IndexNotFoundError, StaleIndexError, StorageError
 from ..types import Chunk, Span
 from . import directory, schema
@@ -352,7 +353,8 @@ class SqliteReader:
     def lexical(self, query: str, k: int, within: Scoped | None = None) -> list[tuple[int, float]]:
         """BM25 over chunk text (SQLite FTS5): [(chunk id, score)], best first, score > 0;
         ``within``: only the chunks of those documents, filtered before the LIMIT."""
-        terms = fts_terms(query)
+        # an index from before ``lexical`` (read-only, never re-opened by a writer) has its old words
+        terms = fts_terms(query, segmented=self._meta.get("lexical_text") == lexical.VERSION)
         if not terms or (within is not None and within.empty):
             return []
         match = " OR ".join(f'"{t}"' for t in terms)
@@ -449,16 +451,19 @@ _STOP = frozenset(
 _YEAR_IN_WORD = re.compile(r"(?<![0-9])[0-9]{4}(?![0-9])")
 
 
-def fts_terms(query: str) -> list[str]:
+def fts_terms(query: str, segmented: bool = True) -> list[str]:
     """Query words for FTS5, quoted later, stop words dropped. A four-digit number glued to
     letters ("FY2018", "2023Q2") also gives the number alone: documents write "2018".
+    ``segmented``: the words of ``lexical.lexical_text`` (CJK as character pairs), as indexed.
 
     >>> fts_terms('What is "GGUF" used for?')
     ['gguf', 'used']
     >>> fts_terms("FY2018 capex for 3M")
     ['fy2018', '2018', 'capex', '3m']
+    >>> fts_terms("东京都的人口？")
+    ['东京', '京都', '都的', '的人', '人口']
     """
-    words = re.findall(r"\w+", query.lower())
+    words = re.findall(r"\w+", (lexical.lexical_text(query) if segmented else query).lower())
     seen: dict[str, None] = {}
     for w in words:
         if w not in _STOP and w not in seen:

@@ -44,6 +44,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..errors import DamagedIndexError
+from ..lexical import lexical_text
 from . import crash, directory, repair, schema
 from .base import DocRow, IndexInfo, NewDocument, Run
 from .lock import storage_error
@@ -331,7 +332,7 @@ class SqliteWriter:
             rows.append((cid, doc_id, chunk.key, chunk.page, chunk.start, chunk.end, chunk.line_start,
                          chunk.line_end, chunk.text, chunk.heading, chunk.embed, chunk.n_tokens))
             spans.extend((cid, s.page, s.start, s.end, s.line_start, s.line_end, s.text) for s in chunk.spans)
-            fts.append((cid, chunk.embed))
+            fts.append((cid, lexical_text(chunk.embed)))
             ids.append(cid)
         self.con.executemany(
             'INSERT INTO chunks(id, doc_id, key, page, start, "end", line_start, line_end, text, heading, embed, '

@@ -209,3 +209,34 @@ def reread(source: str, page: int | None, encoding: str = "", kind: str = "", da
 def page_text_from_file(source: str, page: int | None, encoding: str, kind: str = "") -> str:
     """The text a citation indexes, exactly as the README's recipe for its format rebuilds it."""
     return reread(source, page, encoding, kind).text
+
+
+SAMPLE_MAX_SIZE = 4 * 1024 * 1024  # a larger file is left out of a sample: reading it would take long
+
+
+def sample_texts(inputs: list[str | Path], n_files: int, chars: int, excludes: tuple[str, ...] = (),
+                 include_hidden: bool = False, follow: bool = False, seconds: float = 1.0) -> list[str]:
+    """The first ``chars`` characters of text of up to ``n_files`` of the files ``inputs`` name,
+    spread over their sorted list, plain text formats first: they read fastest, and once three
+    have been read no other format is opened (a PDF, a .docx, a .pptx each cost their parser's
+    import, about 0.7 s). A file that fails, or is over 4 MB, is left out, and no file is opened
+    once ``seconds`` have passed with something read. What ``language`` reads to choose a new index's embedder."""
+    import time
+
+    files = walk(inputs, excludes, include_hidden, follow).files
+    step = max(1, len(files) // n_files)
+    picked = files[::step][:n_files]
+    picked.sort(key=lambda f: f.path.suffix.lower() not in TEXT_SUFFIXES)  # stable: spread order kept
+    out: list[str] = []
+    deadline = time.monotonic() + seconds
+    for f in picked:
+        if (out and time.monotonic() > deadline) or (len(out) >= 3 and f.path.suffix.lower() not in TEXT_SUFFIXES):
+            break
+        try:
+            if f.path.stat().st_size > SAMPLE_MAX_SIZE:
+                continue
+            doc = load(f.path)
+        except (SourceError, OSError, limits.TextLimitError):
+            continue
+        out.append(" ".join(p.visible for p in doc.pages)[:chars])
+    return out
