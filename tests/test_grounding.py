@@ -335,7 +335,7 @@ def test_an_escape_the_document_writes_stays_written_in_the_answer(tmp_path: Pat
     pipeline.ingest([str(doc)], settings, embedder=emb)
 
     def reply(messages, grammar):  # the model copies the backticked \r\n; its JSON decodes it to CR LF
-        return '{"answer": "`\\r\\n` on Windows", "evidence": [%d]}' % _ids(messages, "marker")
+        return '{"answer": "`\\r\\n` on Windows", "evidence": [' + str(_ids(messages, "marker")) + "]}"
 
     anything = replace(LOOSE, min_similarity=-1.0, min_sentence_similarity=-1.0, min_evidence_similarity=-1.0)
     ans = pipeline.ask("What is os.EOL on Windows?", settings, embedder=emb, generator=ScriptedGenerator(reply),
