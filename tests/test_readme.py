@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import ROOT, SAMPLE
+from .tools.signals import sigint_default
 
 pytestmark = pytest.mark.slow
 
@@ -78,7 +79,7 @@ def workdir(tmp_path: Path) -> tuple[Path, dict]:
 
 def _run_watch(line: str, work: Path, env: dict) -> tuple[int, str]:
     """Start it, wait (up to 120 s) for its ``watching`` line, then Ctrl-C."""
-    p = subprocess.Popen(["bash", "-c", f"exec {line}"], cwd=work, env=env, stdin=subprocess.DEVNULL,
+    p = subprocess.Popen(["bash", "-c", f"exec {line}"], preexec_fn=sigint_default, cwd=work, env=env, stdin=subprocess.DEVNULL,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert p.stderr is not None
     err = []

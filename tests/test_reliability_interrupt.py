@@ -45,6 +45,7 @@ from ragcli.ingest import index_info
 from ragcli.retrieval import search as retrieve
 
 from .conftest import HASH_MODELS, rag
+from .tools.signals import sigint_default
 
 # The hash double's cosines are lower than a real embedder's: gate on chunks only.
 HASH_PARAMS = AnswerParams(min_sentence_similarity=0.0)
@@ -122,19 +123,13 @@ def fresh_index(world: dict, name: str) -> Path:
     return dst
 
 
-def _sigint_default() -> None:
-    """Children of a shell's background job inherit SIGINT ignored (and Python then installs no
-    KeyboardInterrupt handler): give the ingest the terminal's default, as a user's shell would."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
 def start_ingest(world: dict, location: Path, *extra: str, src: Path | None = None, fast: bool = False,
                  env: dict | None = None) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "ragcli", "ingest", str(src or world["new"]), "--index", str(location),
          "--batch-size", BATCH, "--json", *extra],
         env={**env_for(world, fast), **(env or {})}, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, preexec_fn=_sigint_default,
+        stderr=subprocess.PIPE, preexec_fn=sigint_default,
     )
 
 

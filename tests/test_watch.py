@@ -26,6 +26,7 @@ from ragcli.ingest import IngestReport
 from ragcli.watch import Change, Retrying, Synced, Watching, changes_of, watch
 
 from .conftest import rag
+from .tools.signals import sigint_default
 
 pytest.importorskip("watchfiles")
 TIMEOUT = 60.0  # s for one change to show: far above the 2 s it takes on an idle machine
@@ -35,7 +36,7 @@ class Watcher:
     """A running ``rag ingest --watch``: its stdout lines read in a thread, as they come."""
 
     def __init__(self, args: list[str], env: dict) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "ragcli", "ingest", "--watch", *args],
+        self.proc = subprocess.Popen([sys.executable, "-m", "ragcli", "ingest", "--watch", *args], preexec_fn=sigint_default,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                      env={**os.environ, **env}, stdin=subprocess.DEVNULL)
         self.lines: queue.Queue[str | None] = queue.Queue()
