@@ -92,6 +92,18 @@ def hash_models(tmp_path: Path) -> Path:
     return p
 
 
+@pytest.fixture
+def sample_env(hash_models: Path, tmp_path: Path) -> dict:
+    """The environment of a ``rag`` run on a copy of sample_corpus/ ingested with the hash models."""
+    import shutil
+
+    d = tmp_path / "docs"
+    shutil.copytree(SAMPLE, d)
+    e = {"RAG_MODELS": str(hash_models), "RAG_INDEX": str(tmp_path / "idx")}
+    assert rag("ingest", str(d), env=e).returncode == 0
+    return e
+
+
 def rag(*args: str, stdin: str | bytes | None = None, env: dict | None = None, cwd: Path | None = None,
         timeout: float = 600) -> subprocess.CompletedProcess:
     """Run the real `rag` command in a new process (exit codes, stdin, no terminal)."""

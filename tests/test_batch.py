@@ -17,12 +17,8 @@ NONSENSE = ["zebra quokka xylophone marmalade", "trombone aardvark zeppelin"]
 
 
 @pytest.fixture
-def env(hash_models: Path, tmp_path: Path) -> dict:
-    d = tmp_path / "docs"
-    shutil.copytree(SAMPLE, d)
-    e = {"RAG_MODELS": str(hash_models), "RAG_INDEX": str(tmp_path / "idx")}
-    assert rag("ingest", str(d), env=e).returncode == 0
-    return e
+def env(sample_env: dict) -> dict:
+    return sample_env
 
 
 @pytest.mark.parametrize("how", ["file", "stdin"])

@@ -161,12 +161,8 @@ def test_a_scope_reads_back_as_the_flags_that_give_it() -> None:
 
 
 @pytest.fixture
-def env(hash_models: Path, tmp_path: Path) -> dict:
-    d = tmp_path / "docs"
-    shutil.copytree(SAMPLE, d)
-    e = {"RAG_MODELS": str(hash_models), "RAG_INDEX": str(tmp_path / "idx")}
-    assert rag("ingest", str(d), env=e).returncode == 0
-    return e
+def env(sample_env: dict) -> dict:
+    return sample_env
 
 
 def _rows(r) -> list[dict]:

@@ -5,21 +5,15 @@ open (``path:line``, ``file.pdf#page=N``) in JSON and in human output. Real proc
 from __future__ import annotations
 
 import json
-import shutil
-from pathlib import Path
 
 import pytest
 
-from .conftest import SAMPLE, rag
+from .conftest import rag
 
 
 @pytest.fixture
-def env(hash_models: Path, tmp_path: Path) -> dict:
-    d = tmp_path / "docs"
-    shutil.copytree(SAMPLE, d)
-    e = {"RAG_MODELS": str(hash_models), "RAG_INDEX": str(tmp_path / "idx")}
-    assert rag("ingest", str(d), env=e).returncode == 0
-    return e
+def env(sample_env: dict) -> dict:
+    return sample_env
 
 
 @pytest.mark.parametrize("how", ["argument", "dash", "pipe"])
