@@ -25,9 +25,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import CACHE, DEFAULT_EVAL, Stopwatch, chunk_params, index_dir, machine, settings_for, table, write_report  # noqa: E402
 
 from ragcli import pipeline  # noqa: E402
+from ragcli.config import MODES  # noqa: E402
 from ragcli.evaluate import ndcg_at_k, recall_at_k  # noqa: E402
 from ragcli.index import open_reader  # noqa: E402
-from ragcli.retrieval import DOC_WEIGHT, LEXICAL_WEIGHT, MODES, search  # noqa: E402
+from ragcli.retrieval import DOC_WEIGHT, LEXICAL_WEIGHT, search  # noqa: E402
 
 PUBLISHED = {"dense": 0.645, "lexical": 0.665}  # BEIR paper / SBERT: all-MiniLM-L6-v2, BM25
 

@@ -41,7 +41,7 @@ __all__ = [
 _WHERE = {
     "Answer": "types", "Chunk": "types", "Citation": "types", "Document": "types", "Hit": "types",
     "Span": "types", "RagError": "errors", "IndexNotFoundError": "errors", "Settings": "config", "resolve_settings": "config",
-    "Index": "api", "IngestReport": "ingest", "SearchResult": "pipeline", "ask": "pipeline", "ingest": "pipeline",
+    "Index": "api", "IngestReport": "types", "SearchResult": "types", "ask": "pipeline", "ingest": "pipeline",
     "search": "pipeline", "status": "pipeline",
 }
 

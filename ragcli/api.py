@@ -22,12 +22,11 @@ from pathlib import Path
 
 from . import pipeline
 from .answer import AnswerParams
-from .config import Settings, resolve_settings
+from .config import DEFAULT_K, DEFAULT_MODE, Settings, resolve_settings
 from .embedders import Embedder
 from .generators import Generator
-from .ingest import IngestReport
 from .scope import parse_scope
-from .types import Answer
+from .types import Answer, IngestReport, SearchResult
 
 Filter = str | Sequence[str] | None  # one pattern or type name, or several (any of them)
 Since = str | date | None  # an ISO date or date-time, or a date/datetime
@@ -73,8 +72,8 @@ class Index:
         ``on_event`` hears each ``ragcli.watch`` event (``Synced``, ``Watching``, ``Change``)."""
         pipeline.watch([str(p) for p in paths], self.settings, on_event, embedder=self._embedder, **kw)
 
-    def search(self, query: str, *, k: int = 5, mode: str = "hybrid", path: Filter = None, type: Filter = None,
-               since: Since = None) -> pipeline.SearchResult:
+    def search(self, query: str, *, k: int = DEFAULT_K, mode: str = DEFAULT_MODE, path: Filter = None, type: Filter = None,
+               since: Since = None) -> SearchResult:
         """``rag search``: the ``k`` best passages; ``path``, ``type``, ``since`` as ``--path``,
         ``--type``, ``--since`` (``scope``): only those documents, chosen before ranking.
         ``EmptyScopeError`` when they name no indexed document."""

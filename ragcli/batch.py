@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from .answer import AnswerParams
 from .api import Index
+from .config import MODES
 from .errors import UsageError
 from .scope import Scope, parse_scope
 
@@ -30,11 +31,6 @@ class BatchSummary:
     no_evidence: int
     errors: int
     seconds: float
-
-    @property
-    def exit_code(self) -> int:
-        """4 only when every question abstained; 0 otherwise (errors are on their lines)."""
-        return 4 if self.questions and self.no_evidence == self.questions else 0
 
     def line(self) -> str:
         rate = self.questions / self.seconds if self.seconds > 0 else 0.0
@@ -55,8 +51,8 @@ def _parse(n: int, raw: str) -> dict:
     k = row.get("k")
     if k is not None and (isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 100):
         raise UsageError(f"line {n}: k must be a whole number from 1 to 100")
-    if row.get("mode") not in (None, "dense", "lexical", "hybrid"):
-        raise UsageError(f"line {n}: mode must be dense, lexical or hybrid")
+    if row.get("mode") not in (None, *MODES):
+        raise UsageError(f"line {n}: mode must be one of: {', '.join(MODES)}")
     return row
 
 

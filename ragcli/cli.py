@@ -1,16 +1,6 @@
 """The ``rag`` command: argument parsing, printing and exit codes, nothing else.
 
-Exit codes:
-  0  success
-  1  error (the message on stderr says what to do)
-  2  usage error (bad flags, empty question)
-  3  ingest finished but some files failed
-  4  no evidence: the documents do not answer the question
-130  interrupted (Ctrl-C); the index is left as it was
-
-``rag verify`` uses 0 (every citation verified), 1 (a citation failed, or could not be checked
-here: a recipe's library is not installed) and 2 (the input is not ``rag ask --json`` output,
-or holds no citation).
+The exit codes, and which outcome gets which, live in ``exits``.
 """
 
 from __future__ import annotations
@@ -27,21 +17,16 @@ from typing import TYPE_CHECKING, Optional
 import typer
 
 from . import __version__
-from .config import Settings, resolve_settings
+from .config import DEFAULT_K, DEFAULT_MODE, Mode, Settings, resolve_settings
 from .display import json_line, safe
 from .errors import EmptyScopeError, RagError, UsageError
+from .exits import EPILOG, Exit, of_answer, of_batch, of_ingest
 from .terminal import IngestLine, StatusLine, colour_enabled, exit_on_interrupt, is_terminal, paint, plural
 
 if TYPE_CHECKING:
     from .evaluate import Scored
     from .types import Answer
 
-EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_PARTIAL, EXIT_NO_EVIDENCE = 0, 1, 2, 3, 4
-
-EPILOG = (
-    "Exit codes: 0 success, 1 error, 2 usage error, 3 ingest finished but some files failed, "
-    "4 no evidence for an answer, 130 interrupted."
-)
 
 app = typer.Typer(
     name="rag",
@@ -62,7 +47,8 @@ DebugOpt = typer.Option(False, "--debug", help="Show a Python traceback on error
 TopOpt = typer.Option(None, "-k", "--top", min=1, max=100,
                       help="Passages retrieved; their sentences compete to be shown to the model [default: 10].")
 ModelOpt = typer.Option(None, "--model", help="LLM from the registry (env RAG_MODEL).")
-ModeOpt = typer.Option("hybrid", "--mode", help="Retrieval: dense | lexical | hybrid")
+ModeOpt = typer.Option(DEFAULT_MODE, "--mode", case_sensitive=False,
+                       help="Retrieval: by meaning (dense), by words (lexical, BM25), or both fused (hybrid).")
 PathOpt = typer.Option(None, "--path", help="Only documents this path, folder or glob names ('*COCA*', "
                        "'docs/*.pdf'); repeatable: any of them.")
 TypeOpt = typer.Option(None, "--type", help="Only documents of these types: pdf,docx,html,text,… or a suffix "
@@ -121,7 +107,7 @@ def _run(debug: bool, fn: Callable[[], int], interrupted: Callable[[], str] = la
         # exiting 130. Running any string through exec() clears the flag.
         exec("pass")
         _err(interrupted())
-        code = 130
+        code = Exit.INTERRUPTED
     except BrokenPipeError:
         code = 0
         try:
@@ -134,12 +120,12 @@ def _run(debug: bool, fn: Callable[[], int], interrupted: Callable[[], str] = la
 
             traceback.print_exc()
         _err(f"rag: internal error: {type(e).__name__}: {e} (run again with --debug for details)")
-        code = EXIT_ERROR
+        code = Exit.ERROR
     raise typer.Exit(code)
 
 
-def _settings(index: Optional[str], models: Optional[Path], debug: bool, **kw: object) -> Settings:
-    return resolve_settings(index=index, models=models, debug=debug, **kw)
+def _settings(index: Optional[str], models: Optional[Path], **kw: object) -> Settings:
+    return resolve_settings(index=index, models=models, **kw)
 
 
 def _display_path(p: str) -> str:
@@ -216,7 +202,7 @@ def ingest(
         from .pipeline import ingest as do_ingest
         from .pipeline import watch as do_watch
 
-        settings = _settings(index, models, debug, embedder=embedder)
+        settings = _settings(index, models, embedder=embedder)
         status = StatusLine(is_terminal(sys.stderr))
         bar.append(IngestLine(status))
         options = dict(
@@ -236,13 +222,13 @@ def ingest(
 
                 do_watch([str(p) for p in paths or []], settings, shown, excludes=exclude, include_hidden=hidden,
                          rebuild=rebuild, **options)
-                return EXIT_OK
+                return Exit.OK
             report = do_ingest([str(p) for p in paths or []], settings, excludes=exclude, include_hidden=hidden,
                                rebuild=rebuild, **options)
         finally:
             status.clear()
         _report_ingest(report, as_json)
-        return EXIT_OK if accept_known and report.only_known_failures else report.exit_code
+        return of_ingest(bool(report.failed), report.only_known_failures, accept_known)
 
     bar: list[IngestLine] = []  # the body's, for the interruption message
     watching: list[object] = []  # the events shown by --watch (the first: the first ingest is done)
@@ -327,8 +313,8 @@ def _skipped_lines(skipped: tuple[tuple[str, str], ...]) -> list[str]:
 @app.command()
 def search(
     query: Optional[str] = typer.Argument(None, help="What to look for ('-', or none with a pipe: standard input)."),
-    k: int = typer.Option(5, "-k", "--top", min=1, max=1000, help="Number of passages."),
-    mode: str = ModeOpt,
+    k: int = typer.Option(DEFAULT_K, "-k", "--top", min=1, max=1000, help="Number of passages."),
+    mode: Mode = ModeOpt,
     path: Optional[list[str]] = PathOpt,
     type_: Optional[list[str]] = TypeOpt,
     since: Optional[str] = SinceOpt,
@@ -354,13 +340,13 @@ def search(
     _run(debug, body)
 
 
-def _search_body(query: Optional[str], index: Optional[str], models: Optional[Path], k: int, mode: str,
+def _search_body(query: Optional[str], index: Optional[str], models: Optional[Path], k: int, mode: Mode,
                  as_json: bool, debug: bool, scope=None) -> int:
     from .locators import locator
     from .pipeline import search as do_search
 
     q = _read_question(query)
-    res = do_search(q, _settings(index, models, debug), k=k, mode=mode, scope=scope or None)
+    res = do_search(q, _settings(index, models), k=k, mode=mode, scope=scope or None)
     for h in res.hits:
         c = h.chunk
         row = {
@@ -380,7 +366,7 @@ def _search_body(query: Optional[str], index: Optional[str], models: Optional[Pa
             _out("   " + " ".join(c.text.split())[:400])
     if not res.hits and not as_json:
         _err("no matching passages")
-    return EXIT_OK
+    return Exit.OK
 
 
 _PAGE_LABEL = {"pptx": "slide ", "odp": "slide ", "epub": "ch."}  # Document.kind -> how its pages are named
@@ -472,10 +458,10 @@ def _report_answer(ans: Answer, as_json: bool, draft: Optional[_Draft] = None) -
     if ans.status == "no_evidence":
         if ans.reason and not as_json:
             _err(f"rag: no evidence: {ans.reason}")
-        return EXIT_NO_EVIDENCE
+        return of_answer(False)
     if ans.reason:
         _err(f"rag: warning: {ans.reason}")
-    return EXIT_OK
+    return of_answer(True)
 
 
 @app.command()
@@ -483,7 +469,7 @@ def ask(
     question: Optional[str] = typer.Argument(None, help="The question ('-' or none with a pipe: standard input)."),
     k: Optional[int] = TopOpt,
     model: Optional[str] = ModelOpt,
-    mode: str = ModeOpt,
+    mode: Mode = ModeOpt,
     path: Optional[list[str]] = PathOpt,
     type_: Optional[list[str]] = TypeOpt,
     since: Optional[str] = SinceOpt,
@@ -504,7 +490,7 @@ def ask(
         if batch is not None:
             return _ask_batch(batch, question, index, models, model, k, mode, scope)
         q = _read_question(question)
-        settings = _settings(index, models, debug, model=model)
+        settings = _settings(index, models, model=model)
         draft = _Draft() if sys.stdout.isatty() and not as_json else None
         line = StatusLine(is_terminal(sys.stderr))
         if draft is not None:
@@ -528,7 +514,7 @@ def ask(
 
 
 def _ask_batch(source: str, question: Optional[str], index: Optional[str], models: Optional[Path],
-               model: Optional[str], k: Optional[int], mode: str, scope=None) -> int:
+               model: Optional[str], k: Optional[int], mode: Mode, scope=None) -> int:
     """``rag ask --batch``: ``batch.run_batch`` over a file or standard input."""
     from .api import Index
     from .batch import run_batch
@@ -554,7 +540,7 @@ def _ask_batch(source: str, question: Optional[str], index: Optional[str], model
     if not summary.questions:
         raise UsageError(f"the batch input {source} holds no question")
     _err(summary.line())
-    return EXIT_NO_EVIDENCE if summary.exit_code == 4 else EXIT_OK
+    return of_batch(summary.questions, summary.no_evidence)
 
 
 def _eval_progress(r: Scored) -> None:
@@ -567,7 +553,7 @@ def _report_eval(file: Path, model_name: str, rows: list[Scored], summary: dict,
     if as_json:
         print(json_line({"file": str(file), "model": model_name, "summary": summary,
                          "questions": [r.__dict__ for r in rows]}, default=str))
-        return EXIT_OK
+        return Exit.OK
     pct = lambda v: "-" if v is None else f"{100 * v:.0f}%"  # noqa: E731
     _out(f"questions:          {summary['questions']} ({summary['answerable']} answerable, "
          f"{summary['unanswerable']} unanswerable)")
@@ -584,7 +570,7 @@ def _report_eval(file: Path, model_name: str, rows: list[Scored], summary: dict,
         _out("missed:")
         for r in misses:
             _out(f"  - {r.question}  ({r.status})")
-    return EXIT_OK
+    return Exit.OK
 
 
 @app.command(name="eval")
@@ -592,7 +578,7 @@ def eval_(
     file: Path = typer.Argument(..., help='JSONL: {"question": ..., "answer": ... (optional), "source": ... (optional)}'),
     k: Optional[int] = TopOpt,
     model: Optional[str] = ModelOpt,
-    mode: str = ModeOpt,
+    mode: Mode = ModeOpt,
     index: Optional[str] = IndexOpt,
     models: Optional[Path] = ModelsOpt,
     as_json: bool = JsonOpt,
@@ -605,7 +591,7 @@ def eval_(
         from .pipeline import evaluate, registry_for
 
         golds = read_eval_file(file)
-        settings = _settings(index, models, debug, model=model)
+        settings = _settings(index, models, model=model)
         show = sys.stderr.isatty() and not as_json
 
         rows, summary = evaluate(golds, settings, k=k, mode=mode, on_result=_eval_progress if show else None)
@@ -627,10 +613,10 @@ def status(
     def body() -> int:
         from .pipeline import status as do_status
 
-        st = do_status(_settings(index, models, debug))
+        st = do_status(_settings(index, models))
         if as_json:
             print(json_line(st))
-            return EXIT_OK
+            return Exit.OK
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(st["last_ingest"])) if st["last_ingest"] else "never"
         _out(f"index:       {st['index']}")
         _out(f"documents:   {st['documents']} ({st['pages']} pages)")
@@ -649,7 +635,7 @@ def status(
         _out(f"last ingest: {when}")
         for r in st["roots"]:
             _out(f"source:      {r}")
-        return EXIT_OK
+        return Exit.OK
 
     _run(debug, body)
 
@@ -667,7 +653,7 @@ def models_cmd(
     def body() -> int:
         from .pipeline import fetch_models, list_models
 
-        settings = _settings(None, models, debug, model=model)
+        settings = _settings(None, models, model=model)
         if fetch:
             for name, path in fetch_models(settings):
                 _err(f"ready: {name} -> {path}")
@@ -675,7 +661,7 @@ def models_cmd(
         if as_json:
             for r in rows:
                 print(json_line(r))
-            return EXIT_OK
+            return Exit.OK
         width = max([24, *(len(safe(r["name"])) for r in rows)])  # a user's long model name keeps the columns
         for r in rows:
             flag = "*" if r["default"] else " "
@@ -685,7 +671,7 @@ def models_cmd(
         for r in rows:
             if not r["available"] and r["install"]:
                 _out(f"to install {safe(r['name'])}: {r['install']}")
-        return EXIT_OK
+        return Exit.OK
 
     _run(debug, body, lambda: "rag: interrupted; the models already prepared are kept (a file is only ever "
          "put in place whole); run it again for the rest")
@@ -731,7 +717,7 @@ def verify_cmd(
             _out(f"{counts[recheck.OK]} of {len(results)} citations verified"
                   + (f", {counts[recheck.FAILED]} failed" if counts[recheck.FAILED] else "")
                   + (f", {counts[recheck.UNCHECKABLE]} not checkable here" if counts[recheck.UNCHECKABLE] else ""))
-        return EXIT_OK if counts[recheck.OK] == len(results) else EXIT_ERROR
+        return Exit.OK if counts[recheck.OK] == len(results) else Exit.ERROR
 
     _run(debug, body)
 
@@ -762,26 +748,37 @@ def ls_cmd(
     as_json: bool = JsonOpt,
     debug: bool = DebugOpt,
 ) -> None:
-    """List the documents in the index: pages, chunks, when each was ingested."""
+    """List the documents in the index (pages, chunks, when each was ingested), then the files
+    the last ingest failed or skipped, with the reason."""
 
     def body() -> int:
-        from .manage import chunk_counts, documents
+        from .manage import chunk_counts, documents, unindexed
 
-        settings = _settings(index, models, debug)
+        settings = _settings(index, models)
         docs = documents(settings.index, tuple(patterns or ()))
         chunks = chunk_counts(settings.index)
         for d in docs:
-            row = {"path": d.path, "kind": d.kind, "pages": d.n_pages, "chunks": chunks.get(d.path),
-                   "bytes": d.size, "sha256": d.sha256, "ingested_at": d.ingested_at}
+            row = {"path": d.path, "status": "indexed", "kind": d.kind, "pages": d.n_pages,
+                   "chunks": chunks.get(d.path), "bytes": d.size, "sha256": d.sha256, "ingested_at": d.ingested_at}
             if as_json:
                 print(json_line(row))
             else:
                 when = time.strftime("%Y-%m-%d %H:%M", time.localtime(d.ingested_at))
                 n = "" if row["chunks"] is None else f"{row['chunks']:>5} chunks  "
                 _out(f"{d.n_pages:>4} pages  {n}{when}  {_display_path(d.path)}")
-        if not docs and patterns:
+        others = unindexed(settings.index, tuple(patterns or ()))
+        if as_json:
+            for u in others:
+                print(json_line(u.to_json()))
+        else:
+            for u in others:
+                if u.status == "failed":
+                    _out(f"failed: {_display_path(u.path)}: {u.reason}")
+            for line in _skipped_lines(tuple((u.path, u.reason) for u in others if u.status == "skipped")):
+                _out(line)
+        if not docs and not others and patterns:
             _err("rag: no document in the index matches " + " ".join(patterns))
-        return EXIT_OK
+        return Exit.OK
 
     _run(debug, body)
 
@@ -799,14 +796,14 @@ def rm_cmd(
     def body() -> int:
         from .manage import remove
 
-        r = remove(_settings(index, models, debug).index, tuple(patterns))
+        r = remove(_settings(index, models).index, tuple(patterns))
         if as_json:
             print(json_line(r.to_json()))
         else:
             for p in r.paths:
                 _out(f"removed: {_display_path(p)}")
             _out(f"{len(r.paths)} documents removed ({r.chunks} chunks, {r.spans} sentences, {r.pages} pages)")
-        return EXIT_OK
+        return Exit.OK
 
     _run(debug, body)
 
@@ -830,7 +827,7 @@ def mcp_cmd(
         from .mcp_server import serve
 
         serve(Index(index, models=models, model=model), read_only=read_only)
-        return EXIT_OK
+        return Exit.OK
 
     _run(debug, body)
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from enum import StrEnum
 from pathlib import Path
 
+from .errors import UsageError
 from .index.locations import is_server
 
 
@@ -36,6 +38,31 @@ def user_models_file(env: Mapping[str, str] | None = None) -> Path:
     return xdg_dir("XDG_CONFIG_HOME", ".config", env) / "ragcli" / "models.toml"
 
 
+class Mode(StrEnum):
+    """How a search ranks: by meaning (the embedder), by words (BM25), or both, fused."""
+
+    DENSE = "dense"
+    LEXICAL = "lexical"
+    HYBRID = "hybrid"
+
+
+MODES = tuple(m.value for m in Mode)
+DEFAULT_MODE = Mode.HYBRID
+DEFAULT_K = 5  # passages a search returns (``rag ask`` retrieves ``AnswerParams.k``)
+
+
+def as_mode(mode: str | Mode) -> Mode:
+    """``mode`` checked where it enters (a flag, a batch line, an MCP call, the API).
+
+    >>> as_mode("dense") is Mode.DENSE
+    True
+    """
+    try:
+        return Mode(mode)
+    except ValueError:
+        raise UsageError(f"unknown retrieval mode '{mode}'; use one of: {', '.join(MODES)}") from None
+
+
 @dataclass(frozen=True)
 class Settings:
     index_dir: Path  # where the SQLite index lives (unused when ``index_url`` is set)
@@ -43,10 +70,7 @@ class Settings:
     models_files: tuple[Path, ...]  # extra registry files, later ones override earlier ones
     model: str | None = None  # LLM name; None = the registry's default
     embedder: str | None = None  # embedder name for a new index; None = the registry's default
-    k: int = 5  # passages `rag search` shows (ask: AnswerParams.k)
-    mode: str = "hybrid"  # retrieval: "dense" | "lexical" | "hybrid"
     n_threads: int | None = None  # llama.cpp / torch threads, ONNX embedder lanes; None = all cores
-    debug: bool = False  # show tracebacks
     index_url: str | None = None  # a PostgreSQL index (postgresql://...) instead of ``index_dir``
 
     @property

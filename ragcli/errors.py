@@ -19,20 +19,23 @@ The tree::
     ├── EmptyScopeError           exit 4  --path/--type/--since name no indexed document (``rag search``)
     └── SourceError               (not fatal) one input file could not be ingested
 
-This module knows nothing of the CLI; ``cli.py`` maps ``exit_code`` to the process exit status.
+This module knows nothing of the CLI; ``cli.py`` maps ``exit_code`` (an ``exits.Exit``) to the
+process exit status.
 """
 
 from __future__ import annotations
+
+from .exits import Exit
 
 
 class RagError(Exception):
     """Base class: ``str(err)`` is a complete, user-facing message."""
 
-    exit_code = 1
+    exit_code = Exit.ERROR
 
 
 class UsageError(RagError):
-    exit_code = 2
+    exit_code = Exit.USAGE
 
 
 class ConfigError(RagError):
@@ -83,7 +86,7 @@ class ClusterError(RagError):
 class EmptyScopeError(RagError):
     """A scoped search whose filters name no indexed document: nothing to search, as with no evidence."""
 
-    exit_code = 4
+    exit_code = Exit.NO_EVIDENCE
 
 
 def brief(e: BaseException, limit: int = 120) -> str:

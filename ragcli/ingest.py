@@ -42,7 +42,7 @@ from .injection import ingest_note
 from .known_failures import KnownFailures
 from .loaders import limits as text_limits
 from .loaders.limits import DEFAULT_MAX_TEXT
-from .types import Chunk, Document
+from .types import Chunk, Document, IngestReport
 
 if TYPE_CHECKING:
     import numpy as np
@@ -53,52 +53,6 @@ BATCH_CHUNKS = 1000  # chunks per atomic batch: a kill loses at most this much e
 BATCH_SECONDS = 60.0  # ... or this much time, whichever comes first
 DEFAULT_FILE_TIMEOUT = 300.0  # s: 14x the slowest FinanceBench 10-K here (22 s, 252 pages, 2 busy cores)
 DEFAULT_PARSE_MEMORY = 2_000_000_000  # bytes a worker may allocate: 10x the peak of any FinanceBench 10-K
-
-
-@dataclass(frozen=True)
-class IngestReport:
-    index: str
-    added: tuple[str, ...]
-    updated: tuple[str, ...]
-    unchanged: tuple[str, ...]
-    removed: tuple[str, ...]
-    failed: tuple[tuple[str, str], ...]  # (path, reason)
-    chunks: int  # chunks embedded in this run
-    seconds: float
-    timings: dict[str, float] = field(default_factory=dict)
-    resumed: tuple[str, ...] = ()  # unchanged files an interrupted earlier run had committed
-    batches: int = 0  # batches committed by this run
-    notes: tuple[str, ...] = ()  # what else happened (upgrade, rebuild carried on, ...)
-    skipped: tuple[tuple[str, str], ...] = ()  # (path, reason): met while walking, not read (never exit 3)
-    known_failed: tuple[str, ...] = ()  # of ``failed``, files unchanged since they failed before: not read again
-    doc_chunks: tuple[tuple[str, int], ...] = ()  # (document path, chunks) of each document committed
-
-    @property
-    def only_known_failures(self) -> bool:
-        """Every failure is a file that failed before and has not changed since."""
-        return bool(self.failed) and {p for p, _ in self.failed} <= set(self.known_failed)
-
-    @property
-    def exit_code(self) -> int:
-        return 3 if self.failed else 0
-
-    def to_json(self) -> dict:
-        return {
-            "index": self.index,
-            "added": list(self.added),
-            "updated": list(self.updated),
-            "unchanged": list(self.unchanged),
-            "removed": list(self.removed),
-            "failed": [{"path": p, "reason": r} for p, r in self.failed],
-            "skipped": [{"path": p, "reason": r} for p, r in self.skipped],
-            "resumed": list(self.resumed),
-            "known_failed": list(self.known_failed),
-            "chunks": self.chunks,
-            "batches": self.batches,
-            "notes": list(self.notes),
-            "seconds": round(self.seconds, 3),
-            "timings": {k: round(v, 4) for k, v in self.timings.items()},
-        }
 
 
 def chunk_params_for(embedder: Embedder) -> ChunkParams:
@@ -227,6 +181,17 @@ class _Plan:
     skipped: list[tuple[str, str]] = field(default_factory=list)  # met while walking, not read
     gone: dict[str, int] = field(default_factory=dict)  # path -> doc id, indexed but no longer there
     known_failed: list[str] = field(default_factory=list)  # failed before, unchanged: not read again
+    met: set[str] = field(default_factory=set)  # every path the walk met (read, failed or skipped)
+    walked: tuple[str, ...] = ()  # the folders walked (everything under them was looked at)
+    scope: loaders.Scope | None = None  # ``only``: just these paths were looked at
+
+    def covers(self, path: str) -> bool:
+        """Whether this run looked at ``path``: a later ``rag ls`` shows what it found there."""
+        if path in self.met:
+            return True
+        if self.scope is not None:
+            return self.scope.takes(loaders.container_of(path))
+        return any(_under(loaders.container_of(path), d) for d in self.walked)
 
 
 def _plan(w: index.IndexWriter, paths: Sequence[str | Path], excludes: Sequence[str], include_hidden: bool,
@@ -279,6 +244,8 @@ def _plan(w: index.IndexWriter, paths: Sequence[str | Path], excludes: Sequence[
             continue
         plan.todos.append(replace(todo, replaces=row.id if row else None, size=len(data), sha256=sha))
     plan.skipped.sort()
+    plan.met = {str(f.path) for f in walked.files} | {p for p, _ in plan.failed} | {p for p, _ in plan.skipped}
+    plan.walked, plan.scope = tuple(str(d) for d in walked.dirs), scope
     if scope is not None:
         for s in sorted(scope.paths):
             for row in w.documents_with_prefix(s):
@@ -546,6 +513,9 @@ def ingest(
             w.finish()
             timings.update(parse_wait_s=waited, **batches.timings, finish_s=time.perf_counter() - t0)
             known.update([*plan.unchanged, *(t.path for t in plan.todos)], new_failures)
+            own = loaders.files.OWN_INDEX  # the index itself is no document of the user's
+            known.note_unindexed(plan.covers, [f for f in plan.failed if f[1] != own],
+                                 [s for s in plan.skipped if s[1] != own])
             known.save()
         finally:
             w.close()

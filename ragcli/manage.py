@@ -1,5 +1,8 @@
 """Document management: list the documents an index holds, remove some (``rag ls``, ``rag rm``).
 
+``rag ls`` also lists the files the last ingest to meet them failed or skipped, with the reason
+(``known_failures`` remembers them, beside the index); one whose path is gone is not listed.
+
 A pattern names documents by their path as the index stores it (absolute): an exact path,
 a directory (everything under it), or a glob (``fnmatch``: ``*`` also crosses ``/``, so
 ``*.pdf`` is every PDF). A relative pattern is tried as given and from the current
@@ -18,7 +21,7 @@ import fnmatch
 import os
 from dataclasses import dataclass
 
-from . import index
+from . import index, known_failures, loaders
 from .index import DocRow
 
 _GLOB = set("*?[")
@@ -52,6 +55,23 @@ def chunk_counts(location: index.Location) -> dict[str, int]:
     with index.open_reader(location) as st:
         fn = getattr(st, "chunks_per_document", None)
         return dict(fn()) if fn is not None else {}
+
+
+@dataclass(frozen=True)
+class Unindexed:
+    path: str
+    status: str  # known_failures.FAILED or SKIPPED
+    reason: str
+
+    def to_json(self) -> dict:
+        return {"path": self.path, "status": self.status, "reason": self.reason}
+
+
+def unindexed(location: index.Location, patterns: tuple[str, ...] = ()) -> list[Unindexed]:
+    """The files the last ingest to meet them failed or skipped (still there), by path."""
+    memory = known_failures.KnownFailures.load(known_failures.store_for(index.shown(str(location))), "")
+    return [Unindexed(p, st, why) for p, (st, why) in sorted(memory.unindexed.items())
+            if os.path.lexists(loaders.container_of(p)) and (not patterns or any(matches(p, q) for q in patterns))]
 
 
 @dataclass(frozen=True)

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import index, language
-from .config import Settings
+from .config import DEFAULT_K, DEFAULT_MODE, Settings
 from .errors import EmptyScopeError, RagError, StaleIndexError, UsageError
-from .types import Answer, Hit
+from .types import Answer, IngestReport, SearchResult
 
 if TYPE_CHECKING:  # imported where used: `rag status` needs none of them, `rag search` few
     from .answer import AnswerParams
@@ -25,7 +24,7 @@ if TYPE_CHECKING:  # imported where used: `rag status` needs none of them, `rag 
     from .embedders import Embedder
     from .evaluate import Gold, Scored
     from .generators import Generator
-    from .ingest import IngestReport, Tally
+    from .ingest import Tally
     from .registry import Registry
     from .scope import Scope
 
@@ -301,17 +300,6 @@ def check_question(question: str) -> str:
     return q
 
 
-@dataclass(frozen=True)
-class SearchResult:
-    query: str
-    hits: tuple[Hit, ...]
-    mode: str
-    embedder: str
-    timings: dict[str, float]
-    scope: Scope | None = None  # the filters it ran under (None: the whole index)
-    empty_scope: str = ""  # when those filters name no indexed document: the reason, and no hits
-
-
 def _search(st: index.IndexReader, emb: Embedder, query: str, k: int, mode: str, scope: Scope | None = None):
     """(SearchResult, query vector): the part of search that ask shares. A ``scope`` is
     resolved in the store first; the store then ranks only its documents' chunks."""
@@ -339,7 +327,7 @@ def search(query: str, settings: Settings, *, k: int | None = None, mode: str | 
     query = check_question(query)
     with open_index(settings) as st:
         emb = embedder_for_index(st, settings, embedder)
-        res = _search(st, emb, query, k or settings.k, mode or settings.mode, scope)[0]
+        res = _search(st, emb, query, k or DEFAULT_K, mode or DEFAULT_MODE, scope)[0]
     if res.empty_scope:
         raise EmptyScopeError(res.empty_scope)
     return res
@@ -362,7 +350,7 @@ def ask(question: str, settings: Settings, *, k: int | None = None, mode: str | 
     question = check_question(question)
     with open_index(settings) as st:
         emb = embedder_for_index(st, settings, embedder)
-        res, qv = _search(st, emb, question, k or params.k, mode or settings.mode, scope)
+        res, qv = _search(st, emb, question, k or params.k, mode or DEFAULT_MODE, scope)
         verifier = Verifier(stored_pages(st, [(h.chunk.source, h.chunk.page) for h in res.hits]),
                             recorded_sizes(res.hits))
     if generator is not None:

@@ -23,8 +23,8 @@ import math
 from typing import TYPE_CHECKING
 
 from .chunking import name_words
+from .config import DEFAULT_K, DEFAULT_MODE, as_mode
 from .embedders import Embedder
-from .errors import UsageError
 from .index import IndexReader, fts_terms
 from .types import PAGED_KINDS, Hit
 
@@ -33,14 +33,13 @@ if TYPE_CHECKING:
 
     from .index.scoping import Scoped
 
-MODES = ("dense", "lexical", "hybrid")
 RRF_K = 60  # the usual constant of reciprocal-rank fusion (Cormack et al., 2009)
 LEXICAL_WEIGHT = 1.0  # BM25's list against the dense list in the fusion
 DOC_WEIGHT = 0.0  # the document signal's weight (0: off)
 NAME_WEIGHT = 2.0  # the file-name list's weight in the fusion (0: off): as much as dense and BM25 together
 
 
-def search(store: IndexReader, embedder: Embedder, query: str, k: int = 5, mode: str = "hybrid",
+def search(store: IndexReader, embedder: Embedder, query: str, k: int = DEFAULT_K, mode: str = DEFAULT_MODE,
            query_vector: np.ndarray | None = None, *, lexical_weight: float = LEXICAL_WEIGHT,
            doc_weight: float = DOC_WEIGHT, name_weight: float = NAME_WEIGHT,
            within: Scoped | None = None) -> list[Hit]:
@@ -48,8 +47,7 @@ def search(store: IndexReader, embedder: Embedder, query: str, k: int = 5, mode:
     a resolved scope (``store.scoped``), which both searches apply before they rank."""
     import numpy as np
 
-    if mode not in MODES:
-        raise UsageError(f"unknown retrieval mode '{mode}'; use one of: {', '.join(MODES)}")
+    mode = as_mode(mode)
     if k <= 0:
         return []
     q = np.asarray(embedder.embed_query([query])[0] if query_vector is None else query_vector, dtype=np.float32)

@@ -26,6 +26,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, TextIO
 
+from .exits import Exit
+
 if TYPE_CHECKING:
     from .ingest import Tally
 
@@ -193,7 +195,7 @@ def exit_on_interrupt(message: str, before: Callable[[], None] = lambda: None) -
             sys.stderr.write(message + "\n")
             sys.stderr.flush()
         finally:
-            os._exit(130)
+            os._exit(Exit.INTERRUPTED)
 
     r, w = os.pipe()
     os.set_blocking(w, False)

@@ -7,6 +7,8 @@
     Hit       a chunk found by a search, with its score
     Citation  a verified quote, as printed by ``rag ask``
     Answer    the result of ``rag ask``
+    SearchResult  the result of ``rag search``
+    IngestReport  the result of ``rag ingest``
 
 Offsets are character offsets (Python ``str`` indices) into ``Page.text``; for a text file
 that is the file decoded with ``Document.encoding`` and no newline translation, for a PDF
@@ -18,6 +20,10 @@ always holds; nothing here validates it (see ``chunking`` and its property tests
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .scope import Scope
 
 
 @dataclass(frozen=True)
@@ -171,5 +177,58 @@ class Answer:
             "citations": [c.to_json() for c in self.citations],
             "model": self.model,
             "embedder": self.embedder,
+            "timings": {k: round(v, 4) for k, v in self.timings.items()},
+        }
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    query: str
+    hits: tuple[Hit, ...]
+    mode: str
+    embedder: str
+    timings: dict[str, float]
+    scope: Scope | None = None  # the filters it ran under (None: the whole index)
+    empty_scope: str = ""  # when those filters name no indexed document: the reason, and no hits
+
+
+@dataclass(frozen=True)
+class IngestReport:
+    index: str
+    added: tuple[str, ...]
+    updated: tuple[str, ...]
+    unchanged: tuple[str, ...]
+    removed: tuple[str, ...]
+    failed: tuple[tuple[str, str], ...]  # (path, reason)
+    chunks: int  # chunks embedded in this run
+    seconds: float
+    timings: dict[str, float] = field(default_factory=dict)
+    resumed: tuple[str, ...] = ()  # unchanged files an interrupted earlier run had committed
+    batches: int = 0  # batches committed by this run
+    notes: tuple[str, ...] = ()  # what else happened (upgrade, rebuild carried on, ...)
+    skipped: tuple[tuple[str, str], ...] = ()  # (path, reason): met while walking, not read (never exit 3)
+    known_failed: tuple[str, ...] = ()  # of ``failed``, files unchanged since they failed before: not read again
+    doc_chunks: tuple[tuple[str, int], ...] = ()  # (document path, chunks) of each document committed
+
+    @property
+    def only_known_failures(self) -> bool:
+        """Every failure is a file that failed before and has not changed since."""
+        return bool(self.failed) and {p for p, _ in self.failed} <= set(self.known_failed)
+
+    def to_json(self) -> dict:
+        return {
+            "index": self.index,
+            "added": list(self.added),
+            "updated": list(self.updated),
+            "unchanged": list(self.unchanged),
+            "removed": list(self.removed),
+            "failed": [{"path": p, "reason": r} for p, r in self.failed],
+            "skipped": [{"path": p, "reason": r} for p, r in self.skipped],
+            "resumed": list(self.resumed),
+            "known_failed": list(self.known_failed),
+            "chunks": self.chunks,
+            "batches": self.batches,
+            "notes": list(self.notes),
+            "seconds": round(self.seconds, 3),
             "timings": {k: round(v, 4) for k, v in self.timings.items()},
         }

@@ -33,7 +33,7 @@ from . import loaders
 from .errors import IndexBusyError, IndexUnavailableError, StorageError, UsageError
 
 if TYPE_CHECKING:
-    from .ingest import IngestReport
+    from .types import IngestReport
 
 DEBOUNCE_MS = 1600  # a group of changes is ingested at most this long after its first change...
 STEP_MS = 300  # ... or once the folder has been quiet this long (an editor's save is one group)

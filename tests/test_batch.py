@@ -72,6 +72,6 @@ def test_run_batch_answers_with_verified_citations_models_loaded_once(tmp_path: 
         s = run_batch(['{"id": 7, "question": "What does the K in Q4_K_M stand for?"}', NONSENSE[0]], idx,
                       out.append, params=AnswerParams(min_sentence_similarity=0.0))
         assert idx._generator is gen  # the one generator, reused for every line
-    assert s.questions == 2 and out[0]["status"] == "answered" and s.answered >= 1 and s.exit_code == 0
+    assert s.questions == 2 and out[0]["status"] == "answered" and s.answered >= 1 and s.no_evidence < s.questions
     c = out[0]["citations"][0]
     assert out[0]["id"] == 7 and Path(c["source"]).read_text(encoding="utf-8")[c["start"]:c["end"]] == c["quote"]

@@ -70,6 +70,33 @@ def test_rm_by_glob_and_path_counts_is_idempotent_and_leaves_search(env: dict, d
     assert len(_ls(env)) == N_SAMPLE
 
 
+def test_ls_lists_the_files_the_last_ingest_failed_or_skipped_until_they_are_fixed_or_gone(
+        env: dict, tmp_path: Path) -> None:
+    d = tmp_path / "mixed"
+    d.mkdir()
+    (d / "good.md").write_text("The lighthouse was built in 1871 by the harbour board.\n")
+    (d / "broken.pdf").write_bytes(b"%PDF-1.4 this is not a PDF at all\n")
+    (d / "blob.dat").write_bytes(bytes(range(256)) * 8)  # not text: skipped
+    assert rag("ingest", str(d), env=env).returncode == 3
+    rows = {r["path"]: r for r in _ls(env)}
+    assert rows[str(d / "good.md")]["status"] == "indexed" and rows[str(d / "good.md")]["chunks"] >= 1
+    assert rows[str(d / "broken.pdf")]["status"] == "failed" and rows[str(d / "broken.pdf")]["reason"]
+    assert rows[str(d / "blob.dat")]["status"] == "skipped" and rows[str(d / "blob.dat")]["reason"]
+    assert len(rows) == 3
+    human = rag("ls", env=env).stdout.decode()
+    assert f"failed: {d / 'broken.pdf'}: " in human and f"skipped: {d / 'blob.dat'}: " in human
+    assert [r["path"] for r in _ls(env, "*.pdf")] == [str(d / "broken.pdf")]  # patterns apply to them too
+
+    assert rag("ingest", str(d), env=env).returncode == 3  # unchanged: still listed, with its first reason
+    assert {r["path"]: r.get("reason") for r in _ls(env)}[str(d / "broken.pdf")] == rows[str(d / "broken.pdf")]["reason"]
+
+    (d / "broken.pdf").unlink()
+    (d / "broken.md").write_text("Fixed: the keeper's log survives.\n")
+    (d / "blob.dat").unlink()
+    assert rag("ingest", str(d), env=env).returncode == 0
+    assert {r["path"]: r["status"] for r in _ls(env)} == {str(d / "good.md"): "indexed", str(d / "broken.md"): "indexed"}
+
+
 def test_matches_paths_folders_and_globs() -> None:
     assert matches("/d/a/x.pdf", "*.pdf") and matches("/d/a/x.pdf", "/d/a") and matches("/d/a/x.pdf", "/d/a/")
     assert not matches("/d/ab/x.pdf", "/d/a") and not matches("/d/a/x.pdf", "*.md") and not matches("/d/a", "")

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from ragcli.ingest import IngestReport
+from ragcli.types import IngestReport
 from ragcli.watch import Change, Retrying, Synced, Watching, changes_of, watch
 
 from .conftest import rag
@@ -119,10 +119,10 @@ def setup(request, hash_models: Path, tmp_path: Path) -> tuple[dict, Path]:
     return {"RAG_MODELS": str(hash_models), "RAG_INDEX": where}, docs
 
 
-def _ls(env: dict) -> list[str]:
+def _ls(env: dict, status: str = "indexed") -> list[str]:
     r = rag("ls", "--json", env=env)
     assert r.returncode == 0, r.stderr
-    return sorted(json.loads(line)["path"] for line in r.stdout.decode().splitlines())
+    return sorted(row["path"] for row in map(json.loads, r.stdout.decode().splitlines()) if row["status"] == status)
 
 
 def _sources(env: dict, query: str) -> set[str]:
@@ -183,6 +183,7 @@ def test_watch_follows_edits_saves_renames_deletions_and_exits_130_with_the_inde
     assert not any("tmp4f2a9c" in p or "linked" in p or ".hidden" in p or "/idx" in p for p in changed), changed
     assert rag("status", env=env).returncode == 0  # the index opens
     assert _ls(env) == [str(b), str(d)]
+    assert _ls(env, "failed") == [str(bad)]
     assert _sources(env, "dromedaries camels humps desert") == {str(d)}
     assert _sources(env, "resin draughts") == {str(b)}
     assert not _sources(env, "alpacas herd highland meadow")
