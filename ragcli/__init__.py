@@ -1,6 +1,7 @@
 """ragcli: answer questions about your own documents, offline, with exact verified quotes.
 
-The public API (imported lazily, so ``rag --help`` starts instantly)::
+The public API is ``Index`` and the records it returns (imported lazily, so ``rag --help``
+starts instantly)::
 
     from ragcli import Index
     with Index("./my-index") as idx:
@@ -8,8 +9,8 @@ The public API (imported lazily, so ``rag --help`` starts instantly)::
         answer = idx.ask("What is Q4_K_M?")
         for c in answer.citations: print(c.quote)
 
-The functions under it (``ingest``, ``search``, ``ask``, ``status`` over a ``Settings``)
-are exported too.
+Every other module is private: the ``rag`` command and the MCP server run the same code
+underneath, and may change it between versions (docs/python-api.md).
 """
 
 from __future__ import annotations
@@ -20,29 +21,27 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Answer",
+    "AnswerParams",
     "Chunk",
     "Citation",
     "Document",
+    "EmptyScopeError",
     "Hit",
     "Index",
-    "IngestReport",
     "IndexNotFoundError",
+    "IngestReport",
     "RagError",
     "SearchResult",
-    "Settings",
     "Span",
-    "ask",
-    "ingest",
-    "resolve_settings",
-    "search",
-    "status",
+    "Tally",
+    "UsageError",
 ]
 
 _WHERE = {
     "Answer": "types", "Chunk": "types", "Citation": "types", "Document": "types", "Hit": "types",
-    "Span": "types", "RagError": "errors", "IndexNotFoundError": "errors", "Settings": "config", "resolve_settings": "config",
-    "Index": "api", "IngestReport": "types", "SearchResult": "types", "ask": "pipeline", "ingest": "pipeline",
-    "search": "pipeline", "status": "pipeline",
+    "IngestReport": "types", "SearchResult": "types", "Span": "types",
+    "RagError": "errors", "IndexNotFoundError": "errors", "EmptyScopeError": "errors", "UsageError": "errors",
+    "Index": "api", "AnswerParams": "answer", "Tally": "ingest",
 }
 
 

@@ -102,6 +102,13 @@ class Index:
 
         return manage.documents(self.location, patterns)
 
+    def unindexed(self, *patterns: str) -> list:
+        """``rag ls``, the rest: the files the last ingest failed or skipped (``manage.Unindexed``:
+        ``path``, ``status``, ``reason``) that ``patterns`` name; none: all."""
+        from . import manage
+
+        return manage.unindexed(self.location, patterns)
+
     def remove(self, *patterns: str):
         """``rag rm``: remove the documents ``patterns`` name, in one atomic batch (``manage.Removal``)."""
         from . import manage

@@ -22,8 +22,21 @@ def test_every_exported_name_exists() -> None:
         assert getattr(ragcli, name) is not None, name
 
 
+def test_index_is_the_one_public_way_in() -> None:
+    """The pipeline functions (their own defaults) are private; the records and errors are not."""
+    assert not {"ask", "ingest", "search", "status", "Settings", "resolve_settings"} & set(ragcli.__all__)
+    with pytest.raises(AttributeError):
+        ragcli.ask  # noqa: B018
+    import inspect
+
+    from ragcli.config import DEFAULT_K, DEFAULT_MODE
+
+    sig = inspect.signature(Index.search)
+    assert (sig.parameters["k"].default, sig.parameters["mode"].default) == (DEFAULT_K, DEFAULT_MODE)
+
+
 def test_index_handle_ingests_searches_asks_and_reports_status(tmp_path: Path) -> None:
-    from ragcli.answer import AnswerParams  # tuning knobs: not part of the top-level API
+    from ragcli import AnswerParams
     from ragcli.embedders import HashEmbedder
     from ragcli.generators import ScriptedGenerator
 
@@ -42,6 +55,10 @@ def test_index_handle_ingests_searches_asks_and_reports_status(tmp_path: Path) -
         assert Path(c.source).read_text(encoding="utf-8")[c.start:c.end] == c.quote
         st = idx.status()
         assert st["documents"] == N_SAMPLE and st["vectors"]["search"] == "exact"
+        (docs / "blob.bin").write_bytes(bytes(range(256)) * 4)  # not text: skipped, and listed so
+        idx.ingest([docs])
+        assert len(idx.documents()) == N_SAMPLE and [u.status for u in idx.unindexed()] == ["skipped"]
+        assert idx.remove("*.md").paths and len(idx.documents("*.md")) == 0
 
 
 def test_open_fails_clearly_where_there_is_no_index(tmp_path: Path) -> None:
