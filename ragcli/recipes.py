@@ -20,6 +20,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from .formats import FORMATS
+
 Recipe = Callable[[bytes, "int | None", str], str]
 
 
@@ -212,5 +214,5 @@ RECIPES: dict[str, Recipe] = {
     "email": email_message, "json": notebook_cells,
 }
 
-# the ``pip install`` that brings a recipe's library, where it is an optional extra
-EXTRA_OF = {"ocr": "ragcli[ocr]"}
+# the ``pip install`` that brings a recipe's library, where it is an optional extra (``formats``)
+EXTRA_OF = {e: f"ragcli[{f.extra}]" for f in FORMATS if f.extra for e in f.also}

@@ -25,8 +25,9 @@ from typing import TYPE_CHECKING
 from .chunking import name_words
 from .embedders import Embedder
 from .errors import UsageError
+from .formats import PAGED_KINDS
 from .index import IndexReader, fts_terms
-from .types import PAGED_KINDS, Hit
+from .types import Hit
 
 if TYPE_CHECKING:
     import numpy as np
