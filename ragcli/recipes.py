@@ -13,7 +13,8 @@ the page text; a quote is ``text[start:end]``.
 
 What it does not do: open files (the caller reads them, ``recheck``), guard against hostile
 files beyond what the libraries do, or decide which recipe a citation needs (its
-``extraction`` names it: ``RECIPES``).
+``extraction`` names it: ``RECIPES``). Of ragcli it reads only the ``formats`` table, for the
+extra a recipe's library comes with (``EXTRA_OF``).
 """
 
 from __future__ import annotations
