@@ -21,6 +21,7 @@ from .config import DEFAULT_K, DEFAULT_MODE, Mode, Settings, resolve_settings
 from .display import json_line, safe
 from .errors import EmptyScopeError, RagError, UsageError
 from .exits import EPILOG, Exit, of_answer, of_batch, of_ingest
+from .formats import block_label, kind_for, of_kind
 from .terminal import IngestLine, StatusLine, colour_enabled, exit_on_interrupt, is_terminal, paint, plural
 
 if TYPE_CHECKING:
@@ -360,7 +361,7 @@ def _search_body(query: Optional[str], index: Optional[str], models: Optional[Pa
         if as_json:
             print(json_line(row))
         else:
-            where = _where(c.source, c.page if h.paged else None, c.line_start, c.line_end, _PAGE_LABEL.get(h.kind, "p."))
+            where = _where(c.source, c.page if h.paged else None, c.line_start, c.line_end, of_kind(h.kind).page_label)
             opens = locator(_display_path(c.source), c.page if h.paged else None, c.line_start)
             _out(f"{h.rank}. {where}  (score {h.score:.3f})  {opens}")
             _out("   " + " ".join(c.text.split())[:400])
@@ -369,29 +370,25 @@ def _search_body(query: Optional[str], index: Optional[str], models: Optional[Pa
     return Exit.OK
 
 
-_PAGE_LABEL = {"pptx": "slide ", "odp": "slide ", "epub": "ch."}  # Document.kind -> how its pages are named
-
-
 def _where(source: str, page: Optional[int], a: int, b: int, label: str = "p.") -> str:
     lines = f"l.{a}" if a == b else f"l.{a}-{b}"
     return f"{_display_path(source)} {label}{page} {lines}" if page else f"{_display_path(source)} {lines}"
 
 
 def _cited_where(c) -> str:
-    """'deck.pptx slide 3 "Results" l.4', 'notes.docx ¶12-13 l.23-25', 'scan.pdf p.2 (OCR) l.3'."""
-    label = {"python-pptx": "slide ", "ebooklib": "ch."}.get(c.extraction, "p.")
-    if c.extraction == "odfpy" and c.page:
-        label = "slide "
-    where = _where(c.source, c.page, c.line_start, c.line_end, label)
+    """'deck.pptx slide 3 "Results" l.4', 'notes.docx ¶12-13 l.23-25', 'scan.pdf p.2 (OCR) l.3'.
+    Pages and blocks are named as ``rag search`` names them: by the source's row in ``formats``."""
+    fmt = of_kind(kind_for(c.extraction, c.source))
+    where = _where(c.source, c.page, c.line_start, c.line_end, fmt.page_label)
     if c.unit:
-        name = {"paragraph": "¶", "cell": "cell "}.get(c.unit, c.unit + " ")
+        name = block_label(c.unit)
         span = f"{c.unit_start}" if c.unit_start == c.unit_end else f"{c.unit_start}-{c.unit_end}"
         path, _, lines = where.rpartition(" ")
         where = f"{path} {name}{span} {lines}"
     if c.title:
         path, _, lines = where.rpartition(" ")
         where = f'{path} "{c.title}" {lines}'
-    return where + (" (OCR)" if c.extraction == "ocr" else "")
+    return where + (f" ({fmt.note})" if fmt.note and c.extraction in fmt.also else "")
 
 
 STDIN_QUESTION_BYTES = 1_000_000  # read no more of standard input than this (the question limit is in characters)

@@ -13,12 +13,15 @@ the page text; a quote is ``text[start:end]``.
 
 What it does not do: open files (the caller reads them, ``recheck``), guard against hostile
 files beyond what the libraries do, or decide which recipe a citation needs (its
-``extraction`` names it: ``RECIPES``).
+``extraction`` names it: ``RECIPES``). Of ragcli it reads only the ``formats`` table, for the
+extra a recipe's library comes with (``EXTRA_OF``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+
+from .formats import FORMATS
 
 Recipe = Callable[[bytes, "int | None", str], str]
 
@@ -212,5 +215,5 @@ RECIPES: dict[str, Recipe] = {
     "email": email_message, "json": notebook_cells,
 }
 
-# the ``pip install`` that brings a recipe's library, where it is an optional extra
-EXTRA_OF = {"ocr": "ragcli[ocr]"}
+# the ``pip install`` that brings a recipe's library, where it is an optional extra (``formats``)
+EXTRA_OF = {e: f"ragcli[{f.extra}]" for f in FORMATS if f.extra for e in f.also}

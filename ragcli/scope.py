@@ -24,12 +24,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 
+from . import formats
 from .errors import UsageError
-from .loaders import FORMAT_SUFFIXES, SUPPORTED_SUFFIXES
 
-KINDS = ("text", *sorted(set(FORMAT_SUFFIXES.values())))  # what ``Document.kind`` records
-_KIND_ALIASES = {"pdf": ("pdf", "pdf+ocr")}  # a type that names several recorded kinds
-SUFFIXES = tuple(sorted(s[1:] for s in SUPPORTED_SUFFIXES if s[1:] not in KINDS))  # "md", "py", "htm", …
+# what ``Document.kind`` records for a file by its name (``formats``)
+KINDS = ("text", *sorted(f.kind for f in formats.FORMATS if f.suffixes and f.kind != "text"))
+_KIND_ALIASES = {f.kind: (f.kind, f.read_as) for f in formats.FORMATS if f.read_as}  # "pdf": pdf, pdf+ocr
+SUFFIXES = tuple(sorted(s[1:] for s in formats.SUFFIXES if s[1:] not in KINDS))  # "md", "py", "htm", …
 _GLOB = set("*?[")
 
 

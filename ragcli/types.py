@@ -25,16 +25,18 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from .scope import Scope
 
+from .formats import PAGED_KINDS
+
 
 @dataclass(frozen=True)
 class Page:
     number: int  # 1-based; text files have exactly one page, number 1
     text: str  # what citation offsets index: the decoded file, or pypdf's page text
     view: str = ""  # same length as ``text`` with markup blanked (XML); "" = use ``text``
-    extraction: str = ""  # how ``text`` was made: "text", "pypdf", "ocr", "python-docx", ... (see loaders)
+    extraction: str = ""  # how ``text`` was made: "text", "pypdf", "ocr", "python-docx", ... (``formats``)
     title: str = ""  # a slide's or chapter's title, for people; never part of ``text``
     blocks: tuple[int, ...] = ()  # start offsets of paragraphs / table cells / notebook cells, ascending
-    block_name: str = ""  # what a block is called in citations: "paragraph", "cell"; "" = none
+    block_name: str = ""  # what a block is called in citations: "paragraph", "cell"; "" = none (``formats``)
 
     @property
     def visible(self) -> str:
@@ -45,7 +47,7 @@ class Page:
 class Document:
     path: str  # absolute path as ingested
     sha256: str  # of the file's bytes
-    kind: str  # "text" | "pdf" | "pdf+ocr" | "html" | "docx" | "pptx" | "epub" | "odt" | "odp" | "eml" | "ipynb"
+    kind: str  # its row in ``formats.FORMATS``: "text" | "pdf" | "pdf+ocr" | "html" | "docx" | ...
     encoding: str  # codec used to decode a text file ("utf-8", "cp1252", ...); "" for binary formats
     pages: tuple[Page, ...]
     size: int  # bytes on disk
@@ -53,11 +55,7 @@ class Document:
 
     @property
     def paged(self) -> bool:
-        return self.kind in PAGED_KINDS
-
-
-# Kinds whose pages people can find: PDF pages, slides, EPUB chapters (spine items).
-PAGED_KINDS = frozenset({"pdf", "pdf+ocr", "pptx", "odp", "epub"})
+        return self.kind in PAGED_KINDS  # pages people can find: PDF pages, slides, EPUB chapters
 
 
 @dataclass(frozen=True)

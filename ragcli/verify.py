@@ -17,7 +17,7 @@ Re-reading is bounded: only a regular file is read (a FIFO or a device in a cite
 place fails at once, with the reason), and no more than the size the index recorded at
 ingest (``Hit.size``): a file larger now has changed, and is not read to find that out.
 
-What it does not do: choose quotes (``answer``), or know any file format (``loaders``).
+What it does not do: choose quotes (``answer``), or know any file format (``formats``, ``loaders``).
 """
 
 from __future__ import annotations
@@ -27,16 +27,13 @@ import hashlib
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
-from . import loaders
+from . import formats, loaders
 from .types import Citation, Hit, Page
 
-# the ``extraction`` of a citation -> the Document.kind that rebuilds it
-KIND_OF_EXTRACTION = {
-    "text": "text", "inscriptis": "html", "pypdf": "pdf", "ocr": "pdf+ocr", "python-docx": "docx",
-    "python-pptx": "pptx", "ebooklib": "epub", "email": "eml", "json": "ipynb",
-}
-
+if TYPE_CHECKING:
+    from .index import IndexReader
 
 def units(page: Page, start: int, end: int) -> tuple[int, int]:
     """1-based numbers of the blocks holding the first and the last character of ``[start:end]``.
@@ -52,12 +49,11 @@ def units(page: Page, start: int, end: int) -> tuple[int, int]:
 StoredPages = Mapping[tuple[str, int], tuple[Page, str, str]]  # (path, page) -> (page, its sha256, doc sha256)
 
 
-def stored_pages(reader: object, cited: Iterable[tuple[str, int]]) -> StoredPages:
+def stored_pages(reader: IndexReader, cited: Iterable[tuple[str, int]]) -> StoredPages:
     """The index's copies of the pages ``cited`` ((path, page) pairs) whose file is not readable
     here; {} when the index keeps no page text (the SQLite store reads the files)."""
-    fetch = getattr(reader, "pages", None)
     away = sorted({(src, page) for src, page in cited if not os.access(loaders.container_of(src), os.R_OK)})
-    return fetch(away) if fetch is not None and away else {}
+    return reader.pages(away) if away else {}
 
 
 def recorded_sizes(hits: Iterable[Hit]) -> dict[str, int]:
@@ -151,17 +147,14 @@ class Verifier:
         if err or page is None:
             return None, err or "not verified"
         a, b = units(page, c.start, c.end)
-        return replace(c, extraction=page.extraction or loaders.EXTRACTIONS.get(kind, kind), title=page.title,
+        return replace(c, extraction=page.extraction or formats.extraction_of(kind), title=page.title,
                        unit=page.block_name if a else "", unit_start=a, unit_end=b, verified=verified), ""
 
 
 def kind_for(c: Mapping) -> str:
-    """The Document.kind to re-read a JSON citation with: from its ``extraction``, else its file name."""
-    extraction = str(c.get("extraction") or "")
-    source = str(c.get("source", ""))
-    if extraction == "odfpy":
-        return loaders.kind_of(source)
-    return KIND_OF_EXTRACTION.get(extraction) or loaders.kind_of(source)
+    """The Document.kind to re-read a JSON citation with: from its ``extraction``, else its file
+    name (``formats.kind_for``)."""
+    return formats.kind_for(str(c.get("extraction") or ""), str(c.get("source", "")))
 
 
 def check_json(c: Mapping, verifier: Verifier | None = None) -> str | None:

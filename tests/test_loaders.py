@@ -15,6 +15,7 @@ from ragcli.config import resolve_settings
 from ragcli.embedders import HashEmbedder
 from ragcli.errors import SourceError
 from ragcli.loaders import archive, ocr
+from ragcli.loaders.pdf import text_layer_pages
 
 from .conftest import ROOT, rag
 from .tools import formats
@@ -108,7 +109,7 @@ def test_scanned_pdf_without_the_ocr_extra_says_what_to_install(tmp_path: Path) 
     f = tmp_path / "scan.pdf"
     f.write_bytes(formats.scanned_pdf_bytes())
     with pytest.raises(SourceError, match=r"no text layer .*install ragcli\[ocr\] to read it"):
-        loaders.pdf_pages(f, f.read_bytes(), use_ocr=False)
+        text_layer_pages(f, f.read_bytes())
 
 
 def _zip(members: dict[str, bytes], method=zipfile.ZIP_DEFLATED) -> bytes:

@@ -19,6 +19,7 @@ import pytest
 
 from ragcli import loaders, recipes
 from ragcli.chunking import ChunkParams, chunk_document
+from ragcli.formats import FORMATS
 from ragcli.loaders import ocr
 
 from .conftest import ROOT, SAMPLE
@@ -74,7 +75,7 @@ def notes_eml() -> bytes:
 
 
 def test_every_extraction_has_a_recipe_and_the_module_has_each() -> None:
-    assert set(loaders.EXTRACTIONS.values()) | {"ocr", "attachment"} <= set(RECIPES)
+    assert {e for f in FORMATS for e in (f.extraction, *f.also)} | {"attachment"} <= set(RECIPES)
     assert set(recipes.RECIPES) | {"attachment", "tables"} == set(RECIPES)
 
 

@@ -16,7 +16,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from ..types import Chunk, Document
+from ..types import Chunk, Document, Page
 
 if TYPE_CHECKING:
     import numpy as np
@@ -106,6 +106,10 @@ class IndexReader(Protocol):
     def lexical(self, query: str, k: int, within: Scoped | None = None) -> list[tuple[int, float]]: ...
 
     def scoped(self, scope: Scope) -> Scoped: ...  # the documents (and chunks) a scope allows
+
+    # (path, page) -> (page, its text's sha256, the document's sha256): the page copies the store
+    # keeps for ``verify`` when a file is not here; {} from a store that keeps none (SQLite)
+    def pages(self, keys: Sequence[tuple[str, int]]) -> dict[tuple[str, int], tuple[Page, str, str]]: ...
 
     def describe(self) -> Mapping[str, object]: ...  # storage facts for `rag status`
 

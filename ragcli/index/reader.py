@@ -32,7 +32,7 @@ from urllib.parse import quote
 
 from .. import lexical
 from ..errors import DamagedIndexError, IndexNotFoundError, StaleIndexError, StorageError
-from ..types import Chunk, Span
+from ..types import Chunk, Page, Span
 from . import directory, schema
 from .base import FORMAT_VERSION, DocRow, IndexInfo
 from .scoping import Scoped, chunk_ids_from_ranges, id_spans, near_misses, where
@@ -184,6 +184,10 @@ class SqliteReader:
         if self._ann is not None:
             vs.ann_info, vs.ann_path = self._ann[0], Path(f"/proc/self/fd/{self._ann[1]}")
         return vs
+
+    def pages(self, keys: Sequence[tuple[str, int]]) -> dict[tuple[str, int], tuple[Page, str, str]]:
+        """{}: this store keeps no page text (quotes are checked against the files)."""
+        return {}
 
     def close(self) -> None:
         with contextlib.suppress(sqlite3.Error):

@@ -12,7 +12,9 @@
     limits    the text one file may yield, and the parts of it left out
     blocks    how blocks (paragraphs, cells) are joined into a page text
 
-``load_all`` is what ``rag ingest`` calls per file; ``reread`` is what verification calls to
+Which reader reads a file, and the extraction and block name its pages carry, is the file's
+row in ``formats.FORMATS``; a reader names an extraction only where a page differs from its
+row's (a PDF page read by OCR). ``load_all`` is what ``rag ingest`` calls per file; ``reread`` is what verification calls to
 rebuild the exact text a citation's offsets index. Both go through the same readers, whose
 README recipes a test runs independently of this package.
 
@@ -22,20 +24,20 @@ storing anything. Every problem with one file raises ``SourceError(path, reason)
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
+from .. import formats
 from ..errors import SourceError
+from ..formats import Format
 from ..types import Document, Page
 from . import limits, mail
-from .epub import epub_pages
 from .files import (
     DEFAULT_EXCLUDES,
     DEFAULT_MAX_FILE_SIZE,
-    FORMAT_SUFFIXES,
     LINK_NOT_FOLLOWED,
-    SUPPORTED_SUFFIXES,
-    TEXT_SUFFIXES,
     FoundFile,
     Scope,
     Walk,
@@ -45,62 +47,47 @@ from .files import (
     read_bytes,
     walk,
 )
-from .notebook import ipynb_pages
-from .office import docx_pages, odp_pages, odt_pages, pptx_pages
-from .pdf import pdf_pages
 from .reading import open_regular
-from .text import decode_text, html_page, text_page
+from .text import decode_text
 
 __all__ = [
-    "CHANGED", "DEFAULT_EXCLUDES", "DEFAULT_MAX_FILE_SIZE", "EXTRACTIONS", "FORMAT_SUFFIXES", "LINK_NOT_FOLLOWED",
-    "SUPPORTED_SUFFIXES", "TEXT_SUFFIXES", "Document", "FoundFile", "Page", "Scope", "SourceError", "Walk",
-    "decode_text", "escaped", "excluded", "file_sha256", "kind_of", "load", "load_all", "page_text_from_file", "read_bytes", "read_untyped",
-    "reread", "source_bytes", "walk",
+    "CHANGED", "DEFAULT_EXCLUDES", "DEFAULT_MAX_FILE_SIZE", "LINK_NOT_FOLLOWED", "Document", "FoundFile", "Page",
+    "Scope", "SourceError", "Walk", "decode_text", "escaped", "excluded", "file_sha256", "load", "load_all",
+    "page_text_from_file", "read_bytes", "read_untyped", "reread", "source_bytes", "walk",
 ]
 
-# Document.kind -> the extraction named in citations (a "pdf+ocr" page is "pypdf" or "ocr")
-EXTRACTIONS = {
-    "text": "text", "html": "inscriptis", "pdf": "pypdf", "pdf+ocr": "pypdf", "docx": "python-docx",
-    "pptx": "python-pptx", "epub": "ebooklib", "odt": "odfpy", "odp": "odfpy", "eml": "email", "ipynb": "json",
-}
 
-Reader = Callable[[Path, bytes, "int | None"], tuple[Page, ...]]
-_PAGED_READERS: dict[str, Reader] = {  # these can read one page alone
-    "pdf": lambda p, d, n: pdf_pages(p, d, n, use_ocr=False),
-    "pdf+ocr": lambda p, d, n: pdf_pages(p, d, n, use_ocr=True),
-    "pptx": pptx_pages,
-    "epub": epub_pages,
-}
-_WHOLE_READERS: dict[str, Callable[[Path, bytes], tuple[Page, ...]]] = {
-    "docx": docx_pages, "odt": odt_pages, "odp": odp_pages, "eml": mail.eml_pages, "ipynb": ipynb_pages,
-}
+def _reader(fmt: Format) -> Callable[..., object]:
+    """The function a row's ``reader`` names ("pdf:pdf_pages"), its module imported on first use."""
+    module, _, name = fmt.reader.partition(":")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
 
 
-def kind_of(path: str | Path) -> str:
-    """The ``Document.kind`` a file's name asks for: "pdf", "docx", ..., else "text"."""
-    return FORMAT_SUFFIXES.get(Path(str(path)).suffix.lower(), "text")
-
-
-def _pages(kind: str, path: Path, data: bytes, only: int | None = None) -> tuple[tuple[Page, ...], str]:
-    """(pages, text codec or "") of ``data`` read as ``kind``."""
-    if kind == "text":
-        return text_page(path, data)
-    if kind == "html":
-        return html_page(path, data)
-    if kind in _PAGED_READERS:
-        return _PAGED_READERS[kind](path, data, only), ""
-    return _WHOLE_READERS[kind](path, data), ""
+def _pages(fmt: Format, path: Path, data: bytes, only: int | None = None,
+           encoding: str = "") -> tuple[tuple[Page, ...], str]:
+    """(pages, text codec or "") of ``data`` read as ``fmt``, each page carrying the row's
+    extraction (unless its reader named one of the row's ``also``) and block name."""
+    read, codec = _reader(fmt), ""
+    if fmt.decodes:
+        pages, codec = read(path, data, encoding)
+    elif fmt.one_page:
+        pages = read(path, data, only)
+    else:
+        pages = read(path, data)
+    return tuple(replace(p, extraction=p.extraction or fmt.extraction, block_name=fmt.block_name)
+                 for p in pages), codec
 
 
 def _document(path: Path, data: bytes, size: int, mtime: float) -> Document:
-    kind = kind_of(path)
-    pages, encoding = _pages("pdf+ocr" if kind == "pdf" else kind, path, data)  # OCR where there is no text layer
-    if kind == "pdf" and any(p.extraction == "ocr" for p in pages):
-        kind = "pdf+ocr"
+    fmt = formats.of_path(path)
+    read_as = formats.BY_KIND[fmt.read_as] if fmt.read_as else fmt  # a PDF: OCR where there is no text layer
+    pages, encoding = _pages(read_as, path, data)
+    if any(p.extraction in read_as.also for p in pages):
+        fmt = read_as
     pages = tuple(p for p in pages if p.visible.strip())  # blank pages keep their numbers out of the way
     if not pages:
-        raise SourceError(str(path), "no text in the file" if kind != "text" else "empty file (no text)")
-    return Document(str(path), file_sha256(data), kind, encoding, pages, size, mtime)
+        raise SourceError(str(path), "no text in the file" if fmt is not formats.TEXT else "empty file (no text)")
+    return Document(str(path), file_sha256(data), fmt.kind, encoding, pages, size, mtime)
 
 
 def _stat(path: Path, data: bytes) -> tuple[int, float]:
@@ -135,7 +122,7 @@ def load_all(path: Path, data: bytes | None = None, max_size: int = DEFAULT_MAX_
         docs = [_document(path, data, size, mtime)]
         errors: list[SourceError] = []
         if docs[0].kind == "eml":
-            for name, blob in mail.attachments(path, data, SUPPORTED_SUFFIXES):
+            for name, blob in mail.attachments(path, data, formats.SUFFIXES):
                 try:
                     docs.append(_document(Path(f"{path}{mail.ATTACHMENT_MARK}{name}"), blob, len(blob), mtime))
                 except limits.TextLimitError:
@@ -190,20 +177,15 @@ def source_bytes(source: str, size: int | None = None) -> bytes:
 def reread(source: str, page: int | None, encoding: str = "", kind: str = "", data: bytes | None = None) -> Page:
     """Rebuild the page a citation's offsets index, as ingest built it (``Page.text`` is "" when
     the page has no text any more). ``kind`` is the stored ``Document.kind``; "" guesses it
-    from the file name. ``data``: the source's bytes, when the caller has them."""
+    from the file name. ``encoding``: the codec recorded for a text or HTML file, decoded with
+    exactly that. ``data``: the source's bytes, when the caller has them."""
     path = Path(source)
-    kind = kind or kind_of(path)
+    fmt = formats.BY_KIND[kind] if kind else formats.of_path(path)
     if data is None:
         data = source_bytes(source)
     number = page or 1
-    if kind == "text" and encoding:  # the recorded codec, exactly: open(source, encoding=..., newline="")
-        return Page(1, data.decode(encoding), extraction="text")
-    if kind == "html" and encoding:
-        from .text import html_text
-
-        return Page(1, html_text(data.decode(encoding)), extraction="inscriptis")
-    pages, _ = _pages(kind, path, data, number)
-    return next((p for p in pages if p.number == number), Page(number, "", extraction=EXTRACTIONS.get(kind, kind)))
+    pages, _ = _pages(fmt, path, data, number, encoding)
+    return next((p for p in pages if p.number == number), Page(number, "", extraction=fmt.extraction))
 
 
 def page_text_from_file(source: str, page: int | None, encoding: str, kind: str = "") -> str:
@@ -226,11 +208,12 @@ def sample_texts(inputs: list[str | Path], n_files: int, chars: int, excludes: t
     files = walk(inputs, excludes, include_hidden, follow).files
     step = max(1, len(files) // n_files)
     picked = files[::step][:n_files]
-    picked.sort(key=lambda f: f.path.suffix.lower() not in TEXT_SUFFIXES)  # stable: spread order kept
+    plain = formats.TEXT.suffixes
+    picked.sort(key=lambda f: f.path.suffix.lower() not in plain)  # stable: spread order kept
     out: list[str] = []
     deadline = time.monotonic() + seconds
     for f in picked:
-        if (out and time.monotonic() > deadline) or (len(out) >= 3 and f.path.suffix.lower() not in TEXT_SUFFIXES):
+        if (out and time.monotonic() > deadline) or (len(out) >= 3 and f.path.suffix.lower() not in plain):
             break
         try:
             if f.path.stat().st_size > SAMPLE_MAX_SIZE:

@@ -16,10 +16,10 @@ from ..types import Page
 SEPARATOR = "\n\n"
 
 
-def joined(number: int, blocks: Sequence[str], extraction: str, block_name: str = "", title: str = "") -> Page:
+def joined(number: int, blocks: Sequence[str], title: str = "") -> Page:
     """A page whose text is ``SEPARATOR.join(blocks)``, with each block's start offset.
 
-    >>> p = joined(1, ["Title", "Body."], "python-docx", "paragraph")
+    >>> p = joined(1, ["Title", "Body."])
     >>> p.text, p.blocks
     ('Title\\n\\nBody.', (0, 7))
     """
@@ -27,8 +27,7 @@ def joined(number: int, blocks: Sequence[str], extraction: str, block_name: str 
     for b in blocks:
         starts.append(pos)
         pos += len(b) + len(SEPARATOR)
-    return Page(number, SEPARATOR.join(blocks), extraction=extraction, title=title, blocks=tuple(starts),
-                block_name=block_name)
+    return Page(number, SEPARATOR.join(blocks), title=title, blocks=tuple(starts))
 
 
 # a cell that holds a value (a number, an amount), not a label: a header row has none, though

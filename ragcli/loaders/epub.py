@@ -65,7 +65,7 @@ def epub_pages(path: Path, data: bytes, only: int | None = None) -> tuple[Page, 
                 text = ""
             limits.take(len(text))
             first = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")[:80]
-            pages.append(Page(n, text, extraction="ebooklib", title=titles.get(item.get_name()) or first))
+            pages.append(Page(n, text, title=titles.get(item.get_name()) or first))
     except (SourceError, MemoryError):
         raise
     except UnicodeDecodeError:

@@ -8,9 +8,9 @@ As ripgrep does, a symbolic link met while walking a directory is not followed u
 ``follow`` (``--follow``); a link named as an input is followed. Either way the walk resolves
 a followed link once and records where it led (``FoundFile.real``), which is what is read.
 What the walk meets and does not take (links not followed, FIFOs, sockets, devices, files of
-no supported type) comes back as *skipped*, with the reason; what it cannot do (a missing
-input, a broken link it was asked to follow, an unreadable folder, a name that is not
-UTF-8) comes back as errors. Files without a suffix are taken too: the caller reads them
+no supported type: a suffix not in ``formats.SUFFIXES``) comes back as *skipped*, with the
+reason; what it cannot do (a missing input, a broken link it was asked to follow, an
+unreadable folder, a name that is not UTF-8) comes back as errors. Files without a suffix are taken too: the caller reads them
 when they are text (``untyped_reason``).
 
 What it does not do: turn bytes into text (the format modules beside it). Problems come back
@@ -29,18 +29,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import SourceError
+from ..formats import SUFFIXES
 from .reading import NEVER_READ, Opened, mode_name, not_regular, open_regular, os_reason, pseudo_root
 
-TEXT_SUFFIXES = frozenset(
-    ".txt .md .markdown .rst .py .csv .tsv .json .jsonl .yaml .yml .toml .ini .cfg .log "
-    ".xml .tex .org .adoc .js .ts .java .c .h .cpp .hpp .go .rs .rb .sh .sql".split()
-)
-# suffix -> Document.kind for everything that is not plain text
-FORMAT_SUFFIXES = {
-    ".pdf": "pdf", ".html": "html", ".htm": "html", ".xhtml": "html", ".docx": "docx", ".pptx": "pptx",
-    ".epub": "epub", ".odt": "odt", ".odp": "odp", ".eml": "eml", ".ipynb": "ipynb",
-}
-SUPPORTED_SUFFIXES = TEXT_SUFFIXES | frozenset(FORMAT_SUFFIXES)
 DEFAULT_EXCLUDES = (".*", "__pycache__", "node_modules")  # hidden dirs/files: .git, .venv, ...
 DEFAULT_MAX_FILE_SIZE = 50 * 1024 * 1024  # bytes; larger files fail with a reason, memory stays bounded
 
@@ -155,7 +146,7 @@ def walk(inputs: Sequence[str | Path], excludes: Sequence[str] = (), include_hid
             _walk_dir(path, patterns, follow, found, out, within, avoid)
         elif not stat.S_ISREG(st.st_mode):
             out.errors.append(SourceError(str(path), not_regular(st.st_mode)))
-        elif path.suffix and path.suffix.lower() not in SUPPORTED_SUFFIXES:
+        elif path.suffix and path.suffix.lower() not in SUFFIXES:
             out.errors.append(SourceError(str(path), f"unsupported file type '{path.suffix}'"))
         else:
             found.setdefault(path, FoundFile(path, path, real if path.is_symlink() else None, bool(path.suffix)))
@@ -247,7 +238,7 @@ def _walk_dir(root: Path, patterns: Sequence[str], follow: bool, found: dict[Pat
                 continue
             elif not stat.S_ISREG(mode):
                 out.skipped.append((str(p), f"{mode_name(mode)}, not a regular file"))
-            elif p.suffix and p.suffix.lower() not in SUPPORTED_SUFFIXES:
+            elif p.suffix and p.suffix.lower() not in SUFFIXES:
                 out.skipped.append((str(p), f"unsupported file type '{p.suffix.lower()}'"))
             else:
                 found.setdefault(p, FoundFile(p, root, real, bool(p.suffix)))

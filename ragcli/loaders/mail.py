@@ -46,7 +46,7 @@ def eml_pages(path: Path, data: bytes) -> tuple[Page, ...]:
     except Exception as e:  # unknown charsets, damaged MIME structure
         raise SourceError(str(path), f"cannot read the e-mail's text ({brief(e)})") from None
     limits.take(len(text))
-    return (Page(1, text, extraction="email"),)
+    return (Page(1, text),)
 
 
 def attachments(path: Path, data: bytes, suffixes: frozenset[str]) -> list[tuple[str, bytes]]:

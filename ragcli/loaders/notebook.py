@@ -42,4 +42,4 @@ def ipynb_pages(path: Path, data: bytes) -> tuple[Page, ...]:
                 raise SourceError(str(path), "not a valid notebook (a cell's source is not text)")
             blocks.append("".join(src))
             limits.take(len(blocks[-1]))
-    return (joined(1, blocks, "json", "cell"),)
+    return (joined(1, blocks),)

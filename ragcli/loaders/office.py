@@ -46,7 +46,7 @@ def docx_pages(path: Path, data: bytes) -> tuple[Page, ...]:
         raise
     except Exception as e:  # python-docx raises KeyError, lxml errors, PackageNotFoundError, ...
         raise unreadable(path, "Word document", e) from None
-    return (joined(1, blocks, "python-docx", "paragraph"),)
+    return (joined(1, blocks),)
 
 
 def _shape_texts(shapes) -> Iterator[str]:
@@ -80,7 +80,7 @@ def pptx_pages(path: Path, data: bytes, only: int | None = None) -> tuple[Page, 
                 blocks.append(slide.notes_slide.notes_text_frame.text)
                 limits.take(len(blocks[-1]))
             title = slide.shapes.title.text if slide.shapes.title is not None else ""
-            pages.append(joined(n, blocks, "python-pptx", title=" ".join(title.split())))
+            pages.append(joined(n, blocks, title=" ".join(title.split())))
     except (SourceError, MemoryError):
         raise
     except Exception as e:
@@ -130,7 +130,7 @@ def _odf(path: Path, data: bytes, what: str):
 def odt_pages(path: Path, data: bytes) -> tuple[Page, ...]:
     doc = _odf(path, data, "OpenDocument text")
     try:
-        return (joined(1, list(_odf_blocks(doc.text)), "odfpy", "paragraph"),)
+        return (joined(1, list(_odf_blocks(doc.text))),)
     except (SourceError, MemoryError):
         raise
     except Exception as e:
@@ -143,7 +143,7 @@ def odp_pages(path: Path, data: bytes) -> tuple[Page, ...]:
     doc = _odf(path, data, "OpenDocument presentation")
     try:
         slides = doc.presentation.getElementsByType(DrawPage)
-        pages = tuple(joined(n, list(_odf_blocks(s)), "odfpy") for n, s in enumerate(slides, start=1))
+        pages = tuple(joined(n, list(_odf_blocks(s))) for n, s in enumerate(slides, start=1))
     except (SourceError, MemoryError):
         raise
     except Exception as e:

@@ -20,8 +20,11 @@ import logging
 from pathlib import Path
 
 from ..errors import SourceError, brief
+from ..formats import BY_KIND
 from ..types import Page
 from . import limits, ocr
+
+OCR = BY_KIND["pdf+ocr"]  # its ``also``: the extraction of a page read by OCR; its ``extra``: the install
 
 
 def open_pdf(path: Path | str, data: bytes):
@@ -67,6 +70,11 @@ def _page_text(page) -> str:
         raise limits.exceeded() from None
 
 
+def text_layer_pages(path: Path, data: bytes, only: int | None = None) -> tuple[Page, ...]:
+    """Every page with a text layer (or only page ``only``), no OCR: a PDF that ingest read without it."""
+    return pdf_pages(path, data, only, use_ocr=False)
+
+
 def pdf_pages(path: Path, data: bytes, only: int | None = None, use_ocr: bool = True) -> tuple[Page, ...]:
     """Every page with text (or only page ``only``); OCR for pages without a text layer when
     ``use_ocr`` and the extra is installed."""
@@ -83,7 +91,7 @@ def pdf_pages(path: Path, data: bytes, only: int | None = None, use_ocr: bool = 
             text = _page_text(page)
             limits.take(len(text))
             if text.strip():
-                pages.append(Page(i, text, extraction="pypdf"))
+                pages.append(Page(i, text))
             else:
                 blank.append(i)
     except (SourceError, MemoryError):
@@ -98,7 +106,7 @@ def pdf_pages(path: Path, data: bytes, only: int | None = None, use_ocr: bool = 
         try:
             for i in blank:
                 limits.allow_more_time()  # seconds a page: a long scan may take longer than one file's budget
-                pages.append(Page(i, ocr.page_text(data, i), extraction="ocr"))
+                pages.append(Page(i, ocr.page_text(data, i), extraction=OCR.also[0]))
                 limits.take(len(pages[-1].text))
         except (SourceError, MemoryError):
             raise
@@ -108,5 +116,5 @@ def pdf_pages(path: Path, data: bytes, only: int | None = None, use_ocr: bool = 
         if only is None and not any(p.text.strip() for p in pages):
             raise SourceError(str(path), "no text layer (a scanned PDF?), and OCR found no text on its pages")
     elif not pages and only is None:
-        raise SourceError(str(path), "no text layer (a scanned PDF?); install ragcli[ocr] to read it")
+        raise SourceError(str(path), f"no text layer (a scanned PDF?); install ragcli[{OCR.extra}] to read it")
     return tuple(pages)

@@ -219,16 +219,22 @@ def _cut_short(log) -> str:
     return f"the HTML parser (lxml) stopped part way ({msg})"
 
 
-def text_page(path: Path, data: bytes) -> tuple[tuple[Page, ...], str]:
-    """A text file: one page, the decoded file. Returns (pages, codec)."""
+def text_page(path: Path, data: bytes, encoding: str = "") -> tuple[tuple[Page, ...], str]:
+    """A text file: one page, the decoded file. Returns (pages, codec). ``encoding``: the codec
+    recorded at ingest, to rebuild the text exactly (``open(path, encoding=..., newline="")``)."""
+    if encoding:
+        return (Page(1, data.decode(encoding)),), encoding
     text, codec = decode_text(path, data)
     limits.take(len(text))
     view = markup_blanked(text) if path.suffix.lower() == ".xml" else ""
-    return (Page(1, text, view, extraction="text"),), codec
+    return (Page(1, text, view),), codec
 
 
-def html_page(path: Path, data: bytes) -> tuple[tuple[Page, ...], str]:
-    """An HTML file: one page, inscriptis' text of the decoded file. Returns (pages, codec)."""
+def html_page(path: Path, data: bytes, encoding: str = "") -> tuple[tuple[Page, ...], str]:
+    """An HTML file: one page, inscriptis' text of the decoded file. Returns (pages, codec).
+    ``encoding``: the codec recorded at ingest, used as it is."""
+    if encoding:
+        return (Page(1, html_text(data.decode(encoding))),), encoding
     html, codec = decode_text(path, data)
     try:
         text = html_text(html)
@@ -237,4 +243,4 @@ def html_page(path: Path, data: bytes) -> tuple[tuple[Page, ...], str]:
     except (ValueError, RecursionError) as e:  # lxml refuses some documents
         raise SourceError(str(path), f"cannot parse HTML ({brief(e)})") from None
     limits.take(len(text))
-    return (Page(1, text, extraction="inscriptis"),), codec
+    return (Page(1, text),), codec
