@@ -25,9 +25,9 @@ from dataclasses import dataclass, replace
 from .budget import Count, estimate_tokens, fit, item_text
 from .chunking import name_words
 from .display import UNSAFE
-from .embedders import Embedder
+from .models.embedders import Embedder
 from .evidence import Evidence, select_evidence
-from .generators import Generator
+from .models.generators import Generator
 from .grounding import answer_support, coverage, negated_claim, repeats_question, support, yes_no
 from .injection import defuse_template_tokens
 from .language import asks_in_another_language

@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .context import heading_above
-from .embedders import Embedder, embed_batched
+from .models.embedders import Embedder, embed_batched
 from .grounding import STOPWORDS
 from .injection import addressed_to_assistant
 from .types import Chunk, Hit, Span

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from . import index, known_failures, loaders, parse_workers
 from .chunking import ChunkParams, chunk_document
-from .embedders import Embedder, embed_batched
+from .models.embedders import Embedder, embed_batched
 from .errors import SourceError, StaleIndexError, UsageError, brief
 from .injection import ingest_note
 from .known_failures import KnownFailures

@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 
 from . import parse_workers
 from .chunking import ChunkParams
-from .embedders import Embedder
+from .models.embedders import Embedder
 from .errors import SourceError, UsageError
 from .ingest import Parsed, ReadLimits, Todo, memory_reason, parse_file
 

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from .chunking import ChunkParams
-from .embedders import Embedder, embed_batched
+from .models.embedders import Embedder, embed_batched
 from .errors import ClusterError, ModelUnavailableError, RagError, SourceError, UsageError
 from .ingest import Executor, Parsed, ReadLimits, Todo, parse_file
 

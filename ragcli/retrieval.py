@@ -23,7 +23,7 @@ import math
 from typing import TYPE_CHECKING
 
 from .chunking import name_words
-from .embedders import Embedder
+from .models.embedders import Embedder
 from .errors import UsageError
 from .index import IndexReader, fts_terms
 from .types import PAGED_KINDS, Hit

@@ -24,8 +24,8 @@ def test_every_exported_name_exists() -> None:
 
 def test_index_handle_ingests_searches_asks_and_reports_status(tmp_path: Path) -> None:
     from ragcli.answer import AnswerParams  # tuning knobs: not part of the top-level API
-    from ragcli.embedders import HashEmbedder
-    from ragcli.generators import ScriptedGenerator
+    from ragcli.models.embedders import HashEmbedder
+    from ragcli.models.generators import ScriptedGenerator
 
     docs = tmp_path / "docs"
     shutil.copytree(SAMPLE, docs)

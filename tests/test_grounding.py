@@ -14,9 +14,9 @@ import pytest
 from ragcli import pipeline
 from ragcli.answer import AnswerParams, drop_unsupported_picks, repair_picks
 from ragcli.config import resolve_settings
-from ragcli.embedders import HashEmbedder
+from ragcli.models.embedders import HashEmbedder
 from ragcli.evidence import Evidence
-from ragcli.generators import ScriptedGenerator
+from ragcli.models.generators import ScriptedGenerator
 from ragcli.grounding import answer_support, polarity_conflict, support, table_mismatch, unsupported_claims
 from ragcli.types import Span
 

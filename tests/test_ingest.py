@@ -13,7 +13,7 @@ import pytest
 from ragcli import index, pipeline
 from ragcli.chunking import ChunkParams
 from ragcli.config import resolve_settings
-from ragcli.embedders import HashEmbedder
+from ragcli.models.embedders import HashEmbedder
 from ragcli.errors import DamagedIndexError, IndexNotFoundError, StaleIndexError
 
 from .conftest import SAMPLE

@@ -12,7 +12,7 @@ import pytest
 
 from ragcli import loaders, pipeline
 from ragcli.config import resolve_settings
-from ragcli.embedders import HashEmbedder
+from ragcli.models.embedders import HashEmbedder
 from ragcli.errors import SourceError
 from ragcli.loaders import archive, ocr
 

@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 from ragcli import pipeline
 from ragcli.cli import app
 from ragcli.config import resolve_settings
-from ragcli.embedders import HashEmbedder
+from ragcli.models.embedders import HashEmbedder
 from ragcli.loaders import page_text_from_file
 
 from .conftest import rag

@@ -21,8 +21,8 @@ import pytest
 
 from ragcli import pipeline
 from ragcli.config import resolve_settings
-from ragcli.embedders import HashEmbedder
-from ragcli.generators import ScriptedGenerator
+from ragcli.models.embedders import HashEmbedder
+from ragcli.models.generators import ScriptedGenerator
 from ragcli.loaders import page_text_from_file
 
 from .conftest import HASH_MODELS, ROOT, SAMPLE, rag

@@ -30,7 +30,7 @@ import pytest
 
 from ragcli import Index, pipeline
 from ragcli.config import resolve_settings
-from ragcli.embedders import HashEmbedder
+from ragcli.models.embedders import HashEmbedder
 from ragcli.errors import SourceError
 from ragcli.loaders import page_text_from_file
 from ragcli.verify import Verifier

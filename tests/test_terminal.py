@@ -123,7 +123,7 @@ class _Clock:
 
 
 def _ingest(docs: Path, location: Path, **kw):
-    from ragcli.embedders import HashEmbedder
+    from ragcli.models.embedders import HashEmbedder
     from ragcli.ingest import ingest
 
     return ingest([docs], location, HashEmbedder(), workers=0, **kw)
@@ -216,7 +216,7 @@ def test_a_model_not_installed_names_one_command_and_what_it_downloads(name: str
     import re
     import tomllib
 
-    from ragcli.registry import load_registry
+    from ragcli.models.registry import load_registry
 
     from .conftest import ROOT
 

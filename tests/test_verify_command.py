@@ -21,8 +21,8 @@ import pytest
 
 from ragcli import Index
 from ragcli.answer import AnswerParams
-from ragcli.embedders import HashEmbedder
-from ragcli.generators import ScriptedGenerator
+from ragcli.models.embedders import HashEmbedder
+from ragcli.models.generators import ScriptedGenerator
 from ragcli.loaders import ocr
 
 from .conftest import SAMPLE, rag

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import ModelUnavailableError
+from ..errors import ModelUnavailableError
 
 if TYPE_CHECKING:
     import numpy as np

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ragcli.errors import ConfigError, UnknownModelError
+from ..errors import ConfigError, UnknownModelError
 
 __all__ = ["BUILTIN_FILE", "ModelSpec", "Registry", "load_registry"]
 

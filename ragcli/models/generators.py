@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from ragcli.errors import ModelUnavailableError, UsageError
+from ..errors import ModelUnavailableError, UsageError
 
 __all__ = ["Generation", "Generator", "LlamaGenerator", "ScriptedGenerator"]
 

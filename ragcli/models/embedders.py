@@ -34,7 +34,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from .errors import ModelUnavailableError
+from ..errors import ModelUnavailableError
 
 if TYPE_CHECKING:
     import numpy as np

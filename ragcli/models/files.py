@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError, ModelUnavailableError, StorageError
+from ..errors import ConfigError, ModelUnavailableError, StorageError
 from .registry import ModelSpec
 
 __all__ = ["ONNX_BACKENDS", "OnnxFiles", "is_available", "marker_path", "onnx_files", "resolve_model_path"]
