@@ -23,9 +23,9 @@ from pathlib import Path
 from . import pipeline
 from .answer import AnswerParams
 from .config import Settings, resolve_settings
+from .ingest import IngestReport
 from .models.embedders import Embedder
 from .models.generators import Generator
-from .ingest import IngestReport
 from .scope import parse_scope
 from .types import Answer
 

@@ -23,9 +23,9 @@ import math
 from typing import TYPE_CHECKING
 
 from .chunking import name_words
-from .models.embedders import Embedder
 from .errors import UsageError
 from .index import IndexReader, fts_terms
+from .models.embedders import Embedder
 from .types import PAGED_KINDS, Hit
 
 if TYPE_CHECKING:

@@ -10,7 +10,6 @@ import pytest
 
 from ragcli import pipeline
 from ragcli.config import resolve_settings
-from ragcli.models.embedders import HashEmbedder
 from ragcli.evaluate import (
     Gold,
     answer_text,
@@ -35,6 +34,7 @@ from ragcli.evaluate import (
     summarize,
     token_f1,
 )
+from ragcli.models.embedders import HashEmbedder
 from ragcli.models.generators import ScriptedGenerator
 
 from .conftest import rag

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from ragcli.errors import ModelUnavailableError
-from ragcli.models.generators import Generation, Generator, LlamaGenerator, ScriptedGenerator
 from ragcli.models.files import is_available, resolve_model_path
+from ragcli.models.generators import Generation, Generator, LlamaGenerator, ScriptedGenerator
 from ragcli.models.registry import load_registry
 
 USER = [{"role": "user", "content": "Is water wet? Answer yes or no."}]

@@ -12,9 +12,9 @@ import pytest
 
 from ragcli import loaders, pipeline
 from ragcli.config import resolve_settings
-from ragcli.models.embedders import HashEmbedder
 from ragcli.errors import SourceError
 from ragcli.loaders import archive, ocr
+from ragcli.models.embedders import HashEmbedder
 
 from .conftest import ROOT, rag
 from .tools import formats

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from ragcli.models import files as modelfiles
 from ragcli.errors import ConfigError, ModelUnavailableError, UnknownModelError
+from ragcli.models import files as modelfiles
 from ragcli.models.files import is_available, marker_path, resolve_model_path
 from ragcli.models.registry import BUILTIN_FILE, ModelSpec, load_registry
 

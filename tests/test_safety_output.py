@@ -27,12 +27,12 @@ from ragcli import cli, pipeline
 from ragcli.answer import AnswerParams, build_messages
 from ragcli.config import resolve_settings
 from ragcli.display import KEEP, UNSAFE, json_line, safe
-from ragcli.models.embedders import HashEmbedder
 from ragcli.evaluate import read_eval_file
 from ragcli.evidence import Evidence
-from ragcli.models.generators import LlamaGenerator, ScriptedGenerator
 from ragcli.injection import addressed_to_assistant
+from ragcli.models.embedders import HashEmbedder
 from ragcli.models.files import is_available, resolve_model_path
+from ragcli.models.generators import LlamaGenerator, ScriptedGenerator
 from ragcli.models.registry import load_registry
 from ragcli.types import Span
 

@@ -21,9 +21,9 @@ import pytest
 
 from ragcli import Index
 from ragcli.answer import AnswerParams
+from ragcli.loaders import ocr
 from ragcli.models.embedders import HashEmbedder
 from ragcli.models.generators import ScriptedGenerator
-from ragcli.loaders import ocr
 
 from .conftest import SAMPLE, rag
 from .tools import finance_office, formats, tables
