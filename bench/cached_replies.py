@@ -18,7 +18,7 @@ import runpy
 import sys
 from pathlib import Path
 
-from ragcli import generators
+from ragcli.models import generators
 
 CACHE = Path(os.environ.get("RAG_REPLY_CACHE", Path(__file__).resolve().parent / ".cache" / "replies"))
 _plain_init = generators.LlamaGenerator.__init__

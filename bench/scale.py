@@ -246,7 +246,7 @@ def main() -> None:
     models.write_text(MODELS)
     env = {**os.environ, "RAG_MODELS": str(models), "HF_HUB_OFFLINE": "1"}
     from ragcli.chunking import ChunkParams
-    from ragcli.embedders import HashEmbedder
+    from ragcli.models.embedders import HashEmbedder
 
     emb = HashEmbedder(dim=DIM, name="hash384")
     info = IndexInfo(emb.name, emb.id, DIM, ChunkParams().as_dict())

@@ -22,15 +22,15 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
-from .budget import Count, estimate_tokens, fit, item_text
+from .budget import Count, fit, item_text
 from .chunking import name_words
 from .display import UNSAFE
-from .embedders import Embedder
 from .evidence import Evidence, select_evidence
-from .generators import Generator
 from .grounding import answer_support, coverage, negated_claim, repeats_question, support, yes_no
 from .injection import defuse_template_tokens
 from .language import asks_in_another_language
+from .models.embedders import Embedder
+from .models.generators import Generator
 from .terms import focus, missing_terms, other_version, specific_terms
 from .types import Answer, Citation, Hit
 from .verify import Verifier
@@ -422,7 +422,7 @@ def answer_question(
     hits: Sequence[Hit],
     question_vec,
     embedder: Embedder,
-    generator: Generator | Callable[[], Generator],
+    load_generator: Callable[[], Generator],
     params: AnswerParams = AnswerParams(),
     timings: dict | None = None,
     on_text: Callable[[str], None] | None = None,
@@ -432,13 +432,14 @@ def answer_question(
 ) -> Answer:
     """The whole of ``rag ask`` after retrieval.
 
-    ``generator`` may be a factory: the model is then loaded only when there is evidence
-    to show it (an off-topic question costs no model load). ``verifier`` carries the index's
-    page copies for files not readable here (``verify.stored_pages``). ``on_status`` hears
-    what the wait is for ("reading 6 passages…") just before the model is loaded and reads them.
+    ``load_generator`` gives the model, called only when there is evidence to show it (an
+    off-topic question costs no model load); ``model_name`` names it in the answer. ``verifier``
+    carries the index's page copies for files not readable here (``verify.stored_pages``).
+    ``on_status`` hears what the wait is for ("reading 6 passages…") just before the model is
+    loaded and reads them.
     """
     timings = dict(timings or {})
-    model = model_name or getattr(generator, "name", "")
+    model = model_name
     emb = embedder.name
     t0 = time.perf_counter()
     evidence, why_not = offer(question, question_vec, hits, embedder, params)
@@ -449,20 +450,18 @@ def answer_question(
     stream = AnswerStream(on_text)
     if on_status is not None:
         on_status(f"reading {len(evidence)} passage{'' if len(evidence) == 1 else 's'}…")
-    if not hasattr(generator, "generate"):
-        t0 = time.perf_counter()
-        generator = generator()  # type: ignore[operator]
-        timings["models_s"] = time.perf_counter() - t0  # model registry and model file checks
     t0 = time.perf_counter()
-    load_before = getattr(generator, "load_s", 0.0)
-    count: Count = getattr(generator, "count_tokens", estimate_tokens)  # counting may load the model
-    evidence = fit_prompt(question, evidence, count, params.max_prompt_tokens)
-    load_in_fit = getattr(generator, "load_s", 0.0) - load_before
+    generator = load_generator()
+    timings["models_s"] = time.perf_counter() - t0  # model registry and model file checks
+    t0 = time.perf_counter()
+    load_before = generator.load_s
+    evidence = fit_prompt(question, evidence, generator.count_tokens, params.max_prompt_tokens)  # may load the model
+    load_in_fit = generator.load_s - load_before
     timings["budget_s"] = time.perf_counter() - t0 - load_in_fit
     if not evidence:
         return no_evidence(question, model, emb, timings, f"no passage fits the prompt budget of "
                            f"{params.max_prompt_tokens} tokens (AnswerParams.max_prompt_tokens)")
-    gen = generator.generate(  # type: ignore[union-attr]
+    gen = generator.generate(
         build_messages(question, evidence),
         grammar=grammar(len(evidence), params.max_citations, params.max_answer_chars),
         max_tokens=params.max_tokens,

@@ -23,8 +23,8 @@ from pathlib import Path
 from . import pipeline
 from .answer import AnswerParams
 from .config import DEFAULT_K, DEFAULT_MODE, Settings, resolve_settings
-from .embedders import Embedder
-from .generators import Generator
+from .models.embedders import Embedder
+from .models.generators import Generator
 from .scope import parse_scope
 from .types import Answer, IngestReport, SearchResult
 

@@ -585,14 +585,14 @@ def eval_(
 
     def body() -> int:
         from .evaluate import read_eval_file
-        from .pipeline import evaluate, registry_for
+        from .pipeline import evaluate, models_for
 
         golds = read_eval_file(file)
         settings = _settings(index, models, model=model)
         show = sys.stderr.isatty() and not as_json
 
         rows, summary = evaluate(golds, settings, k=k, mode=mode, on_result=_eval_progress if show else None)
-        model_name = settings.model or registry_for(settings).default_llm
+        model_name = settings.model or models_for(settings).registry.default_llm
         return _report_eval(file, model_name, rows, summary, as_json)
 
     _run(debug, body)

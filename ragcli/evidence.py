@@ -27,9 +27,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .context import heading_above
-from .embedders import Embedder, embed_batched
 from .grounding import STOPWORDS
 from .injection import addressed_to_assistant
+from .models.embedders import Embedder, embed_batched
 from .types import Chunk, Hit, Span
 
 _TOKEN = re.compile(r"\w+", re.U)

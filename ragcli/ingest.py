@@ -36,12 +36,12 @@ from typing import TYPE_CHECKING, Protocol
 
 from . import index, known_failures, loaders, parse_workers
 from .chunking import ChunkParams, chunk_document
-from .embedders import Embedder, embed_batched
 from .errors import SourceError, StaleIndexError, UsageError, brief
 from .injection import ingest_note
 from .known_failures import KnownFailures
 from .loaders import limits as text_limits
 from .loaders.limits import DEFAULT_MAX_TEXT
+from .models.embedders import Embedder, embed_batched
 from .types import Chunk, Document, IngestReport
 
 if TYPE_CHECKING:
@@ -63,7 +63,7 @@ def chunk_params_for(embedder: Embedder) -> ChunkParams:
 
 def index_info(embedder: Embedder, params: ChunkParams) -> index.IndexInfo:
     return index.IndexInfo(embedder.name, embedder.id, embedder.dim, params.as_dict(),
-                           embedder_backend=getattr(embedder, "backend", ""))
+                           embedder_backend=embedder.backend)
 
 
 @dataclass(frozen=True)
@@ -264,27 +264,24 @@ def _plan(w: index.IndexWriter, paths: Sequence[str | Path], excludes: Sequence[
 class _WarmUp:
     """Load the embedder's model in a thread while the first files are read: a small ingest
     then waits for the slower of the two (a worker process starting, the model loading),
-    not for both. A failure is left for the first batch to raise, in the main thread.
-    An embedder without ``load`` (one of the Python API's caller) loads on its first batch."""
+    not for both. A failure is left for the first batch to raise, in the main thread."""
 
     def __init__(self, emb: Embedder) -> None:
         self.emb = emb
-        self.before = getattr(emb, "load_s", 0.0)
+        self.before = emb.load_s
         self.thread = threading.Thread(target=self._run, name="ragcli-embedder-warm-up", daemon=True)
         self.thread.start()
 
     def _run(self) -> None:
-        load = getattr(self.emb, "load", None)
         try:
-            if load is not None:
-                load()
+            self.emb.load()
         except BaseException:  # noqa: S110  (the first batch loads it again, and reports the error there)
             pass
 
     def join(self) -> float:
         """Wait for it; the seconds it spent loading the model."""
         self.thread.join()
-        return getattr(self.emb, "load_s", 0.0) - self.before
+        return self.emb.load_s - self.before
 
 
 EMBED_AHEAD = 256  # chunks: files are embedded as they arrive, this many at a time (full embedder batches)
@@ -353,9 +350,9 @@ class _Batches:
         if not todo:
             return
         t0 = time.perf_counter()
-        load_before = getattr(self.emb, "load_s", 0.0)
+        load_before = self.emb.load_s
         vecs = embed_batched(self.emb, todo)  # (len(todo), dim) float32
-        load = getattr(self.emb, "load_s", 0.0) - load_before  # the model loads on the first batch
+        load = self.emb.load_s - load_before  # the model loads on the first batch
         self.timings["embedder_load_s"] += load
         self.timings["embed_s"] += time.perf_counter() - t0 - load
         pos = 0
@@ -401,7 +398,7 @@ class _Batches:
 def ingest(
     paths: Sequence[str | Path],
     location: Path,
-    embedder: Embedder | Callable[[], Embedder],
+    load_embedder: Callable[[], Embedder],
     *,
     params: ChunkParams | None = None,
     excludes: Sequence[str] = (),
@@ -423,7 +420,7 @@ def ingest(
     only: Sequence[str] | None = None,
 ) -> IngestReport:
     """Bring the index at ``location`` in line with ``paths`` (no paths: the directories it
-    recorded). ``embedder`` may be a function that loads it, called under the writer lock.
+    recorded). ``load_embedder`` gives the embedder; it is called under the writer lock.
     ``executor`` reads (and may embed) the files; default: ``read_locally`` with ``workers``.
     ``limits``: what reading one file may cost (past them it fails alone).
     ``follow``: follow symbolic links met in directories (those named in ``paths`` always are).
@@ -441,7 +438,7 @@ def ingest(
         recorded = index.recorded_roots(location)
         if rebuild:
             index.set_aside_if_damaged(location, on_message)
-        emb = embedder() if callable(embedder) and not hasattr(embedder, "embed") else embedder
+        emb = load_embedder()
         params = params or chunk_params_for(emb)
         wanted = index_info(emb, params)
         w = index.open_writer(location, wanted, rebuild=rebuild)

@@ -25,9 +25,9 @@ from dataclasses import dataclass, replace
 
 from . import parse_workers
 from .chunking import ChunkParams
-from .embedders import Embedder
 from .errors import SourceError, UsageError
 from .ingest import Parsed, ReadLimits, Todo, memory_reason, parse_file
+from .models.embedders import Embedder
 
 PARALLEL_MIN_FILES = 8  # fewer files to read than this (and little data): one worker process
 PARALLEL_MIN_BYTES = 4 << 20

@@ -39,9 +39,9 @@ from pathlib import Path
 from typing import Any
 
 from .chunking import ChunkParams
-from .embedders import Embedder, embed_batched
 from .errors import ClusterError, ModelUnavailableError, RagError, SourceError, UsageError
 from .ingest import Executor, Parsed, ReadLimits, Todo, parse_file
+from .models.embedders import Embedder, embed_batched
 
 LOCAL = "local"  # --ray without an address: a cluster started for this run, stopped after it
 PER_ACTOR = 2  # files queued on one actor: one it works on, one waiting
@@ -112,10 +112,9 @@ class _Worker:
     (loaded on the first file). ``model_files``: the embedder's files, needed on its node too."""
 
     def __init__(self, embedder: Embedder, params: ChunkParams, threads: int, model_files: tuple[str, ...]) -> None:
-        if getattr(embedder, "device", "cpu") != "cpu":
+        if embedder.device != "cpu":
             embedder.device = "cuda"  # Ray shows the actor its own GPU only (CUDA_VISIBLE_DEVICES)
-        if hasattr(embedder, "n_threads"):
-            embedder.n_threads = threads  # its share of the node, not all the node's cores
+        embedder.n_threads = threads  # its share of the node, not all the node's cores
         self.embedder, self.params, self.model_files = embedder, params, model_files
         self.checked = False
 
@@ -127,19 +126,15 @@ class _Worker:
         texts = [c.embed for _, cs in parsed.docs for c in cs]
         if not texts:
             return parsed
-        t0, load_before = time.perf_counter(), getattr(self.embedder, "load_s", 0.0)
+        t0, load_before = time.perf_counter(), self.embedder.load_s
         vectors = embed_batched(self.embedder, texts)  # (n_chunks, dim) float32
-        load = getattr(self.embedder, "load_s", 0.0) - load_before
+        load = self.embedder.load_s - load_before
         return replace(parsed, vectors=vectors, embed_s=time.perf_counter() - t0 - load, load_s=load)
 
 
 def model_files(embedder: Embedder) -> tuple[str, ...]:
-    """The files (or folder) an embedder loads, as the driver has them; none for the hashing double."""
-    paths = [getattr(embedder, a, None) for a in ("onnx_path", "tokenizer_path", "model_dir")]
-    onnx = getattr(embedder, "onnx_path", None)
-    if onnx is not None:
-        paths.append(Path(f"{onnx}.data"))  # an export's external weights, when it has them
-    return tuple(str(p) for p in paths if p is not None and Path(p).exists())
+    """The files (or folder) an embedder loads that the driver has; none for the hashing double."""
+    return tuple(str(p) for p in embedder.files() if Path(p).exists())
 
 
 def _check_model_files(embedder: Embedder, paths: Sequence[str]) -> None:
@@ -161,7 +156,7 @@ def _run(ray: Any, address: str, workers: int | None, todos: Sequence[Todo], emb
     started = _connect(ray, address)
     actors: list = []
     try:
-        n, options = actor_plan(getattr(embedder, "device", "cpu"), ray.cluster_resources(), len(todos), workers)
+        n, options = actor_plan(embedder.device, ray.cluster_resources(), len(todos), workers)
         worker = ray.remote(_Worker).options(**options)
         threads = max(1, int(options["num_cpus"]))
         files = model_files(embedder)

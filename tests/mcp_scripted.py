@@ -8,9 +8,9 @@ import sys
 
 from ragcli.answer import AnswerParams
 from ragcli.api import Index
-from ragcli.embedders import HashEmbedder
-from ragcli.generators import ScriptedGenerator
 from ragcli.mcp_server import serve
+from ragcli.models.embedders import HashEmbedder
+from ragcli.models.generators import ScriptedGenerator
 
 REPLY = '{"answer": "The K stands for the k-quant family.", "evidence": [1]}'
 

@@ -37,8 +37,8 @@ def test_index_is_the_one_public_way_in() -> None:
 
 def test_index_handle_ingests_searches_asks_and_reports_status(tmp_path: Path) -> None:
     from ragcli import AnswerParams
-    from ragcli.embedders import HashEmbedder
-    from ragcli.generators import ScriptedGenerator
+    from ragcli.models.embedders import HashEmbedder
+    from ragcli.models.generators import ScriptedGenerator
 
     docs = tmp_path / "docs"
     shutil.copytree(SAMPLE, docs)

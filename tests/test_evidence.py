@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ragcli.embedders import HashEmbedder
 from ragcli.evidence import content_words, lexical_scores, select_evidence
+from ragcli.models.embedders import HashEmbedder
 from ragcli.types import Chunk, Hit, Span
 
 

@@ -18,9 +18,9 @@ from ragcli import pipeline
 from ragcli.answer import AnswerParams
 from ragcli.cli import _cited_where
 from ragcli.config import resolve_settings
-from ragcli.embedders import HashEmbedder
-from ragcli.generators import ScriptedGenerator
 from ragcli.loaders import ocr
+from ragcli.models.embedders import HashEmbedder
+from ragcli.models.generators import ScriptedGenerator
 from ragcli.verify import check_json
 
 from .conftest import ROOT, rag

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from ragcli.errors import ModelUnavailableError
-from ragcli.generators import Generation, Generator, LlamaGenerator, ScriptedGenerator
-from ragcli.modelfiles import is_available, resolve_model_path
-from ragcli.registry import load_registry
+from ragcli.models.files import is_available, resolve_model_path
+from ragcli.models.generators import Generation, Generator, LlamaGenerator, ScriptedGenerator
+from ragcli.models.registry import load_registry
 
 USER = [{"role": "user", "content": "Is water wet? Answer yes or no."}]
 

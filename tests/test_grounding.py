@@ -14,10 +14,10 @@ import pytest
 from ragcli import pipeline
 from ragcli.answer import AnswerParams, drop_unsupported_picks, repair_picks
 from ragcli.config import resolve_settings
-from ragcli.embedders import HashEmbedder
 from ragcli.evidence import Evidence
-from ragcli.generators import ScriptedGenerator
 from ragcli.grounding import answer_support, polarity_conflict, support, table_mismatch, unsupported_claims
+from ragcli.models.embedders import HashEmbedder
+from ragcli.models.generators import ScriptedGenerator
 from ragcli.types import Span
 
 QUOTES = ["Every head has its own keys, so one token takes 524,288 bytes, exactly 0.5 MiB per token."]

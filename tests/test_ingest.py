@@ -13,8 +13,8 @@ import pytest
 from ragcli import index, pipeline
 from ragcli.chunking import ChunkParams
 from ragcli.config import resolve_settings
-from ragcli.embedders import HashEmbedder
 from ragcli.errors import DamagedIndexError, IndexNotFoundError, StaleIndexError
+from ragcli.models.embedders import HashEmbedder
 
 from .conftest import SAMPLE
 

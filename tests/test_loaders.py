@@ -12,10 +12,10 @@ import pytest
 
 from ragcli import loaders, pipeline
 from ragcli.config import resolve_settings
-from ragcli.embedders import HashEmbedder
 from ragcli.errors import SourceError
 from ragcli.loaders import archive, ocr
 from ragcli.loaders.pdf import text_layer_pages
+from ragcli.models.embedders import HashEmbedder
 
 from .conftest import ROOT, rag
 from .tools import formats

@@ -16,13 +16,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ragcli import modelfiles, pipeline
+from ragcli import pipeline
 from ragcli.chunking import ChunkParams, chunk_document
 from ragcli.config import resolve_settings
-from ragcli.embedders import OnnxEmbedder, SentenceTransformerEmbedder, mean_pool
 from ragcli.errors import ConfigError, ModelUnavailableError
 from ragcli.loaders import load, read_bytes
-from ragcli.registry import load_registry
+from ragcli.models import files as modelfiles
+from ragcli.models.embedders import OnnxEmbedder, SentenceTransformerEmbedder, mean_pool
+from ragcli.models.registry import load_registry
 
 from .conftest import SAMPLE, rag
 

@@ -9,7 +9,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from ragcli.onnx_export import _ffn_outputs_of_first_half
+from ragcli.models.onnx_export import _ffn_outputs_of_first_half
 
 
 def _graph(tmp_path: Path, names: list[str], layers: int) -> tuple[Path, Path]:

@@ -20,7 +20,7 @@ import pytest
 
 from ragcli import pipeline
 from ragcli.config import resolve_settings
-from ragcli.generators import ScriptedGenerator
+from ragcli.models.generators import ScriptedGenerator
 
 from .conftest import SAMPLE, rag
 

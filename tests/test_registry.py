@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from ragcli import modelfiles
 from ragcli.errors import ConfigError, ModelUnavailableError, UnknownModelError
-from ragcli.modelfiles import is_available, marker_path, resolve_model_path
-from ragcli.registry import BUILTIN_FILE, ModelSpec, load_registry
+from ragcli.models import files as modelfiles
+from ragcli.models.files import is_available, marker_path, resolve_model_path
+from ragcli.models.registry import BUILTIN_FILE, ModelSpec, load_registry
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -465,8 +465,8 @@ def test_real_embedder_package_resolves_to_a_folder(tmp_path: Path) -> None:
 HF_SCRIPT = """
 import sys
 from pathlib import Path
-from ragcli.modelfiles import is_available, resolve_model_path
-from ragcli.registry import ModelSpec
+from ragcli.models.files import is_available, resolve_model_path
+from ragcli.models.registry import ModelSpec
 from ragcli.errors import ModelUnavailableError
 spec = ModelSpec(kind="llm", name="hub", source="hf", repo="Qwen/Qwen2.5-0.5B-Instruct-GGUF",
                  file="qwen2.5-0.5b-instruct-q4_k_m.gguf")

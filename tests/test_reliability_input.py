@@ -22,8 +22,8 @@ from typer.testing import CliRunner
 from ragcli import pipeline
 from ragcli.cli import app
 from ragcli.config import resolve_settings
-from ragcli.embedders import HashEmbedder
 from ragcli.loaders import page_text_from_file
+from ragcli.models.embedders import HashEmbedder
 
 from .conftest import rag
 

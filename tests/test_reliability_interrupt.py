@@ -36,12 +36,12 @@ from ragcli.answer import AnswerParams
 from ragcli.chunking import ChunkParams
 from ragcli.cli import app
 from ragcli.config import resolve_settings
-from ragcli.embedders import HashEmbedder
 from ragcli.errors import IndexNotFoundError
-from ragcli.generators import ScriptedGenerator
 from ragcli.index import crash
 from ragcli.index.schema import SCHEMA
 from ragcli.ingest import index_info
+from ragcli.models.embedders import HashEmbedder
+from ragcli.models.generators import ScriptedGenerator
 from ragcli.retrieval import search as retrieve
 
 from .conftest import HASH_MODELS, rag

@@ -21,9 +21,9 @@ import pytest
 
 from ragcli import pipeline
 from ragcli.config import resolve_settings
-from ragcli.embedders import HashEmbedder
-from ragcli.generators import ScriptedGenerator
 from ragcli.loaders import page_text_from_file
+from ragcli.models.embedders import HashEmbedder
+from ragcli.models.generators import ScriptedGenerator
 
 from .conftest import HASH_MODELS, ROOT, SAMPLE, rag
 

@@ -8,8 +8,8 @@ import pytest
 
 from ragcli import pipeline
 from ragcli.config import resolve_settings
-from ragcli.embedders import HashEmbedder
 from ragcli.index import open_reader
+from ragcli.models.embedders import HashEmbedder
 from ragcli.retrieval import name_ranking, search
 
 EMB = HashEmbedder()

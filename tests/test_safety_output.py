@@ -27,13 +27,13 @@ from ragcli import cli, pipeline
 from ragcli.answer import AnswerParams, build_messages
 from ragcli.config import resolve_settings
 from ragcli.display import KEEP, UNSAFE, json_line, safe
-from ragcli.embedders import HashEmbedder
 from ragcli.evaluate import read_eval_file
 from ragcli.evidence import Evidence
-from ragcli.generators import LlamaGenerator, ScriptedGenerator
 from ragcli.injection import addressed_to_assistant
-from ragcli.modelfiles import is_available, resolve_model_path
-from ragcli.registry import load_registry
+from ragcli.models.embedders import HashEmbedder
+from ragcli.models.files import is_available, resolve_model_path
+from ragcli.models.generators import LlamaGenerator, ScriptedGenerator
+from ragcli.models.registry import load_registry
 from ragcli.types import Span
 
 from .conftest import rag

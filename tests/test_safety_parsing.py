@@ -27,11 +27,11 @@ import pytest
 from ragcli import index, pipeline
 from ragcli.chunking import ChunkParams
 from ragcli.config import resolve_settings
-from ragcli.embedders import HashEmbedder
 from ragcli.errors import UsageError
 from ragcli.ingest import Todo, parse_file
 from ragcli.loaders.pdf import pdf_pages
 from ragcli.loaders.text import markup_blanked
+from ragcli.models.embedders import HashEmbedder
 
 from .conftest import HASH_MODELS, ROOT, rag
 from .tools import hostile
@@ -260,7 +260,7 @@ def test_more_workers_than_cpus_is_a_usage_error(hash_models: Path, tmp_path: Pa
 PLAIN_SCRIPT = """
 import sys
 from ragcli import Index
-from ragcli.embedders import HashEmbedder
+from ragcli.models.embedders import HashEmbedder
 {extra}
 report = Index(sys.argv[1], embedder={embedder}).ingest([sys.argv[2]])
 print(len(report.added), report.timings["workers"], *report.notes, sep="\\n")

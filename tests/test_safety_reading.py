@@ -30,9 +30,9 @@ import pytest
 
 from ragcli import Index, pipeline
 from ragcli.config import resolve_settings
-from ragcli.embedders import HashEmbedder
 from ragcli.errors import SourceError
 from ragcli.loaders import page_text_from_file
+from ragcli.models.embedders import HashEmbedder
 from ragcli.verify import Verifier
 
 from .conftest import ROOT, rag

@@ -212,8 +212,8 @@ def test_index_api_and_a_batch_line_with_its_own_filter(tmp_path: Path) -> None:
     from ragcli.answer import AnswerParams
     from ragcli.api import Index
     from ragcli.batch import run_batch
-    from ragcli.embedders import HashEmbedder
-    from ragcli.generators import ScriptedGenerator
+    from ragcli.models.embedders import HashEmbedder
+    from ragcli.models.generators import ScriptedGenerator
 
     docs = tmp_path / "docs"
     shutil.copytree(SAMPLE, docs)

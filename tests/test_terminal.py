@@ -123,10 +123,10 @@ class _Clock:
 
 
 def _ingest(docs: Path, location: Path, **kw):
-    from ragcli.embedders import HashEmbedder
     from ragcli.ingest import ingest
+    from ragcli.models.embedders import HashEmbedder
 
-    return ingest([docs], location, HashEmbedder(), workers=0, **kw)
+    return ingest([docs], location, HashEmbedder, workers=0, **kw)
 
 
 def test_a_slow_first_batch_commits_by_time_and_each_file_that_took_that_long_alone(hash_corpus, tmp_path) -> None:
@@ -216,7 +216,7 @@ def test_a_model_not_installed_names_one_command_and_what_it_downloads(name: str
     import re
     import tomllib
 
-    from ragcli.registry import load_registry
+    from ragcli.models.registry import load_registry
 
     from .conftest import ROOT
 

@@ -21,9 +21,9 @@ import pytest
 
 from ragcli import Index
 from ragcli.answer import AnswerParams
-from ragcli.embedders import HashEmbedder
-from ragcli.generators import ScriptedGenerator
 from ragcli.loaders import ocr
+from ragcli.models.embedders import HashEmbedder
+from ragcli.models.generators import ScriptedGenerator
 
 from .conftest import SAMPLE, rag
 from .tools import finance_office, formats, tables

@@ -30,7 +30,7 @@ PRELOAD = (
     "urllib.parse", "uuid", "zipfile", "zlib", "encodings.idna", "encodings.unicode_escape", "encodings.raw_unicode_escape", "encodings.latin_1", "encodings.utf_8",
     "concurrent.futures", "concurrent.futures.process", "multiprocessing", "multiprocessing.pool",
     "ragcli.cli", "ragcli.pipeline", "ragcli.ingest", "ragcli.retrieval", "ragcli.answer", "ragcli.evidence",
-    "ragcli.grounding", "ragcli.verify", "ragcli.embedders", "ragcli.generators", "ragcli.loaders",
+    "ragcli.grounding", "ragcli.verify", "ragcli.models.embedders", "ragcli.models.generators", "ragcli.loaders",
     "ragcli.index.reader", "ragcli.index.writer", "ragcli.index.lock", "ragcli.index.directory",
 )
 

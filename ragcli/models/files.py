@@ -8,8 +8,8 @@ exported model, exported from the sentence-transformers folder into the cache on
 (``rag models --fetch`` does it at set-up). Every file's sha256 is checked once per file
 version (a ``<file>.verified`` marker remembers size, mtime and hash) before it is used.
 
-Deliberately not here: parsing models.toml (``registry``) and loading models
-(``generators``, ``embedders``).
+Deliberately not here: parsing models.toml (``registry``) and building models
+(``loading``, ``backends``).
 """
 
 from __future__ import annotations
@@ -22,14 +22,15 @@ import os
 import shutil
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError, ModelUnavailableError, StorageError
-from .registry import ModelSpec
+from ..errors import ConfigError, ModelUnavailableError, StorageError
+from .backends import backend_of
+from .spec import ModelSpec, OnnxFiles
 
-__all__ = ["ONNX_BACKENDS", "OnnxFiles", "is_available", "marker_path", "onnx_files", "resolve_model_path"]
+__all__ = ["OnnxFiles", "is_available", "marker_path", "onnx_files", "resolve_model_path"]
 
 _CHUNK = 1 << 20  # bytes read at a time when hashing / concatenating
 
@@ -241,21 +242,8 @@ def _module_assemble(spec: ModelSpec, tmp: Path) -> None:
 
 # --- ONNX exports of embedders -----------------------------------------------------------
 
-ONNX_BACKENDS = {"onnx": "fp32", "onnx-int8": "int8", "onnx-int8-fused": "int8-fused",
-                 "onnx-int8-mixed": "int8-mixed"}  # backend -> exported variant
-
-
-@dataclass(frozen=True)
-class OnnxFiles:
-    onnx: Path  # the exported graph (input_ids, attention_mask, token_type_ids -> last_hidden_state);
-    #             its weights are in the file beside it, <name>.onnx.data
-    tokenizer: Path  # the source folder's tokenizer.json, copied beside it
-    weights_id: str  # ``embedders.weights_id`` of the source folder
-    variant: str  # "fp32" | "int8" | "int8-fused" | "int8-mixed"
-
-
 def onnx_files(spec: ModelSpec, cache_dir: Path) -> OnnxFiles:
-    """The ONNX export of an embedder whose backend is one of ``ONNX_BACKENDS``, in
+    """The ONNX export of an embedder whose backend exports one (``backends.BACKENDS``), in
     ``cache_dir/models/<name>.onnx`` (+ ``.onnx.data``, its weights); exported first when missing
     or stale (this imports torch).
 
@@ -265,7 +253,7 @@ def onnx_files(spec: ModelSpec, cache_dir: Path) -> OnnxFiles:
     the source weights are unchanged. Raises ``ModelUnavailableError`` when the source is
     missing or a new export does not have the entry's sha256.
     """
-    variant = ONNX_BACKENDS[spec.backend]
+    variant = backend_of(spec).onnx
     cache_dir = Path(cache_dir).expanduser()
     target = cache_dir / "models" / f"{spec.name}.onnx"
     tok = target.with_name(f"{spec.name}.tokenizer.json")

