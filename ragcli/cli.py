@@ -625,6 +625,7 @@ def status(
     """Where the index is and what it holds."""
 
     def body() -> int:
+        from .index import summary
         from .pipeline import status as do_status
 
         st = do_status(_settings(index, models, debug))
@@ -636,15 +637,7 @@ def status(
         _out(f"documents:   {st['documents']} ({st['pages']} pages)")
         _out(f"chunks:      {st['chunks']} ({st['spans']} sentences)")
         _out(f"embedder:    {st['embedder']} (dim {st['dim']}, {st['embedder_backend']})")
-        v = st["vectors"]
-        if v.get("store") == "postgresql":
-            _out(f"vectors:     {v['vectors']} in PostgreSQL {v['server']}, schema {v['schema']} "
-                 f"(version {v['schema_version']}), {v['ann'] or 'exact search'}")
-        elif v["search"] == "exact":
-            _out(f"vectors:     {v['vectors']} in {v['segments']} segments, exact search")
-        else:
-            _out(f"vectors:     {v['vectors']} in {v['segments']} segments, approximate search "
-                 f"({v['ann']}, nprobe {v['nprobe']}, recall@10 {v['ann_recall_at_10']:.3f} at build)")
+        _out(f"vectors:     {summary(st['vectors'])}")
         _out(f"size:        {st['size_bytes'] / 1e6:.1f} MB")
         _out(f"last ingest: {when}")
         for r in st["roots"]:
@@ -765,11 +758,12 @@ def ls_cmd(
     """List the documents in the index: pages, chunks, when each was ingested."""
 
     def body() -> int:
+        from . import index as stores
         from .manage import chunk_counts, documents
 
-        settings = _settings(index, models, debug)
-        docs = documents(settings.index, tuple(patterns or ()))
-        chunks = chunk_counts(settings.index)
+        store = stores.open(_settings(index, models, debug).index)
+        docs = documents(store, tuple(patterns or ()))
+        chunks = chunk_counts(store)
         for d in docs:
             row = {"path": d.path, "kind": d.kind, "pages": d.n_pages, "chunks": chunks.get(d.path),
                    "bytes": d.size, "sha256": d.sha256, "ingested_at": d.ingested_at}
@@ -797,9 +791,10 @@ def rm_cmd(
     """Remove documents from the index (the files are not touched); removing nothing is not an error."""
 
     def body() -> int:
+        from . import index as stores
         from .manage import remove
 
-        r = remove(_settings(index, models, debug).index, tuple(patterns))
+        r = remove(stores.open(_settings(index, models, debug).index), tuple(patterns))
         if as_json:
             print(json_line(r.to_json()))
         else:

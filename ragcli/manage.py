@@ -18,8 +18,7 @@ import fnmatch
 import os
 from dataclasses import dataclass
 
-from . import index
-from .index import DocRow
+from .index import DocRow, Store
 
 _GLOB = set("*?[")
 
@@ -40,16 +39,16 @@ def matches(path: str, pattern: str) -> bool:
     return False
 
 
-def documents(location: index.Location, patterns: tuple[str, ...] = ()) -> list[DocRow]:
+def documents(store: Store, patterns: tuple[str, ...] = ()) -> list[DocRow]:
     """The documents (by path) that any of ``patterns`` names; no patterns: all of them."""
-    with index.open_reader(location) as st:
+    with store.reader() as st:
         docs = st.documents()
     return [d for d in docs if not patterns or any(matches(d.path, p) for p in patterns)]
 
 
-def chunk_counts(location: index.Location) -> dict[str, int]:
+def chunk_counts(store: Store) -> dict[str, int]:
     """Chunks per document path (``rag ls``); {} when the store cannot say."""
-    with index.open_reader(location) as st:
+    with store.reader() as st:
         fn = getattr(st, "chunks_per_document", None)
         return dict(fn()) if fn is not None else {}
 
@@ -66,21 +65,21 @@ class Removal:
                 "sentences": self.spans, "pages": self.pages}
 
 
-def remove(location: index.Location, patterns: tuple[str, ...], wait: bool = True) -> Removal:
+def remove(store: Store, patterns: tuple[str, ...], wait: bool = True) -> Removal:
     """Remove every document ``patterns`` names, in one atomic batch, under the writer lock."""
-    with index.writer_lock(location, wait=wait):
-        with index.open_reader(location) as st:
+    with store.lock(wait=wait):
+        with store.reader() as st:
             info = st.info
             before = st.counts()
             gone = [d for d in st.documents() if any(matches(d.path, p) for p in patterns)]
         if not gone:
             return Removal((), 0, 0, 0)
-        w = index.open_writer(location, info)
+        w = store.writer(info)
         try:
             w.commit_batch([d.id for d in gone], [])
         finally:
             w.close()
-        with index.open_reader(location) as st:
+        with store.reader() as st:
             after = st.counts()
     return Removal(tuple(d.path for d in gone), before["chunks"] - after["chunks"],
                    before["spans"] - after["spans"], before["pages"] - after["pages"])
