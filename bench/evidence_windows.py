@@ -27,7 +27,7 @@ from qa import MemoEmbedder, load_questions  # noqa: E402
 from ragcli import pipeline  # noqa: E402
 from ragcli.answer import AnswerParams, offer  # noqa: E402
 from ragcli.evaluate import hits_gold_span  # noqa: E402
-from ragcli.index import open_reader  # noqa: E402
+from ragcli.index import open as open_store  # noqa: E402
 from ragcli.retrieval import search  # noqa: E402
 
 WAYS = {"top 5": (5, 0, 0), "top 8": (8, 0, 0), "top 10": (10, 0, 0), "top 15": (15, 0, 0),
@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     most = max(n for n, _, _ in WAYS.values())
     found = {w: 0 for w in WAYS}
     count = {w: 0 for w in WAYS}
-    with open_reader(index) as st:
+    with open_store(index).reader() as st:
         emb = MemoEmbedder(pipeline.embedder_for_index(st, settings, None))
         for g in golds:
             qv = emb.embed_query([g.question])[0]

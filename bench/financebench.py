@@ -41,7 +41,7 @@ from common import (  # noqa: E402
 import ragcli  # noqa: E402
 from ragcli import pipeline  # noqa: E402
 from ragcli.evaluate import found_at, percentile  # noqa: E402
-from ragcli.index import open_reader  # noqa: E402
+from ragcli.index import open as open_store  # noqa: E402
 from ragcli.retrieval import DOC_WEIGHT, LEXICAL_WEIGHT, NAME_WEIGHT, search  # noqa: E402
 
 METRICS = ("page@5", "page@10", "filing@5", "filing@1")
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"warning: {len(rep.failed)} files failed, e.g. {rep.failed[0]}", file=sys.stderr)
     questions = all_questions = load_questions(args.data)
     if args.index:
-        with open_reader(index) as st:
+        with open_store(index).reader() as st:
             held = {Path(d.path).stem for d in st.documents()}
             params = chunk_params(",".join(f"{k}={int(v) if isinstance(v, bool) else v}"
                                            for k, v in st.info.chunking.items()))
@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         questions = questions[: args.limit]
     mode = args.mode or settings.mode
     rows, per_setting = [], {}
-    with open_reader(index) as st:
+    with open_store(index).reader() as st:
         emb = pipeline.embedder_for_index(st, settings, None)
         counts = st.counts()
         print(f"ragcli {ragcli.__file__}; financebench: {counts['documents']} filings, {counts['pages']} pages, "

@@ -48,8 +48,9 @@ def fill(location, n: int, seed: int) -> dict:
     centres /= np.linalg.norm(centres, axis=1, keepdims=True)
     info = IndexInfo("hash384", "bench", DIM, {"synthetic": True})
     t0 = time.perf_counter()
-    with index.writer_lock(location):
-        w = index.open_writer(location, info)
+    store = index.open(location)
+    with store.lock():
+        w = store.writer(info)
         try:
             w.begin_run(["/synthetic"], False)
             for start in range(0, n, 1000):
@@ -66,7 +67,7 @@ def _client(location, queries, out) -> None:
     from ragcli import index
 
     lat = []
-    with index.open_reader(location) as r:
+    with index.open(location).reader() as r:
         t_first = time.time()
         for q in queries:
             t0 = time.perf_counter()
@@ -85,7 +86,7 @@ def measure(location, centres, n_queries: int, seed: int) -> tuple[dict, dict]:
     words = [" ".join(rng.choice(WORDS, size=3)) for _ in range(n_queries)]
     row: dict = {}
     lexical_top: dict = {}
-    with index.open_reader(location) as r:
+    with index.open(location).reader() as r:
         dense, lex, hits = [], [], 0
         for q, w in zip(queries, words, strict=True):
             t0 = time.perf_counter()

@@ -47,7 +47,7 @@ import ragcli  # noqa: E402
 from ragcli import pipeline  # noqa: E402
 from ragcli.answer import AnswerParams, offer  # noqa: E402
 from ragcli.evaluate import FUNNEL_STAGES, Gold, funnel, lost_at, score, summarize, summarize_funnel  # noqa: E402
-from ragcli.index import open_reader  # noqa: E402
+from ragcli.index import open as open_store  # noqa: E402
 from ragcli.retrieval import search as retrieve  # noqa: E402
 
 # Prompt / evidence variants compared for the default model; "default" is what `rag ask` uses.
@@ -188,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     with Stopwatch() as t_ing:
         rep = pipeline.ingest([(args.data / "covidqa" / "docs").resolve()], settings, params=params_c)
     golds = load_questions(args.data, args.limit, args.unanswerable, args.seed, args.offset, args.claims_offset)
-    with open_reader(index) as st:
+    with open_store(index).reader() as st:
         emb = pipeline.embedder_for_index(st, settings, None)
         counts = st.counts()
     print(f"ragcli {ragcli.__file__}; covidqa: {counts['documents']} papers, {counts['chunks']} chunks "
@@ -205,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         variant = variant or "default"
         params = VARIANTS[variant]
         if params not in diag_cache:
-            with open_reader(index) as st:
+            with open_store(index).reader() as st:
                 diag_cache[params] = [diagnose(st, memo, g, settings, params) for g in golds]
         diags = diag_cache[params]
         gated = [not d["asked"] for g, d in zip(golds, diags, strict=True) if not g.answerable]

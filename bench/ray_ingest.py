@@ -45,7 +45,7 @@ def corpus(copies: int, work: Path) -> Path:
 def chunk_keys(url: str) -> set[tuple]:
     from ragcli import index
 
-    with index.open_reader(url) as st:
+    with index.open(url).reader() as st:
         ids = [r[0] for r in st.con.execute("SELECT id FROM chunks")]
         return {(c.source.split("/corpus/")[1], c.page, c.start, c.end) for c, _ in st.chunks(ids).values()}
 

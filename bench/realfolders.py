@@ -388,9 +388,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _documents(index: Path) -> list[str]:
-    from ragcli.index import open_reader
+    from ragcli.index import open as open_store
 
-    with open_reader(index) as st:
+    with open_store(index).reader() as st:
         return [d.path for d in st.documents()]
 
 

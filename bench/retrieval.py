@@ -27,7 +27,7 @@ from common import CACHE, DEFAULT_EVAL, Stopwatch, chunk_params, index_dir, mach
 from ragcli import pipeline  # noqa: E402
 from ragcli.config import MODES  # noqa: E402
 from ragcli.evaluate import ndcg_at_k, recall_at_k  # noqa: E402
-from ragcli.index import open_reader  # noqa: E402
+from ragcli.index import open as open_store  # noqa: E402
 from ragcli.retrieval import DOC_WEIGHT, LEXICAL_WEIGHT, search  # noqa: E402
 
 PUBLISHED = {"dense": 0.645, "lexical": 0.665}  # BEIR paper / SBERT: all-MiniLM-L6-v2, BM25
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"warning: {len(rep.failed)} documents failed, e.g. {rep.failed[0]}", file=sys.stderr)
         print(f"{name} / {emb_name}: {len(corpus)} documents, {len(qids)} queries; ingest {t_ing.s:.1f}s "
               f"({rep.chunks} chunks embedded, {len(rep.unchanged)} unchanged)", file=sys.stderr)
-        with open_reader(index) as st:
+        with open_store(index).reader() as st:
             emb = pipeline.embedder_for_index(st, settings, None)
             counts = st.counts()
             ingests[emb_name] = {"s": t_ing.s, "chunks_embedded": rep.chunks, "chunks": counts.get("chunks"),

@@ -27,7 +27,8 @@ from retrieval import load_beir  # noqa: E402
 
 from ragcli import pipeline  # noqa: E402
 from ragcli.evaluate import ndcg_at_k, recall_at_k  # noqa: E402
-from ragcli.index import exists, fts_terms, open_reader  # noqa: E402
+from ragcli.index import fts_terms  # noqa: E402
+from ragcli.index import open as open_store  # noqa: E402
 
 
 def scores(rankings: dict[str, list[str]], qrels: dict[str, dict[str, float]]) -> dict:
@@ -42,7 +43,7 @@ def dense_rankings(index: Path, queries: dict[str, str], first_only: bool) -> di
     import numpy as np
 
     settings = settings_for(index)
-    with open_reader(index) as st:
+    with open_store(index).reader() as st:
         rows = st.con.execute("SELECT c.id, d.path FROM chunks c JOIN documents d ON d.id = c.doc_id "
                               "ORDER BY d.path, c.page, c.start").fetchall()
         if first_only:
@@ -81,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, default=DEFAULT_EVAL / "scifact", help="BEIR folder (corpus.jsonl, ...)")
     args = ap.parse_args(argv)
     index = CACHE / args.data.name / "index"
-    if not exists(index):
+    if not open_store(index).exists():
         raise SystemExit(f"no index at {index}: run .venv/bin/python bench/retrieval.py first")
     corpus, queries, qrels = load_beir(args.data)
     rows = [

@@ -85,12 +85,13 @@ def grow(location: Path, target: int, rng, centres, info) -> dict:
     """Add chunks until the index holds ``target``; then one timed 1,000-chunk batch."""
     from ragcli import index
 
+    store = index.open(location)
     have = 0
-    if index.exists(location):
-        with index.open_reader(location) as st:
+    if store.exists():
+        with store.reader() as st:
             have = st.counts()["chunks"]
-    with index.writer_lock(location):
-        w = index.open_writer(location, info)
+    with store.lock():
+        w = store.writer(info)
         try:
             w.begin_run(["/synthetic"], False)
             t0 = time.perf_counter()
@@ -140,7 +141,7 @@ def search_figures(location: Path, rng, centres, n_queries: int = 200) -> dict:
     from ragcli import index
 
     queries = clustered(rng, n_queries, centres)
-    with index.open_reader(location) as st:
+    with index.open(location).reader() as st:
         vs = st.vector_set
         for q in queries[:5]:  # warm the page cache as a second search would find it
             vs.search(q, 10)
@@ -257,7 +258,7 @@ def main() -> None:
     rows = []
     for size in [int(s) for s in args.sizes.split(",")]:
         if args.keep:
-            with index.open_reader(location) as st:
+            with index.open(location).reader() as st:
                 row = {"chunks": st.counts()["chunks"]}
         else:
             print(f"growing the index to {size:,} chunks ...", file=sys.stderr, flush=True)

@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from datetime import date
 from pathlib import Path
 
-from . import pipeline
+from . import index, pipeline
 from .answer import AnswerParams
 from .config import DEFAULT_K, DEFAULT_MODE, Settings, resolve_settings
 from .models.embedders import Embedder
@@ -56,6 +56,11 @@ class Index:
     @property
     def location(self) -> str | Path:
         return self.settings.index
+
+    @property
+    def store(self) -> index.Store:
+        """The index's store (``index.open``): opens nothing until asked."""
+        return index.open(self.settings.index)
 
     def ingest(self, paths: Sequence[str | Path] = (), *, rebuild: bool = False, follow: bool = False,
                progress: Callable[[str, int, int], None] | None = None, **kw) -> IngestReport:
@@ -100,20 +105,20 @@ class Index:
         """``rag ls``: the documents (``index.DocRow``) that ``patterns`` name (``manage.matches``); none: all."""
         from . import manage
 
-        return manage.documents(self.location, patterns)
+        return manage.documents(self.store, patterns)
 
     def unindexed(self, *patterns: str) -> list:
         """``rag ls``, the rest: the files the last ingest failed or skipped (``manage.Unindexed``:
         ``path``, ``status``, ``reason``) that ``patterns`` name; none: all."""
         from . import manage
 
-        return manage.unindexed(self.location, patterns)
+        return manage.unindexed(self.store, patterns)
 
     def remove(self, *patterns: str):
         """``rag rm``: remove the documents ``patterns`` name, in one atomic batch (``manage.Removal``)."""
         from . import manage
 
-        return manage.remove(self.location, patterns)
+        return manage.remove(self.store, patterns)
 
     def close(self) -> None:
         """Drop the loaded models."""

@@ -608,6 +608,7 @@ def status(
     """Where the index is and what it holds."""
 
     def body() -> int:
+        from .index import summary
         from .pipeline import status as do_status
 
         st = do_status(_settings(index, models))
@@ -619,15 +620,7 @@ def status(
         _out(f"documents:   {st['documents']} ({st['pages']} pages)")
         _out(f"chunks:      {st['chunks']} ({st['spans']} sentences)")
         _out(f"embedder:    {st['embedder']} (dim {st['dim']}, {st['embedder_backend']})")
-        v = st["vectors"]
-        if v.get("store") == "postgresql":
-            _out(f"vectors:     {v['vectors']} in PostgreSQL {v['server']}, schema {v['schema']} "
-                 f"(version {v['schema_version']}), {v['ann'] or 'exact search'}")
-        elif v["search"] == "exact":
-            _out(f"vectors:     {v['vectors']} in {v['segments']} segments, exact search")
-        else:
-            _out(f"vectors:     {v['vectors']} in {v['segments']} segments, approximate search "
-                 f"({v['ann']}, nprobe {v['nprobe']}, recall@10 {v['ann_recall_at_10']:.3f} at build)")
+        _out(f"vectors:     {summary(st['vectors'])}")
         _out(f"size:        {st['size_bytes'] / 1e6:.1f} MB")
         _out(f"last ingest: {when}")
         for r in st["roots"]:
@@ -749,11 +742,12 @@ def ls_cmd(
     the last ingest failed or skipped, with the reason."""
 
     def body() -> int:
+        from . import index as stores
         from .manage import chunk_counts, documents, unindexed
 
-        settings = _settings(index, models)
-        docs = documents(settings.index, tuple(patterns or ()))
-        chunks = chunk_counts(settings.index)
+        store = stores.open(_settings(index, models).index)
+        docs = documents(store, tuple(patterns or ()))
+        chunks = chunk_counts(store)
         for d in docs:
             row = {"path": d.path, "status": "indexed", "kind": d.kind, "pages": d.n_pages,
                    "chunks": chunks.get(d.path), "bytes": d.size, "sha256": d.sha256, "ingested_at": d.ingested_at}
@@ -763,7 +757,7 @@ def ls_cmd(
                 when = time.strftime("%Y-%m-%d %H:%M", time.localtime(d.ingested_at))
                 n = "" if row["chunks"] is None else f"{row['chunks']:>5} chunks  "
                 _out(f"{d.n_pages:>4} pages  {n}{when}  {_display_path(d.path)}")
-        others = unindexed(settings.index, tuple(patterns or ()))
+        others = unindexed(store, tuple(patterns or ()))
         if as_json:
             for u in others:
                 print(json_line(u.to_json()))
@@ -791,9 +785,10 @@ def rm_cmd(
     """Remove documents from the index (the files are not touched); removing nothing is not an error."""
 
     def body() -> int:
+        from . import index as stores
         from .manage import remove
 
-        r = remove(_settings(index, models).index, tuple(patterns))
+        r = remove(stores.open(_settings(index, models).index), tuple(patterns))
         if as_json:
             print(json_line(r.to_json()))
         else:

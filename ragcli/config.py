@@ -65,18 +65,12 @@ def as_mode(mode: str | Mode) -> Mode:
 
 @dataclass(frozen=True)
 class Settings:
-    index_dir: Path  # where the SQLite index lives (unused when ``index_url`` is set)
+    index: str | Path  # the index: a directory (SQLite), or a postgresql://... URL (``index.open``)
     cache_dir: Path  # assembled / downloaded model files
     models_files: tuple[Path, ...]  # extra registry files, later ones override earlier ones
     model: str | None = None  # LLM name; None = the registry's default
     embedder: str | None = None  # embedder name for a new index; None = the registry's default
     n_threads: int | None = None  # llama.cpp / torch threads, ONNX embedder lanes; None = all cores
-    index_url: str | None = None  # a PostgreSQL index (postgresql://...) instead of ``index_dir``
-
-    @property
-    def index(self) -> str | Path:
-        """The index location: the server URL if one was given, else the directory."""
-        return self.index_url or self.index_dir
 
 
 def resolve_settings(
@@ -90,15 +84,15 @@ def resolve_settings(
 ) -> Settings:
     """Flags win over the environment, which wins over defaults.
 
-    >>> resolve_settings(index="/tmp/i", env={"RAG_INDEX": "/x"}).index_dir
+    >>> resolve_settings(index="/tmp/i", env={"RAG_INDEX": "/x"}).index
     PosixPath('/tmp/i')
     >>> resolve_settings(env={"RAG_INDEX": "postgresql://me@db/team"}).index
     'postgresql://me@db/team'
     """
     env = os.environ if env is None else env
     where = index or env.get("RAG_INDEX")
-    url = where if isinstance(where, str) and is_server(where) else None
-    index_dir = Path(default_index_dir(env) if url or not where else where).expanduser()
+    location = where if isinstance(where, str) and is_server(where) else \
+        Path(where or default_index_dir(env)).expanduser().absolute()
     files: list[Path] = []
     user_file = user_models_file(env)
     if user_file.is_file():
@@ -107,8 +101,7 @@ def resolve_settings(
     if extra:
         files.append(Path(extra).expanduser())
     settings = Settings(
-        index_dir=index_dir.absolute(),
-        index_url=url,
+        index=location,
         cache_dir=Path(env.get("RAG_CACHE") or default_cache_dir(env)).expanduser(),
         models_files=tuple(files),
         model=model or env.get("RAG_MODEL") or None,

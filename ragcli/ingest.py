@@ -397,7 +397,7 @@ class _Batches:
 
 def ingest(
     paths: Sequence[str | Path],
-    location: Path,
+    store: index.Store,
     load_embedder: Callable[[], Embedder],
     *,
     params: ChunkParams | None = None,
@@ -419,7 +419,7 @@ def ingest(
     retry_failed: bool = False,
     only: Sequence[str] | None = None,
 ) -> IngestReport:
-    """Bring the index at ``location`` in line with ``paths`` (no paths: the directories it
+    """Bring the index ``store`` in line with ``paths`` (no paths: the directories it
     recorded). ``load_embedder`` gives the embedder; it is called under the writer lock.
     ``executor`` reads (and may embed) the files; default: ``read_locally`` with ``workers``.
     ``limits``: what reading one file may cost (past them it fails alone).
@@ -434,14 +434,14 @@ def ingest(
     t_start = time.perf_counter()
     say = on_message or (lambda _m: None)
     local = executor is None
-    with index.writer_lock(location, wait=wait, on_wait=on_message):
-        recorded = index.recorded_roots(location)
+    with store.lock(wait=wait, on_wait=on_message):
+        recorded = store.recorded_roots()
         if rebuild:
-            index.set_aside_if_damaged(location, on_message)
+            store.set_aside_if_damaged(on_message)
         emb = load_embedder()
         params = params or chunk_params_for(emb)
         wanted = index_info(emb, params)
-        w = index.open_writer(location, wanted, rebuild=rebuild)
+        w = store.writer(wanted, rebuild=rebuild)
         try:
             notes = list(getattr(w, "messages", []))
             for m in notes:
@@ -451,13 +451,13 @@ def ingest(
                 if not paths:
                     raise UsageError("the index is empty; give the files or directories to ingest")
             if not rebuild:
-                _check_compatible(w.info, wanted, location, w.roots())
+                _check_compatible(w.info, wanted, store, w.roots())
             interrupted = w.interrupted_run()
             w.begin_run([str(p) for p in paths], rebuild)
 
             t0 = time.perf_counter()
             known = KnownFailures.load(failures_file, _conditions(limits, params))
-            never = [] if index.is_server(location) else [Path(location)]
+            never = [] if store.directory is None else [store.directory]
             plan = _plan(w, paths, excludes, include_hidden, limits.max_file_size, rebuild, interrupted, progress, follow,
                          tally, None if retry_failed or rebuild else known, only, never)
             new_failures: dict[str, tuple[str, str]] = {}
@@ -519,7 +519,7 @@ def ingest(
     added, updated = batches.added, batches.updated
     if rebuild:  # everything in the new index is new to it
         added, updated = sorted(added + updated), []
-    return IngestReport(index.shown(str(location)), tuple(added), tuple(updated), tuple(plan.unchanged), tuple(sorted(plan.gone)),
+    return IngestReport(store.shown, tuple(added), tuple(updated), tuple(plan.unchanged), tuple(sorted(plan.gone)),
                         tuple(plan.failed), batches.chunks, time.perf_counter() - t_start, timings,
                         tuple(plan.resumed), batches.batches, tuple(notes), tuple(plan.skipped), tuple(plan.known_failed),
                         tuple(batches.doc_chunks))
@@ -532,8 +532,8 @@ def _conditions(limits: ReadLimits, params: ChunkParams) -> str:
     return f"{__version__} {limits} {sorted(params.as_dict().items())}"
 
 
-def _check_compatible(info: index.IndexInfo, wanted: index.IndexInfo, location: Path, roots: list[str]) -> None:
-    hint, where = index.rebuild_hint(location, roots), index.shown(location)  # a URL's password never shown
+def _check_compatible(info: index.IndexInfo, wanted: index.IndexInfo, store: index.Store, roots: list[str]) -> None:
+    hint, where = store.rebuild_hint(roots), store.shown  # a URL's password never shown
     if (info.embedder, info.embedder_id, info.dim) != (wanted.embedder, wanted.embedder_id, wanted.dim):
         raise StaleIndexError(f"the index at {where} was built with embedder '{info.embedder}' "
                               f"({info.embedder_id}), not '{wanted.embedder}' ({wanted.embedder_id}). "

@@ -21,8 +21,8 @@ import fnmatch
 import os
 from dataclasses import dataclass
 
-from . import index, known_failures, loaders
-from .index import DocRow
+from . import known_failures, loaders
+from .index import DocRow, Store
 
 _GLOB = set("*?[")
 
@@ -43,16 +43,16 @@ def matches(path: str, pattern: str) -> bool:
     return False
 
 
-def documents(location: index.Location, patterns: tuple[str, ...] = ()) -> list[DocRow]:
+def documents(store: Store, patterns: tuple[str, ...] = ()) -> list[DocRow]:
     """The documents (by path) that any of ``patterns`` names; no patterns: all of them."""
-    with index.open_reader(location) as st:
+    with store.reader() as st:
         docs = st.documents()
     return [d for d in docs if not patterns or any(matches(d.path, p) for p in patterns)]
 
 
-def chunk_counts(location: index.Location) -> dict[str, int]:
+def chunk_counts(store: Store) -> dict[str, int]:
     """Chunks per document path (``rag ls``); {} when the store cannot say."""
-    with index.open_reader(location) as st:
+    with store.reader() as st:
         fn = getattr(st, "chunks_per_document", None)
         return dict(fn()) if fn is not None else {}
 
@@ -67,9 +67,9 @@ class Unindexed:
         return {"path": self.path, "status": self.status, "reason": self.reason}
 
 
-def unindexed(location: index.Location, patterns: tuple[str, ...] = ()) -> list[Unindexed]:
+def unindexed(store: Store, patterns: tuple[str, ...] = ()) -> list[Unindexed]:
     """The files the last ingest to meet them failed or skipped (still there), by path."""
-    memory = known_failures.KnownFailures.load(known_failures.store_for(index.shown(str(location))), "")
+    memory = known_failures.KnownFailures.load(known_failures.store_for(store.shown), "")
     return [Unindexed(p, st, why) for p, (st, why) in sorted(memory.unindexed.items())
             if os.path.lexists(loaders.container_of(p)) and (not patterns or any(matches(p, q) for q in patterns))]
 
@@ -86,21 +86,21 @@ class Removal:
                 "sentences": self.spans, "pages": self.pages}
 
 
-def remove(location: index.Location, patterns: tuple[str, ...], wait: bool = True) -> Removal:
+def remove(store: Store, patterns: tuple[str, ...], wait: bool = True) -> Removal:
     """Remove every document ``patterns`` names, in one atomic batch, under the writer lock."""
-    with index.writer_lock(location, wait=wait):
-        with index.open_reader(location) as st:
+    with store.lock(wait=wait):
+        with store.reader() as st:
             info = st.info
             before = st.counts()
             gone = [d for d in st.documents() if any(matches(d.path, p) for p in patterns)]
         if not gone:
             return Removal((), 0, 0, 0)
-        w = index.open_writer(location, info)
+        w = store.writer(info)
         try:
             w.commit_batch([d.id for d in gone], [])
         finally:
             w.close()
-        with index.open_reader(location) as st:
+        with store.reader() as st:
             after = st.counts()
     return Removal(tuple(d.path for d in gone), before["chunks"] - after["chunks"],
                    before["spans"] - after["spans"], before["pages"] - after["pages"])

@@ -32,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import index, locators, manage
+from . import locators, manage
 from .answer import AnswerParams
 from .api import Index
 from .config import DEFAULT_K, DEFAULT_MODE
@@ -111,7 +111,7 @@ class Tools:
     # -- paths -------------------------------------------------------------------------
 
     def _roots(self) -> list[str]:
-        with index.open_reader(self.idx.location) as st:
+        with self.idx.store.reader() as st:
             return st.roots()
 
     def _inside_roots(self, path: str) -> str:
@@ -173,7 +173,7 @@ class Tools:
         budget = _budget(budget)
         if not (0 <= before <= 50 and 0 <= after <= 50):
             raise UsageError("before and after must be between 0 and 50 sentences")
-        with index.open_reader(self.idx.location) as st:
+        with self.idx.store.reader() as st:
             docs = {d.path: d for d in st.documents()}
         place = locators.parse(locator, set(docs))
         path = os.path.abspath(place.path)
@@ -239,9 +239,9 @@ class Tools:
         self._writable("remove")
         pattern = path if any(ch in path for ch in "*?[") else self._inside_roots(path)
         roots = self._roots()
-        targets = [d.path for d in manage.documents(self.idx.location, (pattern,))
+        targets = [d.path for d in manage.documents(self.idx.store, (pattern,))
                    if any(d.path.startswith(r.rstrip("/") + "/") or d.path == r for r in roots)]
-        return manage.remove(self.idx.location, tuple(targets), wait=False).to_json()
+        return manage.remove(self.idx.store, tuple(targets), wait=False).to_json()
 
     def _writable(self, tool: str) -> None:
         if self.read_only:

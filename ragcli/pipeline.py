@@ -106,7 +106,7 @@ def ingest(
     from .ingest_local import check_workers
     from .known_failures import store_for
 
-    location = settings.index
+    store = index.open(settings.index)
     defaults = ReadLimits()
     limits = ReadLimits(
         max_file_size=max(1, int(_positive("max_file_size", max_file_size, defaults.max_file_size, "bytes"))),
@@ -123,16 +123,16 @@ def ingest(
     def loader() -> Embedder:  # called under the writer lock
         if embedder is not None:
             return embedder
-        return _embedder_for_ingest(settings, location, rebuild, [str(p) for p in paths], on_message,
+        return _embedder_for_ingest(settings, store, rebuild, [str(p) for p in paths], on_message,
                                     (tuple(excludes), include_hidden, follow))
 
     from .ingest import ingest as run_ingest  # (``from . import ingest`` would find ragcli's own ``ingest``)
 
     return run_ingest(
-        paths, location, loader, params=params, excludes=excludes, include_hidden=include_hidden,
+        paths, store, loader, params=params, excludes=excludes, include_hidden=include_hidden,
         follow=follow, rebuild=rebuild, limits=limits, wait=wait, progress=progress,
         on_message=on_message, batch_chunks=batch_chunks or BATCH_CHUNKS, workers=workers, executor=run_files,
-        tally=tally, failures_file=store_for(index.shown(str(location))), retry_failed=retry_failed, only=only)
+        tally=tally, failures_file=store_for(store.shown), retry_failed=retry_failed, only=only)
 
 
 def watch(paths: Sequence[str | Path], settings: Settings, on_event: Callable[[object], None], *,
@@ -145,28 +145,28 @@ def watch(paths: Sequence[str | Path], settings: Settings, on_event: Callable[[o
 
     from . import watch as watching
 
-    location = settings.index
+    store = index.open(settings.index)
     if options.get("ray") is not None:
         raise UsageError("--watch reads files on this machine; leave out --ray")
-    roots = [os.path.abspath(os.path.expanduser(str(p))) for p in paths] or _recorded_roots(location)
-    emb = embedder if embedder is not None else _embedder_for_ingest(settings, location, rebuild)
+    roots = [os.path.abspath(os.path.expanduser(str(p))) for p in paths] or _recorded_roots(store)
+    emb = embedder if embedder is not None else _embedder_for_ingest(settings, store, rebuild)
 
     def sync(only: Sequence[str] | None) -> IngestReport:
         return ingest(roots, settings, embedder=emb, excludes=excludes, include_hidden=include_hidden,
                       rebuild=rebuild and only is None, only=only, **options)  # type: ignore[arg-type]
 
-    never = watching.never_watched(location, index.is_server(location))
+    never = watching.never_watched(store.directory)
     if changes is None:
         changes = watching.file_events(roots, lambda p: watching.relevant(p, roots, excludes, include_hidden, never))
     watching.watch(roots, sync, on_event, changes)
 
 
-def _recorded_roots(location: str | Path) -> list[str]:
+def _recorded_roots(store: index.Store) -> list[str]:
     """The files and folders an index was built from; none: a usage error."""
-    roots = set(index.recorded_roots(location))
-    if index.exists(location):
+    roots = set(store.recorded_roots())
+    if store.exists():
         try:
-            with index.open_reader(location) as st:
+            with store.reader() as st:
                 roots |= set(st.roots())
         except RagError:
             pass
@@ -186,19 +186,14 @@ def _positive(name: str, value: float | None, default: float, unit: str) -> floa
     return value
 
 
-def _embedder_for_ingest(settings: Settings, location: str | Path, rebuild: bool, paths: Sequence[str] = (),
+def _embedder_for_ingest(settings: Settings, store: index.Store, rebuild: bool, paths: Sequence[str] = (),
                          on_message: Callable[[str], None] | None = None, walk: tuple = ((), False, False)) -> Embedder:
     """An existing index keeps its embedder unless asked otherwise (then it must be rebuilt); a
     new one (or a rebuild) not told which gets one for the language of a sample of ``paths``."""
     name = settings.embedder
-    if name is None and not rebuild and index.exists(location):
-        try:
-            with index.open_reader(location) as st:
-                name = st.info.embedder
-        except RagError:
-            name = None
-        else:
-            return load_embedder(settings, name)
+    built = store.built_with() if name is None and not rebuild else None  # (a server: one connection)
+    if built is not None:
+        return load_embedder(settings, built.embedder)
     models = models_for(settings)
     if name is None and paths and models.registry.default_embedder != language.MULTILINGUAL:
         name = _embedder_by_language(settings, models, paths, on_message or (lambda _m: None), walk)
@@ -236,7 +231,7 @@ def _unavailable(settings: Settings, models: Models, name: str) -> str:
 
 
 def open_index(settings: Settings) -> index.IndexReader:
-    return index.open_reader(settings.index)
+    return index.open(settings.index).reader()
 
 
 def embedder_for_index(st: index.IndexReader, settings: Settings, embedder: Embedder | None) -> Embedder:

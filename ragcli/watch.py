@@ -181,6 +181,6 @@ def watch(roots: Sequence[str], sync: Sync, on_event: Callable[[Event], None],
             on_event(c)
 
 
-def never_watched(location: str | Path, is_server: bool) -> list[str]:
-    """The folders whose changes are never the corpus's: the index's own (a directory index)."""
-    return [] if is_server else [os.path.abspath(os.path.realpath(location)), os.path.abspath(location)]
+def never_watched(directory: Path | None) -> list[str]:
+    """The folders whose changes are never the corpus's: the index's own (``Store.directory``; None: a server)."""
+    return [] if directory is None else [os.path.abspath(os.path.realpath(directory)), os.path.abspath(directory)]

@@ -1,7 +1,7 @@
 """The store interface (``ragcli.index.IndexReader`` / ``IndexWriter``), tested as a contract.
 
-Every test takes a ``store`` fixture that opens a reader and a writer of one
-implementation: the SQLite + segments store, and PostgreSQL + pgvector on a real server the
+Every test takes a ``store`` fixture, a real ``index.Store`` (``index.open``) of each kind:
+the SQLite + segments store, and PostgreSQL + pgvector on a real server the
 session starts (``conftest.pg_server_url``; skipped, saying why, only when the ``postgres``
 extra is not installed). Vectors are synthetic (clustered unit vectors), so the tests need
 no model and can check search results exactly.
@@ -11,59 +11,40 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from ragcli import index
-from ragcli.index import IndexInfo, NewDocument
-from ragcli.index.writer import MAX_SEGMENTS
+from ragcli.index import IndexInfo, NewDocument, SqliteStore
+from ragcli.index.sqlite.reader import SqliteReader
+from ragcli.index.sqlite.writer import MAX_SEGMENTS, SqliteWriter
 from ragcli.types import Chunk, Document, Page, Span
 
 DIM = 32
 INFO = IndexInfo("synthetic", "synthetic-32", DIM, {"chunk_tokens": 1})
 
 
-@dataclass
-class SqliteStore:
-    location: Path
-
-    def writer(self, rebuild: bool = False, info: IndexInfo = INFO):
-        return index.open_writer(self.location, info, rebuild=rebuild)
-
-    def reader(self):
-        return index.open_reader(self.location)
-
-    def use_approximate_search(self, monkeypatch) -> None:
-        monkeypatch.setattr(index.SqliteWriter, "ann_min_rows", 4000)
-
-    @staticmethod
-    def exact(reader, q, k: int) -> list[tuple[int, float]]:
-        return reader.vector_set.search(q, k, exact=True)
-
-
-@dataclass
-class PostgresStore(SqliteStore):
-    location: str  # type: ignore[assignment]
-
-    def use_approximate_search(self, monkeypatch) -> None:
-        pass  # the HNSW index is always there
-
-    @staticmethod
-    def exact(reader, q, k: int) -> list[tuple[int, float]]:
-        return reader.dense(q, k, exact=True)
-
-
-STORES = {"sqlite": SqliteStore, "postgres": PostgresStore}
-
-
-@pytest.fixture(params=sorted(STORES))
-def store(request, tmp_path: Path):
+@pytest.fixture(params=["postgres", "sqlite"])
+def store(request, tmp_path: Path) -> index.Store:
+    """A real store (``index.open``) of each kind, empty."""
     if request.param == "postgres":
-        return PostgresStore(request.getfixturevalue("pg_index"))
-    return SqliteStore(tmp_path / "idx")
+        return index.open(request.getfixturevalue("pg_index"))
+    return index.open(tmp_path / "idx")
+
+
+def use_approximate_search(store: index.Store, monkeypatch) -> None:
+    """Make the SQLite store build its approximate index at 4,000 rows (PostgreSQL's HNSW index is always there)."""
+    if isinstance(store, SqliteStore):
+        monkeypatch.setattr(SqliteWriter, "ann_min_rows", 4000)
+
+
+def exact(reader, q, k: int) -> list[tuple[int, float]]:
+    """The true ``k`` nearest, for recall."""
+    if isinstance(reader, SqliteReader):
+        return reader.vector_set.search(q, k, exact=True)
+    return reader.dense(q, k, exact=True)
 
 
 def docs(rng, start: int, n_docs: int, per_doc: int = 4, centres=None, tag: str = "doc"):
@@ -89,8 +70,8 @@ def docs(rng, start: int, n_docs: int, per_doc: int = 4, centres=None, tag: str 
 
 
 def write(store, *batches, remove=(), rebuild=False, finish=True):
-    with index.writer_lock(store.location):
-        w = store.writer(rebuild=rebuild)
+    with store.lock():
+        w = store.writer(INFO, rebuild=rebuild)
         try:
             w.begin_run(["/c"], rebuild)
             for i, b in enumerate(batches):
@@ -158,7 +139,7 @@ def test_many_small_batches_are_merged_and_old_readers_still_read(store) -> None
     with store.reader() as r:
         d = r.describe()
         assert d["vectors"] == r.counts()["chunks"] == 4 * 5 * len(batches)
-        if isinstance(store, SqliteStore) and not isinstance(store, PostgresStore):
+        if isinstance(store, SqliteStore):
             assert d["segments"] <= MAX_SEGMENTS
         for b in batches:
             assert r.dense(b[-1].vectors[-1], 1)[0][1] == pytest.approx(1.0)
@@ -168,7 +149,7 @@ def test_large_index_switches_to_approximate_search_with_high_recall(store, monk
     rng = np.random.default_rng(4)
     centres = rng.normal(size=(200, DIM))
     centres /= np.linalg.norm(centres, axis=1, keepdims=True)
-    store.use_approximate_search(monkeypatch)
+    use_approximate_search(store, monkeypatch)
     rows = write(store, *[docs(rng, 250 * i, 250, centres=centres) for i in range(5)])  # 5,000 chunks
     gone = [rows[f"/c/doc{d}.txt"].id for d in range(0, 100)]
     write(store, docs(rng, 2000, 25, centres=centres), remove=gone)  # tombstones and an exact tail
@@ -183,7 +164,7 @@ def test_large_index_switches_to_approximate_search_with_high_recall(store, monk
             got = r.dense(q, 10)
             assert len(got) == 10
             assert not any(doc.path in removed for _, doc in r.chunks([c for c, _ in got]).values())
-            hits += len({c for c, _ in got} & {c for c, _ in store.exact(r, q, 10)})
+            hits += len({c for c, _ in got} & {c for c, _ in exact(r, q, 10)})
         assert hits / 1000 >= 0.95
         wide = r.dense(queries[0], 400)
         found = r.chunks([c for c, _ in wide])
@@ -194,8 +175,8 @@ def test_a_rebuild_is_invisible_until_it_finishes(store) -> None:
     rng = np.random.default_rng(5)
     write(store, docs(rng, 0, 4))
     other = IndexInfo("synthetic", "synthetic-32b", DIM, {"chunk_tokens": 2})
-    with index.writer_lock(store.location):
-        w = store.writer(rebuild=True, info=other)
+    with store.lock():
+        w = store.writer(other, rebuild=True)
         w.begin_run(["/c"], True)
         w.commit_batch([], docs(rng, 100, 2, tag="new"))
         with store.reader() as r:
@@ -210,7 +191,7 @@ def test_a_format_1_index_is_upgraded_in_place_without_re_embedding(tmp_path: Pa
     """Format 1: vectors as SQLite blobs (and a FAISS file), no segments, no counts in meta."""
     rng = np.random.default_rng(6)
     loc = tmp_path / "v1"
-    store = SqliteStore(loc)
+    store = index.open(loc)
     batch = docs(rng, 0, 3)
     write(store, batch)
     # turn it into what ragcli 0.1 wrote
@@ -229,8 +210,8 @@ def test_a_format_1_index_is_upgraded_in_place_without_re_embedding(tmp_path: Pa
     (loc / "vectors-1.faiss").write_bytes(b"old")
     with pytest.raises(index.StaleIndexError, match="rag ingest --index"):
         store.reader()
-    with index.writer_lock(loc):
-        w = store.writer()
+    with store.lock():
+        w = store.writer(INFO)
         assert any("upgraded" in m for m in w.messages)
         w.close()
     assert not (loc / "vectors-1.faiss").exists()
@@ -263,12 +244,12 @@ class _InterruptAt:
 def test_a_ctrl_c_right_after_a_statement_keeps_the_batch_whole_or_absent(tmp_path: Path, at: str) -> None:
     """After COMMIT the batch is the database's, files included (a Ctrl-C there once left a
     committed segment without its files); before it, the batch and its files are gone."""
-    store = SqliteStore(tmp_path / "idx")
+    store = index.open(tmp_path / "idx")
     rng = np.random.default_rng(7)
     first, second = docs(rng, 0, 3), docs(rng, 10, 2, tag="late")
     write(store, first)
-    with index.writer_lock(store.location):
-        w = store.writer()
+    with store.lock():
+        w = store.writer(INFO)
         try:
             w.begin_run(["/c"], False)
             w.con = _InterruptAt(w.con, at)
@@ -323,9 +304,9 @@ def test_bm25_finds_words_in_scripts_beyond_english(store, query: str, lang: str
 
 
 def test_an_index_from_before_lexical_text_is_re_indexed_for_bm25_without_re_embedding(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "idx")
+    store = index.open(tmp_path / "idx")
     write(store, world_docs(np.random.default_rng(1)))
-    db = index.schema.current_db(store.location)
+    db = store.current_db()
     con = sqlite3.connect(db)  # as an older ragcli wrote it: each chunk's text as it reads, no meta key
     con.execute("DELETE FROM chunks_fts")
     con.execute("INSERT INTO chunks_fts(rowid, embed) SELECT id, embed FROM chunks")
@@ -335,8 +316,8 @@ def test_an_index_from_before_lexical_text_is_re_indexed_for_bm25_without_re_emb
     with store.reader() as r:  # read as it is: the words it was indexed with
         assert not r.lexical("豊臣秀吉", 3)
         assert r.lexical("light energy", 3)
-    with index.writer_lock(store.location):
-        w = store.writer()
+    with store.lock():
+        w = store.writer(INFO)
         assert any("re-indexed 4 chunks for BM25" in m for m in w.messages), w.messages
         w.close()
     with store.reader() as r:
@@ -346,7 +327,7 @@ def test_an_index_from_before_lexical_text_is_re_indexed_for_bm25_without_re_emb
 
 def test_a_postgres_index_from_before_lex_is_migrated_in_place(pg_server_url: str, pg_index: str) -> None:
     psycopg = pytest.importorskip("psycopg")
-    store = PostgresStore(pg_index)
+    store = index.open(pg_index)
     write(store, world_docs(np.random.default_rng(1)))
     schema = pg_index.rsplit("schema=", 1)[1]
     with psycopg.connect(pg_server_url, autocommit=True) as con:  # as schema version 2 left it
@@ -354,10 +335,41 @@ def test_a_postgres_index_from_before_lex_is_migrated_in_place(pg_server_url: st
         con.execute(f'DELETE FROM "{schema}".schema_migrations WHERE version = 3')
     with pytest.raises(index.StaleIndexError, match="rag ingest"):
         store.reader()
-    with index.writer_lock(store.location):
-        w = store.writer()
+    with store.lock():
+        w = store.writer(INFO)
         assert any("schema version 3" in m for m in w.messages), w.messages
         w.close()
     with store.reader() as r:
         (cid, _), *_ = r.lexical("豊臣秀吉", 3)
         assert r.chunks([cid])[cid][1].path == "/c/ja.txt"
+
+
+def test_open_reads_the_location_once_and_a_directory_never_loads_the_server_driver(tmp_path: Path) -> None:
+    """``index.open`` picks the store by the location alone, touching nothing; the SQLite path
+    (and ``rag --help``) import neither the PostgreSQL store nor psycopg."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from ragcli.cli import app; from ragcli import index; "
+            f"s = index.open({str(tmp_path / 'idx')!r}); assert not s.exists() and s.recorded_roots() == []; "
+            "bad = [m for m in ('psycopg', 'pgvector', 'ragcli.index.postgres') if m in sys.modules]; "
+            "assert not bad, bad; print(type(s).__name__)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip() == "SqliteStore", out.stderr
+    assert not (tmp_path / "idx").exists()
+    url = index.open("postgresql://me:secret@nowhere.invalid/db")  # no connection yet
+    assert type(url).__name__ == "PostgresStore" and url.shown == "postgresql://me:***@nowhere.invalid/db"
+    assert url.directory is None and index.open(tmp_path).directory == tmp_path
+
+
+def test_what_an_index_was_built_with_takes_one_connection_to_a_server(store, monkeypatch) -> None:
+    assert store.built_with() is None  # nothing there yet
+    write(store, docs(np.random.default_rng(8), 0, 2))
+    if not isinstance(store, SqliteStore):
+        from ragcli.index.postgres import server
+
+        opened = []
+        connect = server.connect
+        monkeypatch.setattr(server, "connect", lambda *a: opened.append(a) or connect(*a))
+        assert store.built_with().same_build(INFO) and len(opened) == 1
+    assert store.built_with().same_build(INFO)

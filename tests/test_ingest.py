@@ -57,7 +57,7 @@ def test_changed_file_is_rechunked_and_old_vectors_removed(docs: Path, settings)
     assert r.updated == (str(f),) and len(r.unchanged) == N_SAMPLE - 1
     res = pipeline.search("penguins fly", settings, k=3, embedder=EMB, mode="lexical")
     assert res.hits[0].chunk.source == str(f)
-    with index.open_reader(settings.index_dir) as st:
+    with index.open(settings.index).reader() as st:
         n_vectors = st.vector_set.live
         n_chunks = st.counts()["chunks"]
     assert n_vectors == n_chunks and n_chunks >= before  # old vectors gone, new ones in
@@ -73,7 +73,7 @@ def test_deleted_file_is_removed_when_its_directory_is_ingested_again(docs: Path
     r = ingest([docs], settings)
     assert r.removed == (str(docs / "sampling_notes.txt"),)
     assert pipeline.status(settings)["documents"] == N_SAMPLE - 1
-    with index.open_reader(settings.index_dir) as st:
+    with index.open(settings.index).reader() as st:
         assert st.vector_set.live == st.counts()["chunks"]
 
 
@@ -170,7 +170,7 @@ def test_search_modes_agree_on_an_obvious_query(docs: Path, settings) -> None:
 
 def test_damaged_vector_segment_is_reported_and_repaired_by_a_rebuild(docs: Path, settings) -> None:
     ingest([docs], settings)
-    seg = next((settings.index_dir / "segments").glob("*.vec.npy"))
+    seg = next((settings.index / "segments").glob("*.vec.npy"))
     seg.write_bytes(seg.read_bytes()[:100])
     with pytest.raises(DamagedIndexError, match="rag ingest --rebuild"):
         pipeline.search("tokens", settings, embedder=EMB)
@@ -249,5 +249,5 @@ def test_index_built_before_a_header_field_existed_is_refused_with_the_rebuild_h
     assert pipeline.search("tokens", settings, embedder=EMB).hits  # it still answers searches
     r = ingest([docs], settings, rebuild=True)
     assert r.added and not r.failed
-    with index.open_reader(settings.index) as st:
+    with index.open(settings.index).reader() as st:
         assert st.info.chunking["name_in_header"] is True and st.info.chunking["page_headings"] is True

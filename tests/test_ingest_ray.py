@@ -65,7 +65,7 @@ def env(hash_models: Path) -> dict:
 def snapshot(location) -> dict[tuple, tuple]:
     """Everything a search can see, by content: {(source, page, start, end): (chunk, document
     fields, vector)}; chunk ids and ingest times left out."""
-    with index.open_reader(location) as st:
+    with index.open(location).reader() as st:
         ids = [r[0] for r in st.con.execute("SELECT id FROM chunks")]
         rows = st.chunks(ids)
         vecs = st.vectors(ids)

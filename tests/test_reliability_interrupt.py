@@ -38,7 +38,7 @@ from ragcli.cli import app
 from ragcli.config import resolve_settings
 from ragcli.errors import IndexNotFoundError
 from ragcli.index import crash
-from ragcli.index.schema import SCHEMA
+from ragcli.index.sqlite.schema import SCHEMA, current_db
 from ragcli.ingest import index_info
 from ragcli.models.embedders import HashEmbedder
 from ragcli.models.generators import ScriptedGenerator
@@ -68,7 +68,7 @@ def write_corpus(d: Path, n_files: int, n_sentences: int, tag: str) -> Path:
 def doc_chunks(location: Path, query: str = "") -> dict[str, int] | tuple[dict[str, int], set[str]]:
     """{path: chunks} of the index's last committed state (opening it checks the vectors);
     with ``query``, also the sources a lexical search finds, in the same snapshot."""
-    with index.open_reader(location) as st:
+    with index.open(location).reader() as st:
         ids = [r[0] for r in st.con.execute("SELECT id FROM chunks")]
         rows = st.chunks(ids)
         out: dict[str, int] = {}
@@ -105,7 +105,7 @@ def world(tmp_path_factory) -> dict:
             pending = 0
     if pending:
         prefixes.append(set(acc))
-    with index.open_reader(template) as st:
+    with index.open(template).reader() as st:
         old_gen = st.info.generation
     return {"base": base, "models": models, "fast": fast, "old": old, "new": new, "template": template,
             "old_chunks": doc_chunks(template), "new_chunks": new_chunks, "prefixes": prefixes,
@@ -173,7 +173,7 @@ def full(world: dict, rebuild: bool) -> int:
 def assert_only_named_files(location: Path) -> None:
     """After a finished ingest the directory holds the current database, the files it names, the
     marker, the lock and the pointers: everything a killed writer left was recorded, and removed."""
-    db = index.current_db(location)
+    db = current_db(location)
     con = sqlite3.connect(db)
     try:
         named = {f"{n}.{k}.npy" for (n,) in con.execute("SELECT name FROM segments") for k in ("vec", "ids")}
@@ -316,8 +316,8 @@ def test_database_created_without_metadata_is_completed_by_the_next_ingest(world
 
 def test_generation_zero_index_says_it_was_never_built(tmp_path: Path) -> None:
     settings = resolve_settings(index=tmp_path / "idx")
-    settings.index_dir.mkdir()
-    w = index.open_writer(settings.index_dir, index_info(EMB, ChunkParams()))
+    settings.index.mkdir()
+    w = index.open(settings.index).writer(index_info(EMB, ChunkParams()))
     w.close()
     with pytest.raises(IndexNotFoundError, match="not been built yet"):
         pipeline.status(settings)

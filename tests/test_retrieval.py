@@ -6,9 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from ragcli import pipeline
+from ragcli import index, pipeline
 from ragcli.config import resolve_settings
-from ragcli.index import open_reader
 from ragcli.models.embedders import HashEmbedder
 from ragcli.retrieval import name_ranking, search
 
@@ -38,7 +37,7 @@ def _corpus(tmp_path: Path, names: tuple[str, str]) -> Path:
 
 
 def _top(settings, query: str, **kw) -> list[str]:
-    with open_reader(settings.index) as st:
+    with index.open(settings.index).reader() as st:
         return [Path(h.chunk.source).stem for h in search(st, EMB, query, 2, "hybrid", **kw)]
 
 

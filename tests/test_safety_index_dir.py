@@ -33,10 +33,11 @@ import numpy as np
 import pytest
 
 from ragcli import index
-from ragcli.index import crash, schema
+from ragcli.index import SqliteStore, crash
+from ragcli.index.sqlite import schema
 
 from .conftest import HASH_MODELS, rag
-from .test_index_store import INFO, SqliteStore, docs, write
+from .test_index_store import INFO, docs, use_approximate_search, write
 
 AS_USER = Path(__file__).parent / "tools" / "as_user.py"
 MARKER = "RAGCLI_INDEX"  # (spelled out: these tests also run against ragcli before the marker, and fail there)
@@ -240,7 +241,7 @@ def test_files_ragcli_recorded_are_removed_and_no_others(env: dict, corpus: Path
     assert not any((loc / p).exists() or (loc / f"{p}.tmp").exists() for p in recorded)
     for rel, body in planted.items():
         assert (loc / rel).read_bytes() == body, rel
-    with index.open_reader(loc) as st:
+    with index.open(loc).reader() as st:
         named = {f"{n}.{k}.npy" for (n,) in st.con.execute("SELECT name FROM segments") for k in ("vec", "ids")}
     assert set(os.listdir(loc / "segments")) == named | {"take2.wav", "b9-000000000000.vec.npy"}
 
@@ -262,15 +263,15 @@ def test_an_unfinished_rebuild_with_other_settings_is_discarded_with_its_files(t
     con.close()
     (store.location / sorted(first_files)[0]).unlink()
     (store.location / "segments" / "take2.wav").write_bytes(b"user's")
-    with index.writer_lock(store.location):
-        w = store.writer(rebuild=True, info=INFO)  # same settings as the first: still not resumed
+    with store.lock():
+        w = store.writer(INFO, rebuild=True)  # same settings as the first: still not resumed
         w.close()
     assert (store.location / "segments" / "take2.wav").read_bytes() == b"user's"
     assert "carrying on with an unfinished rebuild" not in w.messages
     assert w.db != first and not first.exists()
     assert not any((store.location / p).exists() for p in first_files)
-    with index.writer_lock(store.location):
-        w = store.writer(rebuild=True, info=other)  # other settings: the unfinished one is discarded
+    with store.lock():
+        w = store.writer(other, rebuild=True)  # other settings: the unfinished one is discarded
         assert "discarded an unfinished rebuild made with other settings" in w.messages
         w.begin_run(["/c"], True)
         w.commit_batch([], docs(rng, 30, 2, tag="c"))
@@ -279,7 +280,7 @@ def test_an_unfinished_rebuild_with_other_settings_is_discarded_with_its_files(t
     with store.reader() as r:
         assert r.counts()["documents"] == 2 and r.info.embedder_id == "synthetic-32b"
     names = set(os.listdir(store.location / "segments"))
-    assert names == {p.split("/")[1] for p in used_by(index.current_db(store.location))} | {"take2.wav"}
+    assert names == {p.split("/")[1] for p in used_by(store.current_db())} | {"take2.wav"}
 
 
 # -- case 5: private files, whatever the umask ------------------------------------------------------
@@ -291,7 +292,7 @@ def test_every_file_is_0600_and_every_directory_0700_whatever_the_umask(tmp_path
     """Database with its -wal and -shm (a reader holds them open), segments, the approximate
     index (FAISS), pointers, lock, marker."""
     store = SqliteStore(tmp_path / "idx")
-    store.use_approximate_search(monkeypatch)
+    use_approximate_search(store, monkeypatch)
     rng = np.random.default_rng(12)
     old = os.umask(umask)
     try:
@@ -304,7 +305,7 @@ def test_every_file_is_0600_and_every_directory_0700_whatever_the_umask(tmp_path
     want = {k: (0o700 if k in (".", "segments") else 0o600) for k in got}
     assert got == want
     names = set(got)
-    db = index.current_db(store.location).name
+    db = store.current_db().name
     assert {".lock", "CURRENT", "segments", db, f"{db}-wal", f"{db}-shm"} <= names
     assert any(n.endswith(".faiss") for n in names) and any(n.endswith(".vec.npy") for n in names)
     assert MARKER in names

@@ -52,7 +52,7 @@ def folder(tmp_path: Path, files: dict[str, bytes | str], name: str = "docs") ->
 
 
 def indexed(location: Path) -> set[str]:
-    with index.open_reader(location) as st:
+    with index.open(location).reader() as st:
         return {Path(r.path).name for r in st.documents()}
 
 

@@ -339,30 +339,25 @@ def test_the_switch_over_waits_for_a_search_in_progress_and_later_searches_read_
 
     from ragcli import index
 
-    from .test_index_store import DIM, INFO, IndexInfo, write
+    from .test_index_store import DIM, IndexInfo, write
     from .test_index_store import docs as synthetic
 
-    class Store:
-        location = db + "?schema=idx"
-
-        def writer(self, rebuild: bool = False, info: IndexInfo = INFO):
-            return index.open_writer(self.location, info, rebuild=rebuild)
-
+    store = index.open(db + "?schema=idx")
     rng = np.random.default_rng(7)
-    write(Store(), synthetic(rng, 0, 4))
+    write(store, synthetic(rng, 0, 4))
     newer = IndexInfo("synthetic", "synthetic-32b", DIM, {"chunk_tokens": 2})
     results: dict = {}
-    with index.writer_lock(Store.location):
-        w = Store().writer(rebuild=True, info=newer)
+    with store.lock():
+        w = store.writer(newer, rebuild=True)
         w.begin_run(["/c"], True)
         w.commit_batch([], synthetic(rng, 100, 2, tag="new"))
-        first = index.open_reader(Store.location)
+        first = store.reader()
         switch = threading.Thread(target=lambda: results.update(finished=w.finish()))
         switch.start()
         _until(lambda: _waiting_on_lock(db, "ingest"), switch)
 
         def read() -> None:
-            with index.open_reader(Store.location) as r:
+            with store.reader() as r:
                 results["second"] = (r.counts()["documents"], r.info.embedder_id, len(r.documents()))
 
         second = threading.Thread(target=read)

@@ -18,13 +18,13 @@ import numpy as np
 import pytest
 
 from ragcli.errors import EmptyScopeError, UsageError
-from ragcli.index import NewDocument
-from ragcli.index import vectors as vector_module
+from ragcli.index import NewDocument, SqliteStore
+from ragcli.index.sqlite import vectors as vector_module
 from ragcli.scope import KINDS, parse_scope
 from ragcli.types import Chunk, Document, Page, Span
 
 from .conftest import SAMPLE, rag
-from .test_index_store import DIM, PostgresStore, store, write  # noqa: F401  (``store`` is a fixture)
+from .test_index_store import DIM, store, use_approximate_search, write  # noqa: F401  (``store`` is a fixture)
 
 
 def _doc(path: str, vecs: np.ndarray, kind: str = "text", mtime: float = 0.0, word: str = "report") -> NewDocument:
@@ -74,14 +74,14 @@ def test_a_scoped_search_returns_k_hits_from_documents_outside_the_unscoped_top_
         store, monkeypatch, approximate: bool) -> None:  # noqa: F811
     rng = np.random.default_rng(7)
     if approximate:  # SQLite: an IVF index, and the allowed chunks through its bitmap selector
-        store.use_approximate_search(monkeypatch)
+        use_approximate_search(store, monkeypatch)
         monkeypatch.setattr(vector_module, "EXACT_SUBSET", 8)
         q, near, far = _corpus(rng, n_near=600)  # 4,824 chunks
     else:
         q, near, far = _corpus(rng)
     write(store, near[: len(near) // 2], near[len(near) // 2 :] + far)
     with store.reader() as r:
-        if approximate and not isinstance(store, PostgresStore):
+        if approximate and isinstance(store, SqliteStore):
             assert r.describe()["search"] == "approximate"
         unscoped = r.dense(q, 10)
         assert not any(p.startswith("/c/far") for p in _paths(r, unscoped))  # far down the unscoped ranking
@@ -247,17 +247,16 @@ def test_an_index_without_chunk_ranges_is_scoped_the_same_and_gets_them_at_the_n
     import sqlite3
 
     from ragcli import index
-    from ragcli.index.schema import current_db
 
-    from .test_index_store import SqliteStore
+    from .test_index_store import INFO
 
-    st = SqliteStore(tmp_path / "idx")
+    st = index.open(tmp_path / "idx")
     rng = np.random.default_rng(9)
     q, near, far = _corpus(rng, n_near=20)
     write(st, near + far)
     with st.reader() as r:
         want = r.scoped(parse_scope(["/c/far*", "/c/near1*"]))
-    con = sqlite3.connect(current_db(st.location))
+    con = sqlite3.connect(st.current_db())
     con.execute("DROP TABLE chunk_ranges")  # as an index an earlier ragcli wrote
     con.commit()
     con.close()
@@ -265,8 +264,8 @@ def test_an_index_without_chunk_ranges_is_scoped_the_same_and_gets_them_at_the_n
         got = r.scoped(parse_scope(["/c/far*", "/c/near1*"]))
         assert got.doc_ids == want.doc_ids and got.chunk_ids.tolist() == want.chunk_ids.tolist()
         assert len(r.dense(q, 10, within=got)) == 10
-    with index.writer_lock(st.location):
-        st.writer().close()  # a writer adds the table, filled from chunks
-    con = sqlite3.connect(current_db(st.location))
+    with st.lock():
+        st.writer(INFO).close()  # a writer adds the table, filled from chunks
+    con = sqlite3.connect(st.current_db())
     assert con.execute("SELECT count(*), sum(n) FROM chunk_ranges").fetchone() == (23, 23 * 8)
     con.close()

@@ -123,10 +123,11 @@ class _Clock:
 
 
 def _ingest(docs: Path, location: Path, **kw):
+    from ragcli import index
     from ragcli.ingest import ingest
     from ragcli.models.embedders import HashEmbedder
 
-    return ingest([docs], location, HashEmbedder, workers=0, **kw)
+    return ingest([docs], index.open(location), HashEmbedder, workers=0, **kw)
 
 
 def test_a_slow_first_batch_commits_by_time_and_each_file_that_took_that_long_alone(hash_corpus, tmp_path) -> None:

@@ -1,39 +1,28 @@
 """The index: the one owner of its on-disk format.
 
-    base        the store interface (IndexReader, IndexWriter) and its records
-    schema      SQLite layout: paths, tables, metadata
-    vectors     vector segments (memory-mapped) and the approximate index
-    reader      SqliteReader: one committed snapshot
-    directory   whether a directory may hold an index: the RAGCLI_INDEX marker, owner, modes
-    private     files written 0600 (directories 0700), never through a symbolic link
-    lock        the writer lock; what a failed write tells the user
-    writer      SqliteWriter: atomic batches, merges, the approximate index, rebuild switch-over
-    migrate     creating a database, upgrading one from format 1
-    repair      removing the files ragcli recorded as no longer used, damaged databases
+    base        the store interface (Store, IndexReader, IndexWriter), its records, the rows both stores map
+    locations   what a location names: a directory, or a PostgreSQL URL; how one is shown
+    fts         the words of a query for full-text search (both stores)
+    scoping     what a scope (``--path``, ``--type``, ``--since``) allows, as SQL for both stores
     crash       named crash points for the crash tests
-    locations   what a location names: a directory, or a PostgreSQL URL
-    postgres    the PostgreSQL store: connection, advisory writer lock (pg_reader, pg_writer, pg_schema)
+    sqlite/     the SQLite store: a directory of SQLite + memory-mapped vector segments (the default)
+    postgres/   the PostgreSQL store: pgvector, an advisory writer lock
 
-Everything outside this package goes through the names below; each dispatches on the
-location: a ``postgresql://`` URL (a ``str``) opens the PostgreSQL store (psycopg imported
-then, never before), anything else is a directory.
+Everything outside this package opens a ``Store`` once, ``open(location)``, and calls its
+methods: a ``postgresql://`` URL (a ``str``) is a PostgreSQL store (its package, and psycopg,
+imported then, never before), anything else a directory.
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Mapping
 from pathlib import Path
 
 from ..errors import DamagedIndexError, IndexNotFoundError, StaleIndexError
-from . import lock as _lock
-from . import reader as _sqlite_reader
-from . import repair as _repair
-from .base import FORMAT_VERSION, DocRow, IndexInfo, IndexReader, IndexWriter, NewDocument, Run
-from .locations import is_server, shown
-from .reader import SqliteReader, fts_terms
-from .schema import current_db, rebuild_hint
-from .writer import SqliteWriter
+from .base import FORMAT_VERSION, DocRow, IndexInfo, IndexReader, IndexWriter, NewDocument, Run, Store, rebuild_hint
+from .fts import fts_terms
+from .locations import is_server
+from .sqlite import SqliteStore
 
 Location = str | Path  # a directory, or a postgresql:// URL (``locations``)
 
@@ -46,79 +35,35 @@ __all__ = [
     "IndexInfo",
     "IndexReader",
     "IndexWriter",
+    "Location",
     "NewDocument",
     "Run",
-    "SqliteReader",
-    "SqliteWriter",
-    "current_db",
-    "exists",
-    "is_server",
+    "SqliteStore",
+    "Store",
     "fts_terms",
-    "open_reader",
-    "open_writer",
+    "open",
     "rebuild_hint",
-    "recorded_roots",
-    "set_aside_if_damaged",
-    "shown",
-    "writer_lock",
+    "summary",
 ]
 
 
-def open_reader(location: Location) -> IndexReader:
-    """The last committed state of the index at ``location``."""
+def open(location: Location) -> Store:  # (``index.open``, as ``io.open``: the builtin is not used here)
+    """The store at ``location``; nothing is read or connected to until a method asks.
+
+    >>> open("/tmp/idx")
+    SqliteStore('/tmp/idx')
+    """
     if is_server(location):
-        from .pg_reader import PgReader
+        from .postgres import PostgresStore
 
-        return PgReader.open(str(location))
-    return SqliteReader.open(Path(location))
-
-
-def open_writer(location: Location, wanted: IndexInfo, *, rebuild: bool = False) -> IndexWriter:
-    """A writer for one ingest run; the caller holds ``writer_lock(location)``."""
-    if is_server(location):
-        from .pg_writer import PgWriter
-
-        return PgWriter.open(str(location), wanted, rebuild=rebuild)
-    return SqliteWriter.open(Path(location), wanted, rebuild=rebuild)
+        return PostgresStore(str(location))
+    return SqliteStore(location)
 
 
-@contextlib.contextmanager
-def writer_lock(location: Location, wait: bool = True, on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
-    """Hold the index's one-writer lock: flock on a directory, an advisory lock on a server.
-    ``on_wait`` hears that another ingest holds it, and (a directory) that an index an earlier
-    ragcli wrote was adopted; a directory ragcli may not write is refused first (``directory``)."""
-    if is_server(location):
-        from . import postgres
+def summary(described: Mapping[str, object]) -> str:
+    """``rag status``'s line about the vectors, from a reader's ``describe()``."""
+    if described.get("store") == "postgresql":
+        from .postgres import PostgresStore
 
-        lock = postgres.writer_lock(str(location), wait, on_wait)
-    else:
-        lock = _lock.writer_lock(Path(location), wait, on_wait)
-    with lock:
-        yield
-
-
-def recorded_roots(location: Location) -> list[str]:
-    """The directories the index records, even when the rest is damaged ([] if unreadable)."""
-    if is_server(location):
-        from . import postgres
-
-        return postgres.recorded_roots(str(location))
-    return _sqlite_reader.recorded_roots(Path(location))
-
-
-def set_aside_if_damaged(location: Location, on_message: Callable[[str], None] | None = None) -> None:
-    """Before a rebuild: move a damaged database aside (a server keeps its own; nothing to do)."""
-    if not is_server(location):
-        _repair.set_aside_if_damaged(Path(location), on_message)
-
-
-def exists(location: Location) -> bool:
-    """Whether anything (even an unfinished first ingest) was written at ``location``."""
-    if is_server(location):
-        from . import postgres
-
-        return postgres.exists(str(location))
-    try:
-        return current_db(Path(location)).exists()
-    except (ValueError, OSError):
-        return True
+        return PostgresStore.summary(described)
+    return SqliteStore.summary(described)

@@ -1,22 +1,34 @@
 """The store interface: what ragcli needs from an index, whatever holds it.
 
+``Store`` is one index, chosen once from its location (``index.open``): a directory
+(``sqlite.SqliteStore``) or a PostgreSQL URL (``postgres.PostgresStore``). It opens readers
+and writers, holds the writer lock, and says what is there.
+
 Two protocols. ``IndexReader`` is one consistent snapshot of a built index, used by search,
-ask, status and eval. ``IndexWriter`` takes an ingest's batches, each atomic: a reader
-sees a batch whole or not at all. ``sqlite_faiss`` (SQLite + memory-mapped vector
-segments, the default) implements both; a server store (PostgreSQL) can implement the same
-two and run the same tests (``tests/test_index_store.py``).
+ask, status and eval. ``IndexWriter`` takes an ingest's batches, each atomic: a reader sees
+a batch whole or not at all. Both stores implement both and run the same contract tests
+(``tests/test_index_store.py``).
 
 The records passed across the interface are small frozen dataclasses; vectors are numpy
-arrays ``(n, dim) float32`` with unit rows.
+arrays ``(n, dim) float32`` with unit rows. Both stores lay their rows out alike, so the
+mapping from rows to records (``DOC_COLUMNS``, ``CHUNK_COLUMNS``, ``chunks_from_rows``) and
+the command that rebuilds an index (``rebuild_hint``) are here, once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+import contextlib
+import shlex
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from ..types import Chunk, Document, Page
+from ..errors import RagError
+from ..types import Chunk, Document, Page, Span
+from .locations import in_command, password_note, shown
 
 if TYPE_CHECKING:
     import numpy as np
@@ -140,3 +152,94 @@ class IndexWriter(Protocol):
     def finish(self) -> None: ...  # mark the run finished, merge, (rebuild) switch over, clean up
 
     def close(self) -> None: ...
+
+
+class Store(ABC):
+    """One index, where it lives; opening a ``Store`` touches nothing, each method opens what
+    it needs. The one place the index's kind decides anything is ``index.open``."""
+
+    location: str | Path  # what the user named: a directory, or a server URL
+
+    @property
+    def shown(self) -> str:
+        """The location as ragcli prints it (a URL's secrets hidden: ``locations.shown``)."""
+        return shown(self.location)
+
+    @property
+    def directory(self) -> Path | None:
+        """The folder on this machine that holds the index (never ingested or watched); None for a server."""
+        return None
+
+    @abstractmethod
+    def reader(self) -> IndexReader:
+        """The last committed state of the index."""
+
+    @abstractmethod
+    def writer(self, wanted: IndexInfo, *, rebuild: bool = False) -> IndexWriter:
+        """A writer for one ingest run; the caller holds ``lock()``."""
+
+    @abstractmethod
+    def lock(self, wait: bool = True, on_wait: Callable[[str], None] | None = None) -> AbstractContextManager[None]:
+        """The index's one-writer lock. ``on_wait`` hears that another ingest holds it (and, for a
+        directory, that an index an earlier ragcli wrote was adopted)."""
+
+    @abstractmethod
+    def exists(self) -> bool:
+        """Whether anything (even an unfinished first ingest) was written there."""
+
+    @abstractmethod
+    def recorded_roots(self) -> list[str]:
+        """The directories the index records, even when the rest is damaged ([] if unreadable)."""
+
+    def set_aside_if_damaged(self, on_message: Callable[[str], None] | None = None) -> None:
+        """Before a rebuild: move a damaged database aside (a server keeps its own: nothing to do)."""
+        return None
+
+    def built_with(self) -> IndexInfo | None:
+        """How the index was built; None when there is none yet or it cannot be read."""
+        if not self.exists():
+            return None
+        try:
+            with contextlib.closing(self.reader()) as st:
+                return st.info
+        except RagError:
+            return None
+
+    def rebuild_hint(self, roots: Sequence[str] = ()) -> str:
+        return rebuild_hint(self.location, roots)
+
+    @staticmethod
+    @abstractmethod
+    def summary(described: Mapping[str, object]) -> str:
+        """``rag status``'s line about the vectors, from a reader's ``describe()``."""
+
+
+def rebuild_hint(location: str | Path, roots: Sequence[str] = ()) -> str:
+    """The command that rebuilds the index at ``location`` (a URL's secrets left out: ``locations``).
+
+    >>> rebuild_hint("/tmp/my idx", ["/docs"])
+    "rag ingest --rebuild --index '/tmp/my idx' /docs"
+    """
+    paths = " ".join(shlex.quote(r) for r in roots) if roots else "PATH..."
+    return f"rag ingest --rebuild --index {in_command(location)} {paths}{password_note(location)}"
+
+
+# the columns both stores read a document and a chunk by (documents ``d``, chunks ``c``)
+DOC_COLUMNS = "d.id, d.path, d.root, d.sha256, d.kind, d.encoding, d.size, d.mtime, d.n_pages, d.ingested_at"
+CHUNK_COLUMNS = ('c.id, c.key, c.page, c.start, c."end", c.line_start, c.line_end, c.text, c.heading, '
+                 f"c.embed, c.n_tokens, {DOC_COLUMNS}")
+SPAN_COLUMNS = 'chunk_id, page, start, "end", line_start, line_end, text'  # ordered by chunk_id, start
+
+
+def chunks_from_rows(rows: Iterable[Sequence], spans: Iterable[Sequence]) -> dict[int, tuple[Chunk, DocRow]]:
+    """Chunks with their spans and documents, by chunk id, from ``CHUNK_COLUMNS`` and ``SPAN_COLUMNS`` rows."""
+    by_chunk: dict[int, list[Span]] = {}
+    for cid, page, a, b, la, lb, text in spans:
+        by_chunk.setdefault(cid, []).append(Span(page, a, b, la, lb, text))
+    out: dict[int, tuple[Chunk, DocRow]] = {}
+    for r in rows:
+        doc = DocRow(*r[11:])
+        out[r[0]] = (Chunk(key=r[1], source=doc.path, sha256=doc.sha256, page=r[2], start=r[3], end=r[4],
+                           line_start=r[5], line_end=r[6], text=r[7], spans=tuple(by_chunk.get(r[0], ())),
+                           heading=r[8], embed=r[9], n_tokens=r[10]), doc)
+    return out

@@ -7,7 +7,8 @@ there: no cleanup, no ``finally``, exactly what a power cut or ``kill -9`` leave
 The crash tests run ``rag ingest`` with each point in turn and check that the index holds
 exactly the content before or after that step.
 
-The points, in the order an ingest reaches them (see ``writer``)::
+The points, in the order an ingest reaches them (``sqlite.writer``; ``postgres.writer``
+reaches the run and batch ones)::
 
     run:started             the run is recorded; nothing of it committed yet
     batch:intent-recorded   a batch's segment paths are committed to loose_files; no file written yet

@@ -31,7 +31,7 @@ PRELOAD = (
     "concurrent.futures", "concurrent.futures.process", "multiprocessing", "multiprocessing.pool",
     "ragcli.cli", "ragcli.pipeline", "ragcli.ingest", "ragcli.retrieval", "ragcli.answer", "ragcli.evidence",
     "ragcli.grounding", "ragcli.verify", "ragcli.models.embedders", "ragcli.models.generators", "ragcli.loaders",
-    "ragcli.index.reader", "ragcli.index.writer", "ragcli.index.lock", "ragcli.index.directory",
+    "ragcli.index.sqlite.reader", "ragcli.index.sqlite.writer", "ragcli.index.sqlite.lock", "ragcli.index.sqlite.directory",
 )
 
 

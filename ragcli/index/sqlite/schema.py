@@ -32,12 +32,10 @@ import json
 import os
 import shlex
 import sqlite3
-from collections.abc import Sequence
 from pathlib import Path
 
+from ..base import IndexInfo
 from . import private
-from .base import IndexInfo
-from .locations import in_command, password_note
 
 DEFAULT_DB = "index.sqlite"
 CURRENT = "CURRENT"
@@ -185,12 +183,6 @@ def set_meta(con: sqlite3.Connection, rows: dict[str, str]) -> None:
 
 def counts(rows: dict[str, str]) -> dict[str, int]:
     return {k: int(rows.get(f"n_{k}", "0")) for k in COUNTS}
-
-
-def rebuild_hint(location: str | Path, roots: Sequence[str] = ()) -> str:
-    """The command that rebuilds the index at ``location`` (a URL's secrets left out: ``locations``)."""
-    paths = " ".join(shlex.quote(r) for r in roots) if roots else "PATH..."
-    return f"rag ingest --rebuild --index {in_command(location)} {paths}{password_note(location)}"
 
 
 def upgrade_hint(location: str | Path) -> str:

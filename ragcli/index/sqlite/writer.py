@@ -43,10 +43,11 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from ..errors import DamagedIndexError
-from ..lexical import lexical_text
-from . import crash, directory, repair, schema
-from .base import DocRow, IndexInfo, NewDocument, Run
+from ...errors import DamagedIndexError
+from ...lexical import lexical_text
+from .. import crash
+from ..base import DocRow, IndexInfo, NewDocument, Run, rebuild_hint
+from . import directory, repair, schema
 from .lock import storage_error
 from .migrate import open_db
 from .repair import remove_orphans
@@ -131,10 +132,10 @@ class SqliteWriter:
             if isinstance(e, OSError):
                 raise
             raise DamagedIndexError(f"the index database in {index_dir} is damaged ({e}). "
-                                    f"Rebuild it: {schema.rebuild_hint(index_dir)}") from None
+                                    f"Rebuild it: {rebuild_hint(index_dir)}") from None
         except (KeyError, ValueError) as e:
             raise DamagedIndexError(f"the index in {index_dir} is damaged (bad metadata: {e}). "
-                                    f"Rebuild it: {schema.rebuild_hint(index_dir)}") from None
+                                    f"Rebuild it: {rebuild_hint(index_dir)}") from None
 
     def _check_segments(self) -> None:
         for name, rows in self.con.execute("SELECT name, rows FROM segments"):
@@ -143,7 +144,7 @@ class SqliteWriter:
                     or vec.stat().st_size < rows * self.info.dim * 4:
                 roots = self.roots()
                 raise DamagedIndexError(f"the index at {self.index_dir} is damaged: segment {name} is missing "
-                                        f"or truncated. Rebuild it: {schema.rebuild_hint(self.index_dir, roots)}")
+                                        f"or truncated. Rebuild it: {rebuild_hint(self.index_dir, roots)}")
 
     def close(self) -> None:
         with contextlib.suppress(sqlite3.Error):

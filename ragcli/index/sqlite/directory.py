@@ -35,9 +35,9 @@ import time
 from pathlib import Path
 from urllib.parse import quote
 
-from ..errors import IndexLocationError, StorageError
+from ...errors import IndexLocationError, StorageError
+from ..base import FORMAT_VERSION
 from . import private, schema
-from .base import FORMAT_VERSION
 
 MARKER = "RAGCLI_INDEX"
 LOCK = ".lock"

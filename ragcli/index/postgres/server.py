@@ -1,7 +1,7 @@
-"""The PostgreSQL store: connecting, the writer lock, and what the index package asks of any store.
+"""Talking to the PostgreSQL server: connecting, and the writer lock.
 
-Reading is ``pg_reader`` (``PgReader``), writing ``pg_writer`` (``PgWriter``), the layout and
-its migrations ``pg_schema``. This module holds what both need: a connection (psycopg 3 with
+Reading is ``reader`` (``PgReader``), writing ``writer`` (``PgWriter``), the layout and
+its migrations ``schema``. This module holds what both need: a connection (psycopg 3 with
 pgvector's types; imported here, never at ``import ragcli``), and the writer lock.
 
 Concurrency: one writer at a time per index, by a PostgreSQL session-level advisory lock
@@ -26,9 +26,9 @@ import socket
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from ..errors import IndexBusyError, IndexUnavailableError, UsageError
-from . import pg_schema
-from .locations import parameters, scrub, shown, split
+from ...errors import IndexBusyError, IndexUnavailableError, UsageError
+from ..locations import parameters, scrub, shown, split
+from . import schema as pg_schema
 
 LOCK_NAMESPACE = "ragcli-writer:"
 
@@ -153,23 +153,3 @@ def writer_lock(url: str, wait: bool = True, on_wait: Callable[[str], None] | No
     finally:
         with contextlib.suppress(Exception):
             con.close()  # ending the session releases the lock
-
-
-def exists(url: str) -> bool:
-    """Whether an index (even an unfinished first ingest) is in the schema ``url`` names."""
-    _conninfo, schema = split(url)
-    with contextlib.closing(connect(url, "status")) as con:
-        return pg_schema.version(con, schema) > 0
-
-
-def recorded_roots(url: str) -> list[str]:
-    """The directories the index records ([] when there is none, or it cannot be read)."""
-    _conninfo, schema = split(url)
-    try:
-        with contextlib.closing(connect(url, "status")) as con:
-            if pg_schema.version(con, schema) == 0:
-                return []
-            s = pg_schema.ident(schema)
-            return [r for (r,) in con.execute(f"SELECT DISTINCT root FROM {s}.documents ORDER BY root")]
-    except Exception:  # unreadable: the caller only wants hints
-        return []

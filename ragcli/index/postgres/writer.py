@@ -4,7 +4,7 @@ A batch: delete the replaced documents (their chunks, spans and pages go by ON D
 CASCADE), insert the new documents, then COPY their pages, chunks (vectors included) and
 spans, update the counts in ``meta`` and the run's batch count, COMMIT. Killed before the
 COMMIT, the server rolls the whole batch back; there is nothing to clean up. The caller
-holds the writer lock (``postgres.writer_lock``), so batches of two machines never interleave.
+holds the writer lock (``server.writer_lock``), so batches of two machines never interleave.
 
 Where it writes: ``pg_schema.claim`` first makes sure the schema is ragcli's (created and
 marked, an empty one adopted, an earlier ragcli's index marked; anything else refused), so
@@ -16,7 +16,7 @@ resumable like any ingest; ``finish`` then, in one transaction, drops the index'
 by name and moves the new ones in (``pg_schema.replace_tables``: it waits for searches still
 reading the old tables), and drops the staging schema if ragcli created it. The index's
 schema is never renamed or dropped, so its grants and whatever else a DBA put in it stay.
-A server that closes the connection mid-run is reported as such (``postgres.closed``); the
+A server that closes the connection mid-run is reported as such (``server.closed``); the
 batches committed before it are intact and the next run carries on.
 
 PostgreSQL's text cannot hold NUL characters: a NUL in a page is stored as U+FFFD (same
@@ -35,12 +35,13 @@ from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from typing import Any
 
-from ..errors import DamagedIndexError, StorageError
-from ..lexical import changes, lexical_text
-from . import crash, pg_schema, postgres
-from .base import DocRow, IndexInfo, NewDocument, Run
-from .locations import shown, split
-from .schema import rebuild_hint
+from ...errors import DamagedIndexError, StorageError
+from ...lexical import changes, lexical_text
+from .. import crash
+from ..base import DocRow, IndexInfo, NewDocument, Run, rebuild_hint
+from ..locations import shown, split
+from . import schema as pg_schema
+from . import server
 
 STAGING = "__staging"
 OLD = "__old"  # where an earlier ragcli's rebuild left the replaced index when readers held it
@@ -67,11 +68,11 @@ class PgWriter:
     @classmethod
     def open(cls, url: str, wanted: IndexInfo, *, rebuild: bool = False) -> PgWriter:
         _conninfo, schema = split(url)
-        con = postgres.connect(url, "ingest")
+        con = server.connect(url, "ingest")
         try:
-            with postgres.closed(url):
+            with server.closed(url):
                 home = _extension(con, url)
-                postgres.register_vector(con, url)
+                server.register_vector(con, url)
                 messages = []
                 pg_schema.claim(con, schema, "index", url)
                 with con.transaction():  # an earlier ragcli's switch-over whose drop waited too long
@@ -109,8 +110,8 @@ class PgWriter:
     _DOC = "SELECT id, path, root, sha256, kind, encoding, size, mtime, n_pages, ingested_at FROM documents"
 
     def _rows(self, sql: str, params: tuple = ()) -> list[tuple]:
-        """A query's rows; a server that went away says so (``postgres.closed``)."""
-        with postgres.closed(self.url):
+        """A query's rows; a server that went away says so (``server.closed``)."""
+        with server.closed(self.url):
             return self.con.execute(sql, params).fetchall()
 
     def documents(self) -> dict[str, DocRow]:
@@ -229,7 +230,7 @@ class PgWriter:
                 pg_schema.write_info(self.con, self.info)
             if self.run_id is not None:
                 self.con.execute("UPDATE runs SET finished = %s WHERE id = %s", (time.time(), self.run_id))
-        with postgres.closed(self.url):
+        with server.closed(self.url):
             self.con.execute("ANALYZE chunks")
         if self.staging:
             with self._transaction():
@@ -244,9 +245,9 @@ class PgWriter:
     # -- helpers -------------------------------------------------------------------------
     @contextlib.contextmanager
     def _transaction(self):
-        psycopg, _ = postgres.driver()
+        psycopg, _ = server.driver()
         try:
-            with postgres.closed(self.url), self.con.transaction():
+            with server.closed(self.url), self.con.transaction():
                 yield
         except psycopg.errors.DiskFull:
             raise StorageError(f"the server holding {shown(self.url)} is out of disk space; the index as last "
@@ -263,7 +264,7 @@ class PgWriter:
 def _extension(con: Any, url: str) -> str:
     """The schema of the ``vector`` extension, created in ``public`` if the database has none
     (never in an index schema, which a rebuild could otherwise take it away with)."""
-    psycopg, _ = postgres.driver()
+    psycopg, _ = server.driver()
     home = pg_schema.extension_schema(con)
     if home is None:
         try:
@@ -282,6 +283,6 @@ def _drop_legacy(con: Any, schema: str) -> bool:
     if not (layout.legacy and layout.owned):
         return False
     pg_schema.drop_tables(con, schema, layout.tables)
-    with contextlib.suppress(postgres.driver()[0].errors.DependentObjectsStillExist), con.transaction():
+    with contextlib.suppress(server.driver()[0].errors.DependentObjectsStillExist), con.transaction():
         con.execute(f"DROP SCHEMA {pg_schema.ident(schema)} RESTRICT")
     return True

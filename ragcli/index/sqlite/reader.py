@@ -22,7 +22,6 @@ import contextlib
 import functools
 import json
 import os
-import re
 import sqlite3
 import time
 from collections.abc import Sequence
@@ -30,16 +29,26 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-from .. import lexical
-from ..errors import DamagedIndexError, IndexNotFoundError, StaleIndexError, StorageError
-from ..types import Chunk, Page, Span
+from ... import lexical
+from ...errors import DamagedIndexError, IndexNotFoundError, StaleIndexError, StorageError
+from ...types import Chunk, Page
+from ..base import (
+    CHUNK_COLUMNS,
+    DOC_COLUMNS,
+    FORMAT_VERSION,
+    SPAN_COLUMNS,
+    DocRow,
+    IndexInfo,
+    chunks_from_rows,
+    rebuild_hint,
+)
+from ..fts import fts_terms
+from ..scoping import Scoped, chunk_ids_from_ranges, id_spans, near_misses, where
 from . import directory, schema
-from .base import FORMAT_VERSION, DocRow, IndexInfo
-from .scoping import Scoped, chunk_ids_from_ranges, id_spans, near_misses, where
 from .vectors import AnnInfo, SegmentFiles, SegmentRow, VectorFileError, VectorSet, seg_dir
 
 if TYPE_CHECKING:
-    from ..scope import Scope
+    from ...scope import Scope
 
 _OPEN_TRIES = 5
 QUICK_CHECK_BYTES = 64 << 20  # `rag status` checks every page of a database up to this size
@@ -89,7 +98,7 @@ class SqliteReader:
                 missing = Path(e.filename or "?").name
         raise DamagedIndexError(
             f"the index at {index_dir} is damaged: {missing} is missing. "
-            f"Rebuild it: {schema.rebuild_hint(index_dir, recorded_roots(index_dir))}")
+            f"Rebuild it: {rebuild_hint(index_dir, recorded_roots(index_dir))}")
 
     @classmethod
     def _open_once(cls, index_dir: Path) -> SqliteReader:
@@ -100,7 +109,7 @@ class SqliteReader:
                 f"no index at {index_dir}: part of that path is a file") from None
         except (ValueError, OSError) as e:
             raise DamagedIndexError(f"the index at {index_dir} is damaged ({e}). "
-                                    f"Rebuild it: {schema.rebuild_hint(index_dir)}") from None
+                                    f"Rebuild it: {rebuild_hint(index_dir)}") from None
         if not db.is_file():
             if db.name != schema.DEFAULT_DB:
                 raise FileNotFoundError(2, "missing", str(db))
@@ -121,7 +130,7 @@ class SqliteReader:
             info = schema.read_info(con, meta)
         except (sqlite3.DatabaseError, KeyError, ValueError) as e:
             raise DamagedIndexError(
-                f"the index database {db} is damaged ({e}). Rebuild it: {schema.rebuild_hint(index_dir)}"
+                f"the index database {db} is damaged ({e}). Rebuild it: {rebuild_hint(index_dir)}"
             ) from None
         if info.format_version < FORMAT_VERSION:
             con.close()
@@ -132,7 +141,7 @@ class SqliteReader:
             con.close()
             raise StaleIndexError(
                 f"the index at {index_dir} has format {info.format_version}, newer than this ragcli reads "
-                f"({FORMAT_VERSION}); upgrade ragcli, or rebuild the index: {schema.rebuild_hint(index_dir)}")
+                f"({FORMAT_VERSION}); upgrade ragcli, or rebuild the index: {rebuild_hint(index_dir)}")
         if info.generation == 0:  # created, but no batch ever committed
             con.close()
             raise IndexNotFoundError(
@@ -159,7 +168,7 @@ class SqliteReader:
             roots = _roots(con)
             con.close()
             raise DamagedIndexError(f"the index at {index_dir} is damaged: {e}. "
-                                    f"Rebuild it: {schema.rebuild_hint(index_dir, roots)}") from None
+                                    f"Rebuild it: {rebuild_hint(index_dir, roots)}") from None
         return cls(index_dir, db, con, info, meta, files, ann)
 
     @property
@@ -206,7 +215,7 @@ class SqliteReader:
 
     def damaged(self, what: str) -> DamagedIndexError:
         return DamagedIndexError(f"the index at {self.index_dir} is damaged: {what}. "
-                                 f"Rebuild it: {schema.rebuild_hint(self.index_dir, self.roots())}")
+                                 f"Rebuild it: {rebuild_hint(self.index_dir, self.roots())}")
 
     # -- vectors -------------------------------------------------------------------------
     def dense(self, query_vector, k: int, within: Scoped | None = None) -> list[tuple[int, float]]:
@@ -309,9 +318,7 @@ class SqliteReader:
 
     @_checked
     def documents(self) -> list[DocRow]:
-        return [DocRow(*r) for r in self.con.execute(
-            "SELECT id, path, root, sha256, kind, encoding, size, mtime, n_pages, ingested_at "
-            "FROM documents ORDER BY path")]
+        return [DocRow(*r) for r in self.con.execute(f"SELECT {DOC_COLUMNS} FROM documents d ORDER BY d.path")]
 
     def size_bytes(self) -> int:
         total = 0
@@ -330,29 +337,11 @@ class SqliteReader:
         if not ids:
             return {}
         marks = ",".join("?" * len(ids))
-        rows = self.con.execute(
-            f'SELECT c.id, c.key, c.page, c.start, c."end", c.line_start, c.line_end, c.text, c.heading, '
-            f"c.embed, c.n_tokens, d.id, d.path, d.root, d.sha256, d.kind, d.encoding, d.size, d.mtime, "
-            f"d.n_pages, d.ingested_at FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE c.id IN ({marks})",
-            list(ids),
-        ).fetchall()
-        spans: dict[int, list[Span]] = {}
-        for cid, page, a, b, la, lb, text in self.con.execute(
-            f'SELECT chunk_id, page, start, "end", line_start, line_end, text FROM spans '
-            f"WHERE chunk_id IN ({marks}) ORDER BY chunk_id, start",
-            list(ids),
-        ):
-            spans.setdefault(cid, []).append(Span(page, a, b, la, lb, text))
-        out: dict[int, tuple[Chunk, DocRow]] = {}
-        for r in rows:
-            doc = DocRow(*r[11:])
-            chunk = Chunk(
-                key=r[1], source=doc.path, sha256=doc.sha256, page=r[2], start=r[3], end=r[4],
-                line_start=r[5], line_end=r[6], text=r[7], spans=tuple(spans.get(r[0], ())),
-                heading=r[8], embed=r[9], n_tokens=r[10],
-            )
-            out[r[0]] = (chunk, doc)
-        return out
+        rows = self.con.execute(f"SELECT {CHUNK_COLUMNS} FROM chunks c JOIN documents d ON d.id = c.doc_id "
+                                f"WHERE c.id IN ({marks})", list(ids)).fetchall()
+        spans = self.con.execute(f"SELECT {SPAN_COLUMNS} FROM spans WHERE chunk_id IN ({marks}) "
+                                 "ORDER BY chunk_id, start", list(ids))
+        return chunks_from_rows(rows, spans)
 
     def lexical(self, query: str, k: int, within: Scoped | None = None) -> list[tuple[int, float]]:
         """BM25 over chunk text (SQLite FTS5): [(chunk id, score)], best first, score > 0;
@@ -444,38 +433,6 @@ def _q(p: Path) -> str:
     import shlex
 
     return shlex.quote(str(p))
-
-
-_STOP = frozenset(
-    "a an and are as at be by can do does for from how i in is it its of on or that the this "
-    "to was what when where which who why will with you your".split()
-)
-
-
-_YEAR_IN_WORD = re.compile(r"(?<![0-9])[0-9]{4}(?![0-9])")
-
-
-def fts_terms(query: str, segmented: bool = True) -> list[str]:
-    """Query words for FTS5, quoted later, stop words dropped. A four-digit number glued to
-    letters ("FY2018", "2023Q2") also gives the number alone: documents write "2018".
-    ``segmented``: the words of ``lexical.lexical_text`` (CJK as character pairs), as indexed.
-
-    >>> fts_terms('What is "GGUF" used for?')
-    ['gguf', 'used']
-    >>> fts_terms("FY2018 capex for 3M")
-    ['fy2018', '2018', 'capex', '3m']
-    >>> fts_terms("东京都的人口？")
-    ['东京', '京都', '都的', '的人', '人口']
-    """
-    words = re.findall(r"\w+", (lexical.lexical_text(query) if segmented else query).lower())
-    seen: dict[str, None] = {}
-    for w in words:
-        if w not in _STOP and w not in seen:
-            seen[w] = None
-            if not w.isdigit():
-                for year in _YEAR_IN_WORD.findall(w):
-                    seen.setdefault(year, None)
-    return list(seen) or [w for w in words][:32]
 
 
 def _is_damage(e: sqlite3.DatabaseError) -> bool:

@@ -27,7 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import crash, private
+from .. import crash
+from . import private
 from .schema import SEGMENTS, fsync_dir
 
 if TYPE_CHECKING:

@@ -21,9 +21,9 @@ import sqlite3
 from dataclasses import replace
 from pathlib import Path
 
-from .. import lexical
+from ... import lexical
+from ..base import FORMAT_VERSION, IndexInfo
 from . import private, repair, schema
-from .base import FORMAT_VERSION, IndexInfo
 from .vectors import new_name, segment_paths, write_segment
 
 

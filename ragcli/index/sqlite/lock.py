@@ -20,7 +20,7 @@ import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from ..errors import IndexBusyError, StorageError
+from ...errors import IndexBusyError, StorageError
 from . import directory, private
 
 

@@ -16,21 +16,21 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..errors import DamagedIndexError, IndexNotFoundError, StaleIndexError
-from ..lexical import changes
-from ..types import Chunk, Page, Span
-from . import pg_schema, postgres
-from .base import DocRow, IndexInfo
-from .locations import in_command, password_note, shown, split
-from .schema import rebuild_hint
-from .scoping import Scoped, near_misses, where
+from ...errors import DamagedIndexError, IndexNotFoundError, StaleIndexError
+from ...lexical import changes
+from ...types import Chunk, Page
+from ..base import CHUNK_COLUMNS, DOC_COLUMNS, SPAN_COLUMNS, DocRow, IndexInfo, chunks_from_rows, rebuild_hint
+from ..fts import fts_terms
+from ..locations import in_command, password_note, shown, split
+from ..scoping import Scoped, near_misses, where
+from . import schema as pg_schema
+from . import server
 
 if TYPE_CHECKING:
-    from ..scope import Scope
+    from ...scope import Scope
 
 EF_SEARCH = 100  # HNSW candidates per query (pgvector's default is 40); raised to k when k is larger
 TABLES = pg_schema.TABLES[:5]  # what a search reads, locked in this order (as a rebuild's switch-over does)
-_DOC = "d.id, d.path, d.root, d.sha256, d.kind, d.encoding, d.size, d.mtime, d.n_pages, d.ingested_at"
 
 
 class PgReader:
@@ -47,10 +47,11 @@ class PgReader:
         self.open_s = 0.0
 
     @classmethod
-    def open(cls, url: str) -> PgReader:
+    def open(cls, url: str, con: Any = None) -> PgReader:
+        """The snapshot, on ``con`` if given (a connection to ``url``; closed with the reader)."""
         t0 = time.perf_counter()
         _conninfo, schema = split(url)
-        con = postgres.connect(url, "search")
+        con = server.connect(url, "search") if con is None else con
         where, build = shown(url), f"rag ingest PATH --index {in_command(url)}{password_note(url)}"
         try:
             layout = pg_schema.inspect(con, schema)
@@ -68,7 +69,7 @@ class PgReader:
                 raise StaleIndexError(
                     f"the index at {where} has schema version {version}, newer than this ragcli reads "
                     f"({pg_schema.LATEST}); upgrade ragcli")
-            postgres.register_vector(con, url)
+            server.register_vector(con, url)
             s = pg_schema.ident(schema)
             home = pg_schema.ident(pg_schema.extension_schema(con) or "public")
             con.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
@@ -197,29 +198,18 @@ class PgReader:
             (self.schema,)).fetchone()[0])
 
     def documents(self) -> list[DocRow]:
-        return [DocRow(*r) for r in self.con.execute(f"SELECT {_DOC} FROM documents d ORDER BY d.path")]
+        return [DocRow(*r) for r in self.con.execute(f"SELECT {DOC_COLUMNS} FROM documents d ORDER BY d.path")]
 
     def chunks(self, ids: Sequence[int]) -> dict[int, tuple[Chunk, DocRow]]:
         """Chunk rows (with their spans) and their documents, by chunk id."""
         if not ids:
             return {}
         ids = [int(i) for i in ids]
-        rows = self.con.execute(
-            'SELECT c.id, c.key, c.page, c.start, c."end", c.line_start, c.line_end, c.text, c.heading, '
-            f"c.embed, c.n_tokens, {_DOC} FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE c.id = ANY(%s)",
-            (ids,)).fetchall()
-        spans: dict[int, list[Span]] = {}
-        for cid, page, a, b, la, lb, text in self.con.execute(
-                'SELECT chunk_id, page, start, "end", line_start, line_end, text FROM spans '
-                "WHERE chunk_id = ANY(%s) ORDER BY chunk_id, start", (ids,)):
-            spans.setdefault(cid, []).append(Span(page, a, b, la, lb, text))
-        out: dict[int, tuple[Chunk, DocRow]] = {}
-        for r in rows:
-            doc = DocRow(*r[11:])
-            out[r[0]] = (Chunk(key=r[1], source=doc.path, sha256=doc.sha256, page=r[2], start=r[3], end=r[4],
-                               line_start=r[5], line_end=r[6], text=r[7], spans=tuple(spans.get(r[0], ())),
-                               heading=r[8], embed=r[9], n_tokens=r[10]), doc)
-        return out
+        rows = self.con.execute(f"SELECT {CHUNK_COLUMNS} FROM chunks c JOIN documents d ON d.id = c.doc_id "
+                                "WHERE c.id = ANY(%s)", (ids,)).fetchall()
+        spans = self.con.execute(f"SELECT {SPAN_COLUMNS} FROM spans WHERE chunk_id = ANY(%s) "
+                                 "ORDER BY chunk_id, start", (ids,))
+        return chunks_from_rows(rows, spans)
 
     def pages(self, keys: Sequence[tuple[str, int]]) -> dict[tuple[str, int], tuple[Page, str, str]]:
         """The stored text of pages, by (document path, page number): (page, its text's sha256,
@@ -239,8 +229,6 @@ class PgReader:
     def lexical(self, query: str, k: int, within: Scoped | None = None) -> list[tuple[int, float]]:
         """Full-text search over what was embedded: [(chunk id, ts_rank_cd)], best first, score > 0;
         ``within``: only those documents' chunks, filtered in the query, before the LIMIT."""
-        from .reader import fts_terms
-
         terms = fts_terms(query, segmented=False)
         if not terms or (within is not None and within.empty):
             return []

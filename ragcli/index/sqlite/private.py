@@ -22,7 +22,7 @@ import shlex
 import stat
 from pathlib import Path
 
-from ..errors import IndexLocationError
+from ...errors import IndexLocationError
 
 FILE_MODE = 0o600
 DIR_MODE = 0o700

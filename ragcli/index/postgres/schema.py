@@ -36,9 +36,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import StorageError, UsageError
-from .base import FORMAT_VERSION, IndexInfo
-from .locations import in_command, password_note, shown, with_schema
+from ...errors import StorageError, UsageError
+from ..base import FORMAT_VERSION, IndexInfo
+from ..locations import in_command, password_note, shown, with_schema
 
 # (version, description, SQL); "{dim}" is the embedder's dimension. Append only: never edit a shipped step.
 MIGRATIONS: tuple[tuple[int, str, str], ...] = (
@@ -88,7 +88,7 @@ CREATE INDEX chunks_lex_tsv ON chunks USING gin (lex_tsv);
 LATEST = MIGRATIONS[-1][0]
 COUNTS = ("documents", "chunks", "spans", "pages")
 MARKER = "ragcli_index"
-# Every table the migrations create, in the order readers lock them (``pg_reader.TABLES`` first),
+# Every table the migrations create, in the order readers lock them (``reader.TABLES`` first),
 # and the sequences their bigserial columns own: together, all that an index schema may hold.
 TABLES = ("meta", "documents", "pages", "chunks", "spans", "runs", "schema_migrations")
 SEQUENCES = ("documents_id_seq", "chunks_id_seq", "runs_id_seq")
@@ -277,7 +277,7 @@ def migrate(con: Any, schema: str, info: IndexInfo) -> list[int]:
 
 def backfill_lexical(con: Any) -> None:
     """Fill ``chunks.lex`` for the chunks BM25 reads differently (``lexical.changes``)."""
-    from ..lexical import changes, lexical_text
+    from ...lexical import changes, lexical_text
 
     rows = [(lexical_text(embed), cid) for cid, embed in
             con.execute("SELECT id, embed FROM chunks WHERE embed ~ '[^\\x01-\\x7f]'").fetchall()
@@ -327,6 +327,7 @@ def counts(rows: dict[str, str]) -> dict[str, int]:
 
 
 def _driver() -> Any:
-    from .postgres import driver
+    """psycopg, for its error classes (here a connection is open: it is installed, ``server.driver``)."""
+    import psycopg
 
-    return driver()[0]
+    return psycopg
