@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from . import index, known_failures, loaders, parse_workers
 from .chunking import ChunkParams, chunk_document
-from .errors import SourceError, StaleIndexError, UsageError, brief
+from .errors import SourceError, UsageError, brief
 from .injection import ingest_note
 from .known_failures import KnownFailures
 from .loaders import limits as text_limits
@@ -443,7 +443,7 @@ def ingest(
         wanted = index_info(emb, params)
         w = store.writer(wanted, rebuild=rebuild)
         try:
-            notes = list(getattr(w, "messages", []))
+            notes = list(w.messages)
             for m in notes:
                 say(m)
             if not paths:
@@ -533,11 +533,8 @@ def _conditions(limits: ReadLimits, params: ChunkParams) -> str:
 
 
 def _check_compatible(info: index.IndexInfo, wanted: index.IndexInfo, store: index.Store, roots: list[str]) -> None:
-    hint, where = store.rebuild_hint(roots), store.shown  # a URL's password never shown
     if (info.embedder, info.embedder_id, info.dim) != (wanted.embedder, wanted.embedder_id, wanted.dim):
-        raise StaleIndexError(f"the index at {where} was built with embedder '{info.embedder}' "
-                              f"({info.embedder_id}), not '{wanted.embedder}' ({wanted.embedder_id}). "
-                              f"Rebuild it with the new embedder: {hint}")
+        raise index.stale(store.location, f"was built with embedder '{info.embedder}' ({info.embedder_id}), "
+                                          f"not '{wanted.embedder}' ({wanted.embedder_id})", roots)
     if info.chunking != wanted.chunking:
-        raise StaleIndexError(f"the index at {where} was chunked with {info.chunking}, this run uses "
-                              f"{wanted.chunking}. Rebuild it: {hint}")
+        raise index.stale(store.location, f"was chunked with {info.chunking}, this run uses {wanted.chunking}", roots)

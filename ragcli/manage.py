@@ -51,10 +51,9 @@ def documents(store: Store, patterns: tuple[str, ...] = ()) -> list[DocRow]:
 
 
 def chunk_counts(store: Store) -> dict[str, int]:
-    """Chunks per document path (``rag ls``); {} when the store cannot say."""
+    """Chunks per document path (``rag ls``)."""
     with store.reader() as st:
-        fn = getattr(st, "chunks_per_document", None)
-        return dict(fn()) if fn is not None else {}
+        return dict(st.chunks_per_document())
 
 
 @dataclass(frozen=True)

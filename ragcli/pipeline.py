@@ -244,10 +244,8 @@ def embedder_for_index(st: index.IndexReader, settings: Settings, embedder: Embe
                 f"RAG_EMBEDDER={settings.embedder} {index.rebuild_hint(st.location, st.roots())}")
         embedder = load_embedder(settings, st.info.embedder)
     if (embedder.name, embedder.id, embedder.dim) != (st.info.embedder, st.info.embedder_id, st.info.dim):
-        raise StaleIndexError(
-            f"the index at {st.location} was built with embedder '{st.info.embedder}' ({st.info.embedder_id}), "
-            f"but '{embedder.name}' ({embedder.id}) is loaded. Rebuild it: "
-            f"{index.rebuild_hint(st.location, st.roots())}")
+        raise index.stale(st.location, f"was built with embedder '{st.info.embedder}' ({st.info.embedder_id}), "
+                                       f"but '{embedder.name}' ({embedder.id}) is loaded", st.roots())
     return embedder
 
 
@@ -266,7 +264,7 @@ def check_question(question: str) -> str:
 def _search(st: index.IndexReader, emb: Embedder, query: str, k: int, mode: str, scope: Scope | None = None):
     """(SearchResult, query vector): the part of search that ask shares. A ``scope`` is
     resolved in the store first; the store then ranks only its documents' chunks."""
-    timings: dict[str, float] = {"index_load_s": getattr(st, "open_s", 0.0)}
+    timings: dict[str, float] = {"index_load_s": st.open_s}
     t0 = time.perf_counter()
     qv = emb.embed_query([query])[0]
     timings["embedder_load_s"] = emb.load_s

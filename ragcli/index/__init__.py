@@ -19,7 +19,19 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from ..errors import DamagedIndexError, IndexNotFoundError, StaleIndexError
-from .base import FORMAT_VERSION, DocRow, IndexInfo, IndexReader, IndexWriter, NewDocument, Run, Store, rebuild_hint
+from .base import (
+    FORMAT_VERSION,
+    DocRow,
+    IndexInfo,
+    IndexReader,
+    IndexWriter,
+    NewDocument,
+    Run,
+    Store,
+    damaged,
+    rebuild_hint,
+    stale,
+)
 from .fts import fts_terms
 from .locations import is_server
 from .sqlite import SqliteStore
@@ -42,7 +54,9 @@ __all__ = [
     "Store",
     "fts_terms",
     "open",
+    "damaged",
     "rebuild_hint",
+    "stale",
     "summary",
 ]
 

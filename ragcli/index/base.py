@@ -12,7 +12,7 @@ a batch whole or not at all. Both stores implement both and run the same contrac
 The records passed across the interface are small frozen dataclasses; vectors are numpy
 arrays ``(n, dim) float32`` with unit rows. Both stores lay their rows out alike, so the
 mapping from rows to records (``DOC_COLUMNS``, ``CHUNK_COLUMNS``, ``chunks_from_rows``) and
-the command that rebuilds an index (``rebuild_hint``) are here, once.
+the command that rebuilds an index (``rebuild_hint``, ``damaged``, ``stale``) are here, once.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from ..errors import RagError
+from ..errors import DamagedIndexError, RagError, StaleIndexError
 from ..types import Chunk, Document, Page, Span
 from .locations import in_command, password_note, shown
 
@@ -100,8 +100,10 @@ class IndexReader(Protocol):
 
     info: IndexInfo
     location: str  # what the user named: a directory (or, for a server store, a URL)
+    open_s: float  # seconds opening the snapshot took (``ask`` and ``search`` report it)
 
     def counts(self) -> dict[str, int]: ...  # documents, chunks, spans, pages
+    def chunks_per_document(self) -> dict[str, int]: ...  # chunks per document path (``rag ls``)
 
     def documents(self) -> list[DocRow]: ...
 
@@ -136,6 +138,7 @@ class IndexWriter(Protocol):
     """Takes one ingest run: batches, each atomic, then ``finish``."""
 
     info: IndexInfo
+    messages: list[str]  # what happened on open (an upgrade, a discarded rebuild), for the report
 
     def document(self, path: str) -> DocRow | None: ...
 
@@ -205,9 +208,6 @@ class Store(ABC):
         except RagError:
             return None
 
-    def rebuild_hint(self, roots: Sequence[str] = ()) -> str:
-        return rebuild_hint(self.location, roots)
-
     @staticmethod
     @abstractmethod
     def summary(described: Mapping[str, object]) -> str:
@@ -222,6 +222,24 @@ def rebuild_hint(location: str | Path, roots: Sequence[str] = ()) -> str:
     """
     paths = " ".join(shlex.quote(r) for r in roots) if roots else "PATH..."
     return f"rag ingest --rebuild --index {in_command(location)} {paths}{password_note(location)}"
+
+
+def damaged(location: str | Path, what: object, roots: Sequence[str] = ()) -> DamagedIndexError:
+    """The error for an index that cannot be read as it is, with the command that rebuilds it.
+
+    >>> str(damaged("/tmp/idx", "segment s1 is truncated", ["/docs"]))
+    'the index at /tmp/idx is damaged: segment s1 is truncated. Rebuild it: rag ingest --rebuild --index /tmp/idx /docs'
+    """
+    return DamagedIndexError(f"the index at {shown(location)} is damaged: {what}. {_rebuild_it(location, roots)}")
+
+
+def stale(location: str | Path, why: str, roots: Sequence[str] = ()) -> StaleIndexError:
+    """The error for an index built differently from what this run needs (``why``: "was chunked with ...")."""
+    return StaleIndexError(f"the index at {shown(location)} {why}. {_rebuild_it(location, roots)}")
+
+
+def _rebuild_it(location: str | Path, roots: Sequence[str]) -> str:
+    return f"Rebuild it: {rebuild_hint(location, roots)}"  # the one place this sentence is written
 
 
 # the columns both stores read a document and a chunk by (documents ``d``, chunks ``c``)

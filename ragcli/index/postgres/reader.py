@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from ...errors import DamagedIndexError, IndexNotFoundError, StaleIndexError
 from ...lexical import changes
 from ...types import Chunk, Page
-from ..base import CHUNK_COLUMNS, DOC_COLUMNS, SPAN_COLUMNS, DocRow, IndexInfo, chunks_from_rows, rebuild_hint
+from ..base import CHUNK_COLUMNS, DOC_COLUMNS, SPAN_COLUMNS, DocRow, IndexInfo, chunks_from_rows, damaged
 from ..fts import fts_terms
 from ..locations import in_command, password_note, shown, split
 from ..scoping import Scoped, near_misses, where
@@ -79,8 +79,7 @@ class PgReader:
             try:
                 info = pg_schema.read_info(meta)
             except (KeyError, ValueError) as e:
-                raise DamagedIndexError(f"the index at {where} is damaged (bad metadata: {e}). "
-                                        f"Rebuild it: {rebuild_hint(url)}") from None
+                raise damaged(url, f"bad metadata: {e}") from None
             if info.generation == 0:
                 raise IndexNotFoundError(
                     f"the index at {where} has not been built yet (the first ingest did not finish). "
@@ -106,8 +105,7 @@ class PgReader:
         return [r for (r,) in self.con.execute("SELECT DISTINCT root FROM documents ORDER BY root")]
 
     def damaged(self, what: str) -> DamagedIndexError:
-        return DamagedIndexError(f"the index at {self.location} is damaged: {what}. "
-                                 f"Rebuild it: {rebuild_hint(self.location, self.roots())}")
+        return damaged(self.location, what, self.roots())
 
     # -- vectors -------------------------------------------------------------------------
     def dense(self, query_vector, k: int, exact: bool = False, within: Scoped | None = None) -> list[tuple[int, float]]:

@@ -35,10 +35,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from typing import Any
 
-from ...errors import DamagedIndexError, StorageError
+from ...errors import StorageError
 from ...lexical import changes, lexical_text
 from .. import crash
-from ..base import DocRow, IndexInfo, NewDocument, Run, rebuild_hint
+from ..base import DocRow, IndexInfo, NewDocument, Run, damaged
 from ..locations import shown, split
 from . import schema as pg_schema
 from . import server
@@ -257,8 +257,7 @@ class PgWriter:
                                "depends on them (ragcli drops nothing but its own tables). Drop or move that "
                                "object and run the rebuild again; the old index is intact") from None
         except (psycopg.errors.DataCorrupted, psycopg.errors.UndefinedTable) as e:
-            raise DamagedIndexError(f"the index at {shown(self.url)} is damaged ({e}). "
-                                    f"Rebuild it: {rebuild_hint(self.url)}") from None
+            raise damaged(self.url, e) from None
 
 
 def _extension(con: Any, url: str) -> str:

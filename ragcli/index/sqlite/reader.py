@@ -40,6 +40,7 @@ from ..base import (
     DocRow,
     IndexInfo,
     chunks_from_rows,
+    damaged,
     rebuild_hint,
 )
 from ..fts import fts_terms
@@ -96,9 +97,7 @@ class SqliteReader:
                 return reader
             except FileNotFoundError as e:
                 missing = Path(e.filename or "?").name
-        raise DamagedIndexError(
-            f"the index at {index_dir} is damaged: {missing} is missing. "
-            f"Rebuild it: {rebuild_hint(index_dir, recorded_roots(index_dir))}")
+        raise damaged(index_dir, f"{missing} is missing", recorded_roots(index_dir))
 
     @classmethod
     def _open_once(cls, index_dir: Path) -> SqliteReader:
@@ -108,8 +107,7 @@ class SqliteReader:
             raise directory.is_file_not_dir(index_dir) or IndexNotFoundError(
                 f"no index at {index_dir}: part of that path is a file") from None
         except (ValueError, OSError) as e:
-            raise DamagedIndexError(f"the index at {index_dir} is damaged ({e}). "
-                                    f"Rebuild it: {rebuild_hint(index_dir)}") from None
+            raise damaged(index_dir, e) from None
         if not db.is_file():
             if db.name != schema.DEFAULT_DB:
                 raise FileNotFoundError(2, "missing", str(db))
@@ -129,9 +127,7 @@ class SqliteReader:
                 meta = schema.read_meta(con)
             info = schema.read_info(con, meta)
         except (sqlite3.DatabaseError, KeyError, ValueError) as e:
-            raise DamagedIndexError(
-                f"the index database {db} is damaged ({e}). Rebuild it: {rebuild_hint(index_dir)}"
-            ) from None
+            raise damaged(index_dir, f"its database {db.name}: {e}") from None
         if info.format_version < FORMAT_VERSION:
             con.close()
             raise StaleIndexError(
@@ -167,8 +163,7 @@ class SqliteReader:
             _close_all(files, ann)
             roots = _roots(con)
             con.close()
-            raise DamagedIndexError(f"the index at {index_dir} is damaged: {e}. "
-                                    f"Rebuild it: {rebuild_hint(index_dir, roots)}") from None
+            raise damaged(index_dir, e, roots) from None
         return cls(index_dir, db, con, info, meta, files, ann)
 
     @property
@@ -214,8 +209,7 @@ class SqliteReader:
         return _roots(self.con)
 
     def damaged(self, what: str) -> DamagedIndexError:
-        return DamagedIndexError(f"the index at {self.index_dir} is damaged: {what}. "
-                                 f"Rebuild it: {rebuild_hint(self.index_dir, self.roots())}")
+        return damaged(self.index_dir, what, self.roots())
 
     # -- vectors -------------------------------------------------------------------------
     def dense(self, query_vector, k: int, within: Scoped | None = None) -> list[tuple[int, float]]:

@@ -43,10 +43,9 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from ...errors import DamagedIndexError
 from ...lexical import lexical_text
 from .. import crash
-from ..base import DocRow, IndexInfo, NewDocument, Run, rebuild_hint
+from ..base import DocRow, IndexInfo, NewDocument, Run, damaged
 from . import directory, repair, schema
 from .lock import storage_error
 from .migrate import open_db
@@ -131,20 +130,16 @@ class SqliteWriter:
                 raise err from None
             if isinstance(e, OSError):
                 raise
-            raise DamagedIndexError(f"the index database in {index_dir} is damaged ({e}). "
-                                    f"Rebuild it: {rebuild_hint(index_dir)}") from None
+            raise damaged(index_dir, f"its database: {e}") from None
         except (KeyError, ValueError) as e:
-            raise DamagedIndexError(f"the index in {index_dir} is damaged (bad metadata: {e}). "
-                                    f"Rebuild it: {rebuild_hint(index_dir)}") from None
+            raise damaged(index_dir, f"bad metadata: {e}") from None
 
     def _check_segments(self) -> None:
         for name, rows in self.con.execute("SELECT name, rows FROM segments"):
             vec, ids = segment_files(self.index_dir, name)
             if not vec.is_file() or not ids.is_file() or ids.stat().st_size < rows * 8 \
                     or vec.stat().st_size < rows * self.info.dim * 4:
-                roots = self.roots()
-                raise DamagedIndexError(f"the index at {self.index_dir} is damaged: segment {name} is missing "
-                                        f"or truncated. Rebuild it: {rebuild_hint(self.index_dir, roots)}")
+                raise damaged(self.index_dir, f"segment {name} is missing or truncated", self.roots())
 
     def close(self) -> None:
         with contextlib.suppress(sqlite3.Error):
