@@ -1,6 +1,6 @@
 """``rag ingest``'s local executor: the plan's files read and chunked in worker processes.
 
-``read_locally`` hands each file to ``parse_workers`` with the run's ``ingest.ReadLimits``:
+``read_locally`` hands each file to ``parse_workers`` with the run's ``parsing.ReadLimits``:
 a file that runs past ``file_timeout``, takes more than ``max_memory`` or crashes its
 worker fails alone with the reason, and a new worker reads the next one. Every ingest with
 a file to read uses at least one worker, so the limits hold for a one-file ingest too; the
@@ -26,8 +26,8 @@ from dataclasses import dataclass, replace
 from . import parse_workers
 from .chunking import ChunkParams
 from .errors import SourceError, UsageError
-from .ingest import Parsed, ReadLimits, Todo, memory_reason, parse_file
 from .models.embedders import Embedder
+from .parsing import Parsed, ReadLimits, Todo, memory_reason, parse_file
 
 PARALLEL_MIN_FILES = 8  # fewer files to read than this (and little data): one worker process
 PARALLEL_MIN_BYTES = 4 << 20

@@ -1,6 +1,6 @@
 """``rag ingest --ray``: read, chunk and embed the plan's files on a Ray cluster.
 
-One executor of ``ingest``'s loop (see ``ingest.Executor``). The driver, the ``rag ingest``
+One executor of ``ingest``'s loop (see ``parsing.Executor``). The driver, the ``rag ingest``
 process, keeps everything that touches the index: the plan, the writer lock, the batches
 and every commit, so an ingest over Ray is incremental, atomic per batch and resumable
 exactly as a local one, and reports the same. What moves to the cluster is the work per
@@ -40,8 +40,8 @@ from typing import Any
 
 from .chunking import ChunkParams
 from .errors import ClusterError, ModelUnavailableError, RagError, SourceError, UsageError
-from .ingest import Executor, Parsed, ReadLimits, Todo, parse_file
 from .models.embedders import Embedder, embed_batched
+from .parsing import Executor, Parsed, ReadLimits, Todo, parse_file
 
 LOCAL = "local"  # --ray without an address: a cluster started for this run, stopped after it
 PER_ACTOR = 2  # files queued on one actor: one it works on, one waiting

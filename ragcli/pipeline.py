@@ -97,14 +97,15 @@ def ingest(
     (at most this machine's CPUs).
     ``follow``: follow symbolic links met in directories (links named in ``paths`` always are).
 
-    What one file may cost, past which it fails alone (None: the default, ``ingest.ReadLimits``):
+    What one file may cost, past which it fails alone (None: the default, ``parsing.ReadLimits``):
     ``max_file_size`` bytes on disk, ``max_text_size`` characters of text, ``file_timeout``
     seconds to read, ``max_parse_memory`` bytes of memory in its worker process.
     A file that failed before and has not changed is reported as failing without being read
     (``known_failures``), unless ``retry_failed``. ``only``: just the paths that changed (``watch``)."""
-    from .ingest import BATCH_CHUNKS, ReadLimits
+    from .ingest import BATCH_CHUNKS
     from .ingest_local import check_workers
     from .known_failures import store_for
+    from .parsing import ReadLimits
 
     store = index.open(settings.index)
     defaults = ReadLimits()

@@ -28,10 +28,10 @@ from ragcli import index, pipeline
 from ragcli.chunking import ChunkParams
 from ragcli.config import resolve_settings
 from ragcli.errors import UsageError
-from ragcli.ingest import Todo, parse_file
 from ragcli.loaders.pdf import pdf_pages
 from ragcli.loaders.text import markup_blanked
 from ragcli.models.embedders import HashEmbedder
+from ragcli.parsing import Todo, parse_file
 
 from .conftest import HASH_MODELS, ROOT, rag
 from .tools import hostile

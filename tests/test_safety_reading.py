@@ -218,7 +218,7 @@ def _release_fifo_until(fifo: Path, over: threading.Event) -> None:
 
 
 def test_the_parse_read_is_as_safe_as_the_plan_read(tmp_path: Path) -> None:
-    from ragcli.ingest import Todo
+    from ragcli.parsing import Todo
 
     docs = tmp_path / "docs"
     (docs / "sub").mkdir(parents=True)

@@ -114,7 +114,7 @@ def load_all(path: Path, data: bytes | None = None, max_size: int = DEFAULT_MAX_
 
     Parts of a document left out while the rest was read (an EPUB chapter) are among the
     errors too. The text the file may yield is the caller's ``limits.reading`` account, if
-    it opened one (``ingest.parse_file`` does): past it the whole file fails."""
+    it opened one (``parsing.parse_file`` does): past it the whole file fails."""
     if data is None:
         data = read_bytes(path, max_size)
     size, mtime = stat or _stat(path, data)
