@@ -39,9 +39,9 @@ def shown(evidence, hits, n: int, before: int, after: int) -> list[tuple[str, in
     where = {(h.chunk.source, s.start): (h.chunk.spans, i) for h in hits for i, s in enumerate(h.chunk.spans)}
     out: dict[tuple[str, int, int], None] = {}
     for e in evidence[:n]:
-        spans, i = where.get((e.source, e.span.start), ((e.span,), 0))
+        spans, i = where.get((e.origin.path, e.span.start), ((e.span,), 0))
         for s in spans[max(0, i - before): i + after + 1]:
-            out[(e.source, s.start, s.end)] = None
+            out[(e.origin.path, s.start, s.end)] = None
     return list(out)
 
 

@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
             row["items"] = [len(evidence), len(fitted)]
             row["cut"] = sum(a.span != b.span for a, b in zip(evidence, fitted, strict=False))
             row["contexts"] = [ev.context for ev in fitted]
-            checks = [verifier.check(to_citation(i, ev), ev.kind) for i, ev in enumerate(fitted, 1)]
+            checks = [verifier.check(to_citation(i, ev), ev.origin.kind) for i, ev in enumerate(fitted, 1)]
             row["exact"] = sum(c is not None and c.quote == ev.span.text for (c, _), ev in zip(checks, fitted,
                                                                                              strict=True))
         rows.append(row)

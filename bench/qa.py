@@ -145,7 +145,7 @@ def diagnose(st, emb, g: Gold, settings, params: AnswerParams) -> dict:
     offered, why_not = offer(g.question, qv, hits, emb, params)
     return {"ranked": [(h.chunk.source, h.chunk.start, h.chunk.end) for h in ranked],
             "k": params.k,
-            "offered": [(e.source, e.span.start, e.span.end) for e in offered],
+            "offered": [(e.origin.path, e.span.start, e.span.end) for e in offered],
             "asked": not why_not}
 
 

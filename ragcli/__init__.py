@@ -30,6 +30,7 @@ __all__ = [
     "Index",
     "IndexNotFoundError",
     "IngestReport",
+    "Origin",
     "RagError",
     "SearchResult",
     "Span",
@@ -39,7 +40,7 @@ __all__ = [
 
 _WHERE = {
     "Answer": "types", "Chunk": "types", "Citation": "types", "Document": "types", "Hit": "types",
-    "IngestReport": "types", "SearchResult": "types", "Span": "types",
+    "IngestReport": "types", "Origin": "types", "SearchResult": "types", "Span": "types",
     "RagError": "errors", "IndexNotFoundError": "errors", "EmptyScopeError": "errors", "UsageError": "errors",
     "Index": "api", "AnswerParams": "answer", "Tally": "ingest",
 }

@@ -203,10 +203,17 @@ def literal_escapes(answer: str, texts: Sequence[str]) -> str:
 
 
 def to_citation(i: int, ev: Evidence) -> Citation:
-    """The citation of an evidence sentence, before ``verify`` checks it and says where it is."""
-    s = ev.span
-    return Citation(i, ev.source, ev.sha256, s.page if ev.paged else None, s.line_start, s.line_end,
-                    s.start, s.end, s.text, ev.encoding or "utf-8", context=ev.context)
+    """The citation of an evidence sentence, before ``verify`` checks it and says where it is:
+    the one place a citation's source, page and encoding are read off the ``Origin``.
+
+    >>> from ragcli.types import Origin, Span
+    >>> c = to_citation(1, Evidence(Span(2, 4, 9, 3, 3, "Quote"), Origin("/d/a.docx", "h", "docx", ""), 0.5))
+    >>> c.source, c.page, c.encoding, c.quote
+    ('/d/a.docx', None, 'utf-8', 'Quote')
+    """
+    s, o = ev.span, ev.origin
+    return Citation(i, o.path, o.sha256, o.page_of(s.page), s.line_start, s.line_end,
+                    s.start, s.end, s.text, o.text_encoding, context=ev.context)
 
 
 def repair_picks(answer: str, picked: list[Evidence], evidence: Sequence[Evidence], limit: int) -> list[Evidence]:
@@ -235,8 +242,8 @@ def drop_unsupported_picks(answer: str, picked: list[Evidence]) -> list[Evidence
     nothing with it is no citation. Only when some pick holds at least half of the answer's
     words: an answer like "Yes" or one typed in other words keeps every pick.
 
-    >>> from ragcli.types import Span
-    >>> ev = [Evidence(Span(1, 0, 1, 1, 1, t), "f", "h", False, "utf-8", 0.5) for t in ("2 weeks later", "74% identity")]
+    >>> from ragcli.types import Origin, Span
+    >>> ev = [Evidence(Span(1, 0, 1, 1, 1, t), Origin("f", "h"), 0.5) for t in ("2 weeks later", "74% identity")]
     >>> [e.span.text for e in drop_unsupported_picks("less than 2 weeks", ev)]
     ['2 weeks later']
     >>> len(drop_unsupported_picks("Yes", ev))
@@ -484,7 +491,7 @@ def answer_question(
     citations: list[Citation] = []
     problems: list[str] = []
     for ev in picked:
-        c, err = verifier.check(to_citation(len(citations) + 1, ev), ev.kind)
+        c, err = verifier.check(to_citation(len(citations) + 1, ev), ev.origin.kind)
         if c is None:
             problems.append(err)
         else:

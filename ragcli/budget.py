@@ -50,8 +50,8 @@ def estimate_tokens(text: str) -> int:
 def item_text(i: int, ev: Evidence, text: str | None = None) -> str:
     """How item ``i`` reads in the prompt: its number, its heading, its text on one line.
 
-    >>> from ragcli.types import Span
-    >>> ev = Evidence(Span(1, 0, 9, 1, 1, "It sold.\\n"), "f", "h", False, "utf-8", 0.5, context="2017")
+    >>> from ragcli.types import Origin, Span
+    >>> ev = Evidence(Span(1, 0, 9, 1, 1, "It sold.\\n"), Origin("f", "h"), 0.5, context="2017")
     >>> item_text(2, ev)
     '[2] (2017) It sold.'
     """

@@ -349,20 +349,20 @@ def _search_body(query: Optional[str], index: Optional[str], models: Optional[Pa
     q = _read_question(query)
     res = do_search(q, _settings(index, models), k=k, mode=mode, scope=scope or None)
     for h in res.hits:
-        c = h.chunk
+        c, page = h.chunk, h.origin.page_of(h.chunk.page)
         row = {
             "rank": h.rank, "score": round(h.score, 6), "similarity": round(h.similarity, 6),
-            "locator": locator(c.source, c.page if h.paged else None, c.line_start),
-            "source": c.source, "sha256": c.sha256, "page": c.page if h.paged else None,
+            "locator": locator(c.source, page, c.line_start),
+            "source": c.source, "sha256": c.sha256, "page": page,
             "line_start": c.line_start, "line_end": c.line_end, "start": c.start, "end": c.end,
-            "encoding": h.encoding or "utf-8", "text": c.text,
+            "encoding": h.origin.text_encoding, "text": c.text,
             **({"filters": scope.to_json()} if scope else {}),
         }
         if as_json:
             print(json_line(row))
         else:
-            where = _where(c.source, c.page if h.paged else None, c.line_start, c.line_end, of_kind(h.kind).page_label)
-            opens = locator(_display_path(c.source), c.page if h.paged else None, c.line_start)
+            where = _where(c.source, page, c.line_start, c.line_end, of_kind(h.origin.kind).page_label)
+            opens = locator(_display_path(c.source), page, c.line_start)
             _out(f"{h.rank}. {where}  (score {h.score:.3f})  {opens}")
             _out("   " + " ".join(c.text.split())[:400])
     if not res.hits and not as_json:

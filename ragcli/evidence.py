@@ -30,7 +30,7 @@ from .context import heading_above
 from .grounding import STOPWORDS
 from .injection import addressed_to_assistant
 from .models.embedders import Embedder, embed_batched
-from .types import Chunk, Hit, Span
+from .types import Chunk, Hit, Origin, Span
 
 _TOKEN = re.compile(r"\w+", re.U)
 
@@ -40,13 +40,9 @@ class Evidence:
     """One sentence offered to the model, with where it comes from."""
 
     span: Span
-    source: str
-    sha256: str
-    paged: bool
-    encoding: str
+    origin: Origin  # its hit's document: what ``verify`` re-reads, and how
     similarity: float  # cosine with the question (the abstention gates read this, not ``score``)
     score: float = 0.0  # what it was ranked by: similarity + lexical term
-    kind: str = "text"  # the source's Document.kind: how ``verify`` re-reads it
     context: str = ""  # the heading above it (``context.heading_above``): shown, never quoted
 
 
@@ -125,8 +121,7 @@ def select_evidence(question: str, question_vec, hits: Sequence[Hit], embedder: 
     if not (before or after):
         order = order[:n]
         return [
-            Evidence(cands[i][0], cands[i][1].chunk.source, cands[i][1].chunk.sha256, cands[i][1].paged,
-                     cands[i][1].encoding, float(sims[i]), float(scores[i]), cands[i][1].kind,
+            Evidence(cands[i][0], cands[i][1].origin, float(sims[i]), float(scores[i]),
                      heading_above(cands[i][1].chunk, cands[i][0]))
             for i in order
         ]
@@ -152,8 +147,7 @@ def select_evidence(question: str, question_vec, hits: Sequence[Hit], embedder: 
         # the gates read a run's closest sentence
         sim = max(float(sims[at_cand[id(h), j]]) for j in range(lo, hi + 1) if (id(h), j) in at_cand)
         run = run_of(h.chunk, lo, hi)
-        out.append(Evidence(run, h.chunk.source, h.chunk.sha256, h.paged, h.encoding, sim,
-                            float(scores[i]), h.kind, heading_above(h.chunk, run)))
+        out.append(Evidence(run, h.origin, sim, float(scores[i]), heading_above(h.chunk, run)))
     return out
 
 

@@ -142,7 +142,7 @@ class Tools:
         items = []
         for h in res.hits[offset:]:
             c = h.chunk
-            page = c.page if h.paged else None
+            page = h.origin.page_of(c.page)
             items.append({
                 "rank": h.rank, "locator": locators.locator(c.source, page, c.line_start), "source": c.source,
                 "page": page, "line_start": c.line_start, "line_end": c.line_end, "start": c.start, "end": c.end,

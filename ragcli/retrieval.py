@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING
 
 from .chunking import name_words
 from .config import DEFAULT_K, DEFAULT_MODE, as_mode
-from .formats import PAGED_KINDS
 from .index import IndexReader, fts_terms
 from .models.embedders import Embedder
 from .types import Hit
@@ -90,8 +89,7 @@ def search(store: IndexReader, embedder: Embedder, query: str, k: int = DEFAULT_
         if cid not in rows:
             raise store.damaged(f"chunk {cid} is in the vector index but not in the database")
         chunk, doc = rows[cid]
-        hits.append(Hit(chunk, score, rank, cos[cid], paged=doc.kind in PAGED_KINDS, encoding=doc.encoding,
-                        kind=doc.kind, size=doc.size))
+        hits.append(Hit(chunk, score, rank, cos[cid], doc.origin))
     return hits
 
 

@@ -4,7 +4,8 @@
     Page      the text of one page (PDF page, slide, EPUB chapter) or the whole file (everything else)
     Span      one sentence (or a piece of an over-long one) with exact offsets into its page text
     Chunk     consecutive spans of one page, the unit that is embedded and retrieved
-    Hit       a chunk found by a search, with its score
+    Origin    the document a passage came from: what re-reading and labelling it needs
+    Hit       a chunk found by a search, with its score and its Origin
     Citation  a verified quote, as printed by ``rag ask``
     Answer    the result of ``rag ask``
     SearchResult  the result of ``rag search``
@@ -86,15 +87,44 @@ class Chunk:
 
 
 @dataclass(frozen=True)
+class Origin:
+    """The document a passage came from, as the index recorded it at ingest: what re-reading
+    a quote (``verify``) and labelling it (its pages, its encoding) needs. ``Hit`` and
+    ``evidence.Evidence`` hold one; ``answer.to_citation`` builds a ``Citation`` from it."""
+
+    path: str  # the document's ``Document.path``: absolute path as ingested
+    sha256: str  # of the file's bytes at ingest
+    kind: str = "text"  # its ``Document.kind``: says how to re-read the quote
+    encoding: str = "utf-8"  # its ``Document.encoding``; "" for binary formats
+    size: int = 0  # its ``Document.size`` at ingest: verification re-reads no more than this (0: unknown)
+
+    @property
+    def paged(self) -> bool:
+        return self.kind in PAGED_KINDS  # as ``Document.paged``
+
+    @property
+    def text_encoding(self) -> str:
+        """The codec a citation names for its quote: the file's, or "utf-8" for the text a binary
+        format's reader extracts (``encoding`` is "" for those)."""
+        return self.encoding or "utf-8"
+
+    def page_of(self, page: int) -> int | None:
+        """Where a person finds a passage of page ``page``: that page of a paged document, None
+        in a file without pages (its one "page" is the whole file).
+
+        >>> Origin("/d/a.pdf", "h", "pdf").page_of(3), Origin("/d/a.txt", "h").page_of(1)
+        (3, None)
+        """
+        return page if self.paged else None
+
+
+@dataclass(frozen=True)
 class Hit:
     chunk: Chunk
     score: float  # higher is better; meaning depends on the retrieval mode
     rank: int  # 1-based
     similarity: float  # cosine of the query and chunk embeddings, whatever the mode
-    paged: bool = False
-    encoding: str = "utf-8"
-    kind: str = "text"  # the document's ``Document.kind``: says how to re-read the quote
-    size: int = 0  # the document's ``Document.size`` at ingest: verification re-reads no more than this (0: unknown)
+    origin: Origin  # the chunk's document: ``origin.path == chunk.source``
 
 
 @dataclass(frozen=True)

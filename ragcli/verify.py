@@ -15,7 +15,7 @@ changed is not verified at all (the index copy would no longer be what the file 
 
 Re-reading is bounded: only a regular file is read (a FIFO or a device in a cited file's
 place fails at once, with the reason), and no more than the size the index recorded at
-ingest (``Hit.size``): a file larger now has changed, and is not read to find that out.
+ingest (``Origin.size``): a file larger now has changed, and is not read to find that out.
 
 What it does not do: choose quotes (``answer``), or know any file format (``formats``, ``loaders``).
 """
@@ -57,10 +57,10 @@ def stored_pages(reader: IndexReader, cited: Iterable[tuple[str, int]]) -> Store
 
 
 def recorded_sizes(hits: Iterable[Hit]) -> dict[str, int]:
-    """The bytes each hit's file had at ingest (``documents.size``, carried by the hit: no
+    """The bytes each hit's file had at ingest (``documents.size``, in the hit's ``Origin``: no
     extra query), for the Verifier's bound. An e-mail attachment's recorded size is its own,
     not its e-mail's, so attachments are left out (their e-mail is read up to the default cap)."""
-    return {h.chunk.source: h.size for h in hits if h.size and loaders.container_of(h.chunk.source) == h.chunk.source}
+    return {o.path: o.size for o in (h.origin for h in hits) if o.size and loaders.container_of(o.path) == o.path}
 
 
 class Verifier:

@@ -9,7 +9,7 @@ from ragcli.answer import build_messages, to_citation
 from ragcli.context import heading_above, label_line
 from ragcli.evidence import select_evidence
 from ragcli.models.embedders import HashEmbedder
-from ragcli.types import Chunk, Hit, Span
+from ragcli.types import Chunk, Hit, Origin, Span
 
 
 def _chunk(text: str, heading: str = "") -> Chunk:
@@ -58,7 +58,7 @@ def test_a_long_chunk_heading_is_no_context_and_an_injected_one_is_dropped() -> 
 
 def test_context_travels_to_the_citation_and_the_prompt_but_not_the_quote() -> None:
     c = _chunk(REPORT, heading="3M 2018 10K")
-    hit = Hit(c, 1.0, 1, 0.9)
+    hit = Hit(c, 1.0, 1, 0.9, Origin(c.source, c.sha256))
     qv = np.zeros(256, dtype=np.float32)
     ev = select_evidence("Safety and Graphics sales in 2017?", qv, [hit], HashEmbedder(), n=4, min_words=4)
     by_text = {e.span.text: e for e in ev}
@@ -74,6 +74,6 @@ def test_context_travels_to_the_citation_and_the_prompt_but_not_the_quote() -> N
 
 def test_a_citation_without_context_has_no_context_key() -> None:
     c = _chunk("Plain text without any heading at all here.")
-    cit = to_citation(1, select_evidence("heading", np.zeros(256, dtype=np.float32), [Hit(c, 1.0, 1, 0.9)],
-                                         HashEmbedder(), n=1)[0])
+    hit = Hit(c, 1.0, 1, 0.9, Origin(c.source, c.sha256))
+    cit = to_citation(1, select_evidence("heading", np.zeros(256, dtype=np.float32), [hit], HashEmbedder(), n=1)[0])
     assert "context" not in cit.to_json()

@@ -6,7 +6,7 @@ import numpy as np
 
 from ragcli.evidence import content_words, lexical_scores, select_evidence
 from ragcli.models.embedders import HashEmbedder
-from ragcli.types import Chunk, Hit, Span
+from ragcli.types import Chunk, Hit, Origin, Span
 
 
 class FixedEmbedder(HashEmbedder):
@@ -25,7 +25,7 @@ def _hit(sentences: list[str], rank: int = 1, heading: str = "", source: str = "
         text += s + " "
         pos = len(text)
     chunk = Chunk(f"k{rank}", source, "0" * 64, 1, 0, len(text) - 1, 1, 1, text[:-1], tuple(spans), heading=heading)
-    return Hit(chunk, 1.0 / rank, rank, 0.6)
+    return Hit(chunk, 1.0 / rank, rank, 0.6, Origin(source, chunk.sha256))
 
 
 def test_content_words_drop_stop_words_and_case() -> None:
@@ -80,7 +80,7 @@ def test_a_sentence_repeated_in_the_corpus_is_offered_once() -> None:
     ev = select_evidence("blue dots", np.eye(256, dtype=np.float32)[0], [a, b], FixedEmbedder(), n=5)
     texts = [" ".join(e.span.text.split()) for e in ev]
     assert texts.count(same) == 1
-    assert next(e for e in ev if " ".join(e.span.text.split()) == same).source == "/d/a.md"
+    assert next(e for e in ev if " ".join(e.span.text.split()) == same).origin.path == "/d/a.md"
 
 
 def test_a_run_is_the_sentence_and_its_neighbour_copied_from_the_page() -> None:
@@ -127,7 +127,7 @@ from ragcli.evidence import Evidence  # noqa: E402
 def _ev(page: str, start: int, end: int, context: str = "") -> Evidence:
     line = page.count("\n", 0, start) + 1
     s = Span(1, start, end, line, page.count("\n", 0, max(end - 1, start)) + 1, page[start:end])
-    return Evidence(s, "/d/a.txt", "0" * 64, False, "utf-8", 0.6, context=context)
+    return Evidence(s, Origin("/d/a.txt", "0" * 64), 0.6, context=context)
 
 
 def _words(text: str) -> int:  # a tokenizer double: one token per word or mark

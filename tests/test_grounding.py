@@ -18,7 +18,7 @@ from ragcli.evidence import Evidence
 from ragcli.grounding import answer_support, polarity_conflict, support, table_mismatch, unsupported_claims
 from ragcli.models.embedders import HashEmbedder
 from ragcli.models.generators import ScriptedGenerator
-from ragcli.types import Span
+from ragcli.types import Origin, Span
 
 QUOTES = ["Every head has its own keys, so one token takes 524,288 bytes, exactly 0.5 MiB per token."]
 
@@ -51,7 +51,7 @@ def test_support_share() -> None:
 
 
 def _ev(text: str) -> Evidence:
-    return Evidence(Span(1, 0, len(text), 1, 1, text), "/x.md", "0" * 64, False, "utf-8", 0.5)
+    return Evidence(Span(1, 0, len(text), 1, 1, text), Origin("/x.md", "0" * 64), 0.5)
 
 
 def test_repair_puts_the_supporting_sentence_first() -> None:

@@ -97,7 +97,7 @@ def test_other_encodings_are_decoded_and_recorded_so_quotes_stay_exact(codec: st
     r = pipeline.ingest([str(f)], settings, embedder=EMB)
     assert r.added == (str(f),) and not r.failed
     hit = pipeline.search("crème brûlée dessert", settings, embedder=EMB).hits[0]
-    assert hit.encoding == codec
+    assert hit.origin.encoding == codec
     with open(f, encoding=codec, newline="") as fh:
         assert fh.read()[hit.chunk.start : hit.chunk.end] == hit.chunk.text
     assert "Crème brûlée" in hit.chunk.text  # decoded right, not mojibake

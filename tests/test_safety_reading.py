@@ -318,10 +318,10 @@ def test_hits_carry_the_size_recorded_at_ingest_and_the_verifier_reads_no_more(t
     f.write_text(GOOD)
     pipeline.ingest([str(f)], settings, embedder=EMB)
     hit = pipeline.search("apples ripen", settings, embedder=EMB).hits[0]
-    assert hit.size == len(GOOD.encode())  # documents.size, from the same query as the chunk
+    assert hit.origin.size == len(GOOD.encode())  # documents.size, from the same query as the chunk
     f.write_text(GOOD + "More text appended after the ingest.\n")
-    assert Verifier(sizes={str(f): hit.size}).data(str(f)) is None
-    assert "bytes now" in Verifier(sizes={str(f): hit.size}).unreadable(str(f))
+    assert Verifier(sizes={str(f): hit.origin.size}).data(str(f)) is None
+    assert "bytes now" in Verifier(sizes={str(f): hit.origin.size}).unreadable(str(f))
     assert Verifier().data(str(f)) == f.read_bytes()  # no recorded size (a JSON citation): the default cap
 
 

@@ -223,7 +223,7 @@ def test_index_api_and_a_batch_line_with_its_own_filter(tmp_path: Path) -> None:
         res = idx.search("K-quant Q4_K_M", k=4, path=f"{docs}/*.txt")
         assert len(res.hits) == 4 and all(h.chunk.source.endswith(".txt") for h in res.hits)
         assert res.scope is not None and res.scope.paths == (f"{docs}/*.txt",)
-        assert all(h.kind == "pdf" for h in idx.search("K-quant", k=3, type="pdf", since=datetime(2000, 1, 1)).hits)
+        assert all(h.origin.kind == "pdf" for h in idx.search("K-quant", k=3, type="pdf", since=datetime(2000, 1, 1)).hits)
         with pytest.raises(EmptyScopeError, match="no indexed document matches --type eml"):
             idx.search("K-quant", type="eml")
         with pytest.raises(UsageError, match="unknown document type"):

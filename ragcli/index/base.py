@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from ..errors import DamagedIndexError, RagError, StaleIndexError
-from ..types import Chunk, Document, Page, Span
+from ..types import Chunk, Document, Origin, Page, Span
 from .locations import in_command, password_note, shown
 
 if TYPE_CHECKING:
@@ -70,6 +70,11 @@ class DocRow:
     mtime: float
     n_pages: int
     ingested_at: float
+
+    @property
+    def origin(self) -> Origin:
+        """What a hit on one of its chunks carries of it."""
+        return Origin(self.path, self.sha256, self.kind, self.encoding, self.size)
 
 
 @dataclass(frozen=True)
