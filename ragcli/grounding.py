@@ -60,7 +60,7 @@ def unsupported_claims(answer: str, quotes: Iterable[str], question: str = "") -
     missing = sorted(_numbers(answer) - _numbers(quoted + " " + question))
     # names, identifiers and options ("--atomic", "os.EOL", "Linux") must stand in a quote too
     hay = normalize(quoted + "\n" + question)
-    for t in [*specific_terms(" " + answer), *re.findall(r"(?<![\w-])--?[A-Za-z][\w-]*", answer)]:
+    for t in [*specific_terms(answer, as_question=False), *re.findall(r"(?<![\w-])--?[A-Za-z][\w-]*", answer)]:
         if normalize(t) in ("yes", "no") or _numbers(t) and not re.search(r"[^\W\d_]", t):
             continue  # yes/no is the polarity check's; a plain number is checked above
         if not term_pattern(t).search(hay) and normalize(t) not in hay and t not in missing:

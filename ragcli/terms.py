@@ -3,7 +3,7 @@
 A question that names something the folder does not hold ("Tesla's revenue in 2021?" over
 Pfizer's 10-K, "Git 2.40" over the 2.39 release notes) is still answered by a small model
 from whatever is closest. ``specific_terms`` picks the terms such a question hinges on:
-numbers of two or more digits (years, versions, "3type", "FY2025"), identifiers (``os.EOL``,
+numbers of two or more digits (years, versions, "3type"; "FY2025" is its year), identifiers (``os.EOL``,
 ``PRIORITY_HIGH``) and names (a capitalised word that does not open the question);
 ``missing_terms`` says which of them no retrieved passage, heading or file name contains.
 It does not decide what to do about it (``answer``) and does not rank (``evidence``).
@@ -28,7 +28,20 @@ QUESTION_WORDS = frozenset(
     "according if i my we our you your the a an and or between since until".split()
 )
 
-_TOKEN = re.compile(r"[^\W_][\w.@+-]*[^\W_]|[^\W_]", re.U)  # "os.EOL", "2.41.1", "Coca-Cola", "h11"
+_TOKEN = re.compile(r"[^\W_][\w.@+&-]*[^\W_]|[^\W_]", re.U)  # "os.EOL", "2.41.1", "Coca-Cola", "h11", "PP&E"
+
+# Words that name a measure or a unit, not a thing a folder may lack: a filing answers "COGS in
+# USD millions" with "Cost of sales ... $", "the CAGR" with the figures it is computed from.
+MEASURE_WORDS = frozenset(
+    "usd eur gbp jpy cny rmb chf cad aud inr krw brl mxn "
+    "cogs ebit ebitda ebitdar cagr eps roa roe roi roic fcf yoy qoq ttm ltm kpi capex opex "
+    "pp&e p&l d&a r&d sg&a m&a".split()
+)
+# A fiscal or calendar period: "FY2018", "FY20", "CY2019", "Q2", "Q22023", "H1", "1H22", "3Q21".
+_PERIOD = re.compile(r"(?:FY|CY|[QH][1-4]|[1-4][QH])(\d{2}|\d{4})?", re.I)
+# Where a question defines its own words: "DPO is defined as: 365 * (...).", "... (DPO)".
+_DEFINITION = re.compile(r"\b(?:here\s+)?(?:is|are)\s+defined\s+as\b.*?(?:[.?!](?=\s|$)|$)", re.I | re.S)
+_DEFINED = re.compile(r"(\S+)\s+(?:here\s+)?(?:is|are)\s+defined\s+as\b|\(([A-Z][A-Za-z&]*[A-Z])\)")
 
 
 def normalize(text: str) -> str:
@@ -42,8 +55,10 @@ def _is_specific(token: str, first: bool) -> bool:
     ...  if _is_specific(t, t == "What")]
     ['2021', '2.40', 'Tesla', 'Windows', 'PRIORITY_HIGH', 'os.EOL']
     """
+    if normalize(token) in MEASURE_WORDS:
+        return False
     if sum(ch.isdigit() for ch in token) >= 2 or (any(ch.isdigit() for ch in token) and any(ch.isalpha() for ch in token)):
-        return True  # a year, version, code, "3type", "FY2023"
+        return True  # a year, version, code, "3type", "R0"
     if "_" in token or re.search(r"[a-z]\.[A-Za-z]", token):
         return True  # an identifier: PRIORITY_HIGH, os.EOL
     if token[:1].isupper() and not first and normalize(token) not in QUESTION_WORDS:
@@ -51,8 +66,14 @@ def _is_specific(token: str, first: bool) -> bool:
     return False
 
 
-def specific_terms(question: str) -> list[str]:
+def specific_terms(question: str, as_question: bool = True) -> list[str]:
     """The question's rare, specific terms, in order, each once ("'s" and trailing dots dropped).
+
+    A fiscal period stands for its year ("FY2018": "2018"); measure and unit words ("USD",
+    "COGS") are none. In a question (``as_question``) the word opening any of its sentences is
+    no name by its capital ("Round your answer ..."), nor is a term the question defines itself
+    ("days payable outstanding (DPO)", "DPO is defined as: ..."). An answer's terms
+    (``as_question=False``, ``grounding``) are read with only its first word exempt.
 
     >>> specific_terms("What was Tesla's total revenue in 2021?")
     ['Tesla', '2021']
@@ -60,15 +81,26 @@ def specific_terms(question: str) -> list[str]:
     ['Git', '2.40']
     >>> specific_terms("Is Corepack enabled by default?"), specific_terms("Does the ferry run on public holidays?")
     (['Corepack'], [])
+    >>> specific_terms("What is the FY2018 capex (in USD millions) for 3M? Round your answer. Give a response.")
+    ['2018', '3M']
+    >>> specific_terms("What is Corning's FY2020 days payable outstanding (DPO)? DPO is defined as: 365 * (FY20 COGS).")
+    ['Corning', '2020']
     """
-    text = re.sub(r"[`'\"()\[\]]", " ", question.replace("’", "'"))
+    question = question.replace("’", "'")
+    defined = {normalize(a or b).rstrip(":") for a, b in _DEFINED.findall(question)} if as_question else set()
+    text = re.sub(r"[`'\"()\[\]]", " ", _DEFINITION.sub(" . ", question) if as_question else question)
     text = re.sub(r"(?<=\w)'s\b", "", text)
     out: list[str] = []
-    for i, m in enumerate(re.finditer(r"\S+", text)):
+    opens = True  # the word opening the question, or a sentence of it, names nothing by its capital
+    for m in re.finditer(r"\S+", text):
         for tok in _TOKEN.findall(m.group(0)):
             tok = re.sub(r"(?<=\d)(st|nd|rd|th)$", "", tok.rstrip("."))  # "11th": the number
-            if tok and _is_specific(tok, i == 0) and tok not in out:
+            if period := _PERIOD.fullmatch(tok):  # "FY2018" is found as "2018"; "Q2" alone names nothing
+                year = period.group(1)
+                tok = ("20" + year if year and len(year) == 2 else year) or ""
+            if tok and normalize(tok) not in defined and _is_specific(tok, opens) and tok not in out:
                 out.append(tok)
+        opens = as_question and m.group(0).endswith((".", "?", "!", ":", ";"))
     return out
 
 

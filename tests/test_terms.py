@@ -19,6 +19,18 @@ from ragcli.terms import missing_terms, specific_terms, term_pattern
         ("Does the ferry run on public holidays?", []),
         ("Can a division head approve capital spending of $1 million?", []),  # "1" is no term
         ("Which CVEs were fixed in Git 2.41.1?", ["CVEs", "Git", "2.41.1"]),
+        # a fiscal period is its year; measure and unit words name nothing a folder may lack
+        ("What is the FY2018 capital expenditure amount (in USD millions) for 3M?", ["2018", "3M"]),
+        ("What was Pfizer's net PP&E in FY20 and Q2 2023?", ["Pfizer", "2020", "2023"]),
+        ("What was MGM's H1 FY2023 EBITDA and its 3Q21 COGS?", ["MGM", "2023", "2021"]),
+        # a word opening any sentence of the question, and what the question defines, are no names
+        ("What is Adobe's FY2017 operating cash flow ratio? Round your answer to two decimal places. "
+         "Please utilize the balance sheet.", ["Adobe", "2017"]),
+        ("Here's the question: what is the FY2015 ratio for AMD?", ["2015", "AMD"]),
+        ("What is Amazon's FY2017 days payable outstanding (DPO)? DPO is defined as: 365 * (average "
+         "accounts payable between FY2016 and FY2017) / (FY2017 COGS). Round your answer.", ["Amazon", "2017"]),
+        ("What is the FY2019 cash conversion cycle (CCC) for General Mills? CCC is defined as: DIO + DSO - DPO.",
+         ["2019", "General", "Mills"]),
     ],
 )
 def test_specific_terms(question: str, terms: list[str]) -> None:
@@ -60,3 +72,20 @@ def test_spelling_variants_and_typos_are_not_missing_terms() -> None:
     assert missing_terms("Did Tesla report a loss?", ["Tesla's rival Tesco"]) == []
     assert missing_terms("Did Tesla report a loss?", ["Tesco and Texas"]) == ["Tesla"]  # short names: no typo allowance
     assert missing_terms("What happened on March 11th?", ["on 11 March"]) == []
+
+
+def test_an_answer_keeps_the_names_that_open_its_later_sentences() -> None:
+    """Only a question's sentences open with words that name nothing; an answer's names count wherever they stand."""
+    assert specific_terms("Yes. Tesla reported it. Round numbers.", as_question=False) == ["Tesla", "Round"]
+    assert specific_terms("Yes. Tesla reported it. Round numbers.") == []
+
+
+def test_a_filing_answers_a_question_written_as_analysts_write_them() -> None:
+    """FinanceBench's questions name a fiscal year as "FY2018", the unit as "USD", and add
+    instructions ("Round your answer ...", "Give a response ..."); the filing says "2018" and "$"."""
+    filing = ["3M 2018 10K", "Purchases of property, plant and equipment (PP&E) (1,577) (1,373) in 2018 and 2017"]
+    q = ("What is the FY2018 capital expenditure amount (in USD millions) for 3M? Give a response to the "
+         "question by relying on the details shown in the cash flow statement.")
+    assert missing_terms(q, filing) == []
+    assert missing_terms(q.replace("3M", "Tesla"), filing) == ["Tesla"]  # the gate still stops what is absent
+    assert missing_terms(q.replace("FY2018", "FY2021"), filing) == ["2021"]
