@@ -22,6 +22,7 @@ from realfolders import QUESTIONS, load_questions  # noqa: E402
 from ragcli import pipeline  # noqa: E402
 from ragcli.answer import AnswerParams, fit_prompt, offer  # noqa: E402
 from ragcli.budget import estimate_tokens  # noqa: E402
+from ragcli.config import DEFAULT_MODE  # noqa: E402
 
 
 def main(argv: list[str]) -> int:
@@ -32,7 +33,7 @@ def main(argv: list[str]) -> int:
         s = settings[q["folder"]]
         with pipeline.open_index(s) as st:
             embs[q["folder"]] = embs.get(q["folder"]) or pipeline.embedder_for_index(st, s, None)
-            found[q["id"]] = pipeline._search(st, embs[q["folder"]], q["question"], 10, s.mode)
+            found[q["id"]] = pipeline._search(st, embs[q["folder"]], q["question"], 10, DEFAULT_MODE)
     for arg in argv:
         mw, sw = map(int, arg.split(","))
         p = replace(AnswerParams(), min_words=mw, short_words=sw)

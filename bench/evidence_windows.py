@@ -26,6 +26,7 @@ from qa import MemoEmbedder, load_questions  # noqa: E402
 
 from ragcli import pipeline  # noqa: E402
 from ragcli.answer import AnswerParams, offer  # noqa: E402
+from ragcli.config import DEFAULT_MODE  # noqa: E402
 from ragcli.evaluate import hits_gold_span  # noqa: E402
 from ragcli.index import open as open_store  # noqa: E402
 from ragcli.retrieval import search  # noqa: E402
@@ -65,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         emb = MemoEmbedder(pipeline.embedder_for_index(st, settings, None))
         for g in golds:
             qv = emb.embed_query([g.question])[0]
-            hits = search(st, emb, g.question, args.k, settings.mode, query_vector=qv)
+            hits = search(st, emb, g.question, args.k, DEFAULT_MODE, query_vector=qv)
             evidence, _ = offer(g.question, qv, hits, emb, AnswerParams(k=args.k, n_evidence=most, context_after=0))  # single sentences
             for way, (n, before, after) in WAYS.items():
                 sentences = shown(evidence, hits, n, before, after)

@@ -40,6 +40,7 @@ from common import (  # noqa: E402
 
 import ragcli  # noqa: E402
 from ragcli import pipeline  # noqa: E402
+from ragcli.config import DEFAULT_MODE  # noqa: E402
 from ragcli.evaluate import found_at, percentile  # noqa: E402
 from ragcli.index import open as open_store  # noqa: E402
 from ragcli.retrieval import DOC_WEIGHT, LEXICAL_WEIGHT, NAME_WEIGHT, search  # noqa: E402
@@ -98,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         questions = [q for q in questions if q["doc_name"] in names]
     if args.limit:
         questions = questions[: args.limit]
-    mode = args.mode or settings.mode
+    mode = args.mode or DEFAULT_MODE
     rows, per_setting = [], {}
     with open_store(index).reader() as st:
         emb = pipeline.embedder_for_index(st, settings, None)

@@ -29,6 +29,7 @@ from realfolders import QUESTIONS, load_questions  # noqa: E402
 
 from ragcli import pipeline  # noqa: E402
 from ragcli.answer import AnswerParams, build_messages, fit_prompt, offer, to_citation  # noqa: E402
+from ragcli.config import DEFAULT_MODE  # noqa: E402
 from ragcli.verify import Verifier, recorded_sizes, stored_pages  # noqa: E402
 
 # Qwen2.5's chat template for a system and a user message, as llama.cpp renders it
@@ -65,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         with pipeline.open_index(s) as st:
             emb = embedders.get(q["folder"]) or pipeline.embedder_for_index(st, s, None)
             embedders[q["folder"]] = emb
-            res, qv = pipeline._search(st, emb, q["question"], params.k, s.mode)
+            res, qv = pipeline._search(st, emb, q["question"], params.k, DEFAULT_MODE)
             verifier = Verifier(stored_pages(st, [(h.chunk.source, h.chunk.page) for h in res.hits]),
                                 recorded_sizes(res.hits))
         evidence, why_not = offer(q["question"], qv, res.hits, emb, params)

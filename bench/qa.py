@@ -46,6 +46,7 @@ from common import (  # noqa: E402
 import ragcli  # noqa: E402
 from ragcli import pipeline  # noqa: E402
 from ragcli.answer import AnswerParams, offer  # noqa: E402
+from ragcli.config import DEFAULT_MODE  # noqa: E402
 from ragcli.evaluate import FUNNEL_STAGES, Gold, funnel, lost_at, score, summarize, summarize_funnel  # noqa: E402
 from ragcli.index import open as open_store  # noqa: E402
 from ragcli.retrieval import search as retrieve  # noqa: E402
@@ -140,8 +141,8 @@ def diagnose(st, emb, g: Gold, settings, params: AnswerParams) -> dict:
     """What ``rag ask`` retrieves and offers for ``g`` under ``params`` (no model run):
     the first 50 chunks, the candidates' count, the offered sentences and whether a gate stops it."""
     qv = emb.embed_query([g.question])[0]
-    ranked = retrieve(st, emb, g.question, max(FUNNEL_DEPTH, params.k), settings.mode, query_vector=qv)
-    hits = retrieve(st, emb, g.question, params.k, settings.mode, query_vector=qv)  # exactly ask's call
+    ranked = retrieve(st, emb, g.question, max(FUNNEL_DEPTH, params.k), DEFAULT_MODE, query_vector=qv)
+    hits = retrieve(st, emb, g.question, params.k, DEFAULT_MODE, query_vector=qv)  # exactly ask's call
     offered, why_not = offer(g.question, qv, hits, emb, params)
     return {"ranked": [(h.chunk.source, h.chunk.start, h.chunk.end) for h in ranked],
             "k": params.k,
