@@ -4,7 +4,7 @@ A question that names something the folder does not hold ("Tesla's revenue in 20
 Pfizer's 10-K, "Git 2.40" over the 2.39 release notes) is still answered by a small model
 from whatever is closest. ``specific_terms`` picks the terms such a question hinges on:
 numbers of two or more digits (years, versions, "3type"; "FY2025" is its year), identifiers (``os.EOL``,
-``PRIORITY_HIGH``) and names (a capitalised word that does not open the question);
+``PRIORITY_HIGH``) and names (a capitalised word that opens none of the question's sentences);
 ``missing_terms`` says which of them no retrieved passage, heading or file name contains.
 It does not decide what to do about it (``answer``) and does not rank (``evidence``).
 """
