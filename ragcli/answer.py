@@ -77,6 +77,12 @@ class AnswerParams:
     # answers of main's run (bench/results/realfolders-20261202.json): 0.5 turns away 4 of the 6
     # wrong and 1 of the 7 right (the held-out split was not looked at for it).
     min_replaced_coverage: float = 0.5
+    # a backed answer whose quotes (with headings and file names) hold less than this share of the
+    # question's content words is no_evidence: "2" from "The path to a Python executable. 2." for
+    # "Which Python version do I need to use system trust stores with pip?" (25%). Realfolders tune
+    # split (bench/results/realfolders-20261203-terms-fix.json): the backed answers below 0.5 were
+    # 2 wrong and no right one; at 0.5 one right and one wrong (the held-out split was not looked at).
+    min_backed_coverage: float = 0.45
 
 
 NO_EVIDENCE_TEXT = "The indexed documents do not contain an answer to this question."
@@ -267,11 +273,17 @@ def quoted(c: Citation) -> str:
     return f"({c.context}) {c.quote}" if c.context else c.quote
 
 
+_VERSION = re.compile(r"v?\d+(?:\.\d+)+")
+
+
 def names_not_cited(question: str, citations: Sequence[Citation], hits: Sequence[Hit]) -> list[str]:
-    """The names of the question ("Neurology", "Tesla": capitalised words, ``terms``) that no
-    cited document holds in its retrieved passages, headings or path: the answer is then about
-    something else (the board memo's table for "the Neurology division", which it lacks)."""
-    names = [t for t in specific_terms(question) if t[:1].isupper() and not any(ch.isdigit() for ch in t)]
+    """The names of the question ("Neurology", "Tesla": capitalised words, ``terms``) and its
+    versions ("3.0", "2.40") that no cited document holds in its retrieved passages, headings or
+    path: the answer is then about something else (the board memo's table for "the Neurology
+    division", which it lacks; uvicorn's "Python :: 3.12" for "Which Python version does
+    requests 3.0 require?")."""
+    names = [t for t in specific_terms(question) if t[:1].isupper() and not any(ch.isdigit() for ch in t)
+             or _VERSION.fullmatch(t)]
     if not names:
         return []
     cited = {c.source for c in citations}
@@ -516,6 +528,10 @@ def answer_question(
         # version was h11 0.11.x." for "Does h11 have dependencies outside the standard library?")
         missing = ["its quotes do not speak to what the question asks"]
         answer_sup = "unsupported"
+    if not missing and covered < params.min_backed_coverage:
+        return no_evidence(question, model, emb, timings,
+                           f"the quotes hold only {covered:.0%} of the question's words: they are about "
+                           "something else", problems)
     replace_why = "; ".join(missing) if missing else \
         "it only repeats the question" if repeats_question(text, question) else ""
     contradicted = any(m.startswith("the answer says yes, the") for m in missing)  # a quote that says no

@@ -403,3 +403,45 @@ def test_an_answer_whose_documents_lack_the_name_the_question_asks_about_is_no_e
     ans = pipeline.ask("What was the Surgical Robotics division's revenue in FY2024?", settings, embedder=emb,
                        generator=ScriptedGenerator(reply), params=anything)
     assert ans.status == "answered" and ans.answer_text == "$16.8 million"
+
+
+def test_a_version_the_question_names_must_be_in_the_cited_document(tmp_path: Path) -> None:
+    (tmp_path / "uvicorn-METADATA.txt").write_text(
+        "Name: uvicorn\nClassifier: Programming Language :: Python :: 3.12\nRequires-Python: >=3.11\n",
+        encoding="utf-8")
+    (tmp_path / "parser-NEWS.txt").write_text("Release 3.0 of the parser was withdrawn.\n", encoding="utf-8")
+    settings = resolve_settings(index=tmp_path / "index")
+    emb = HashEmbedder()
+    pipeline.ingest([str(tmp_path / "uvicorn-METADATA.txt"), str(tmp_path / "parser-NEWS.txt")], settings,
+                    embedder=emb)
+
+    def reply(messages, grammar):  # uvicorn's classifier, for a version of requests the folder lacks
+        return json.dumps({"answer": "3.12", "evidence": [_ids(messages, "3.12")]})
+
+    anything = replace(LOOSE, min_similarity=-1.0, min_sentence_similarity=-1.0, min_evidence_similarity=-1.0)
+    ask = "Which Python version does requests 3.0 require?"
+    ans = pipeline.ask(ask, settings, embedder=emb, generator=ScriptedGenerator(reply), params=anything)
+    assert ans.status == "no_evidence" and 'do not mention "3.0"' in ans.reason  # the parser's 3.0 is not cited
+    ans = pipeline.ask("Which Python version does uvicorn list?", settings, embedder=emb,
+                       generator=ScriptedGenerator(reply), params=anything)
+    assert ans.status == "answered" and ans.answer_text == "3.12"
+
+
+def test_a_backed_answer_whose_quotes_hold_little_of_the_question_is_no_evidence(kv_index) -> None:
+    settings, emb = kv_index
+
+    def reply(messages, grammar):  # a number the quote holds, for a question it does not speak to
+        return json.dumps({"answer": "524,288", "evidence": [_ids(messages, "524,288")]})
+
+    anything = replace(LOOSE, min_similarity=-1.0, min_sentence_similarity=-1.0, min_evidence_similarity=-1.0)
+    ask = "How many bytes does the certificate bundle of the mirror need on disk?"
+    ans = pipeline.ask(ask, settings, embedder=emb, generator=ScriptedGenerator(reply), params=anything)
+    assert ans.status == "no_evidence" and "of the question's words" in ans.reason and ans.citations == ()
+    # the same reply, for the question the quote does answer, stands
+    ans = pipeline.ask("How many bytes does one token of Llama 2 7B take?", settings, embedder=emb,
+                       generator=ScriptedGenerator(reply), params=anything)
+    assert ans.status == "answered" and ans.answer_text == "524,288" and ans.support == "supported"
+    # and with the share allowed down to nothing the first is answered too
+    ans = pipeline.ask(ask, settings, embedder=emb, generator=ScriptedGenerator(reply),
+                       params=replace(anything, min_backed_coverage=0.0))
+    assert ans.status == "answered"
