@@ -129,10 +129,21 @@ class Scored:
 
 
 def same_source(cited: str, gold: str) -> bool:
-    """``gold`` is an absolute path, or a relative path / file name the cited path ends with."""
+    """``gold`` is an absolute path, or a relative path / file name the cited path ends with; in a
+    relative one, ``*`` stands for any characters but "/" (a package's METADATA whatever its version).
+
+    >>> same_source("/f/pypi/opencv_python-5.1.0.95-METADATA.txt", "pypi/opencv_python-*-METADATA.txt")
+    True
+    >>> same_source("/f/pypi/other/opencv_python-5.1-METADATA.txt", "pypi/opencv_python-*-METADATA.txt")
+    False
+    """
     if Path(gold).is_absolute():
         return Path(cited) == Path(gold)
-    return cited == gold or cited.endswith("/" + gold.lstrip("./"))
+    gold = gold.lstrip("./")
+    if "*" in gold:
+        pattern = "(?:^|/)" + "[^/]*".join(re.escape(part) for part in gold.split("*")) + "$"
+        return re.search(pattern, cited) is not None
+    return cited == gold or cited.endswith("/" + gold)
 
 
 def overlaps(a: tuple[int, int], b: tuple[int, int]) -> bool:
